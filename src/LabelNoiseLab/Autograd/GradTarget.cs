@@ -1,0 +1,39 @@
+using LabelNoiseLab.Tensors;
+
+namespace LabelNoiseLab.Autograd;
+
+/// <summary>
+/// Where a backward writes an input's gradient: the span, and whether to add to it (something
+/// already flowed in) or overwrite it (first contribution since the gradient was reset).
+/// </summary>
+public readonly ref struct GradTarget
+{
+    public readonly Span<float> Span;
+    public readonly bool Accumulate;
+
+    private GradTarget(Span<float> span, bool accumulate)
+    {
+        Span = span;
+        Accumulate = accumulate;
+    }
+
+    /// <summary>GEMM beta for writing into this target.</summary>
+    public float Beta => Accumulate ? 1f : 0f;
+
+    public static GradTarget For(Tensor t)
+    {
+        var g = t.EnsureGrad();
+        bool accumulate = !t.GradIsZero;
+        t.GradIsZero = false;
+        return new GradTarget(g.Span, accumulate);
+    }
+
+    /// <summary>Adds (or writes) <paramref name="value"/> into the target.</summary>
+    public void Add(ReadOnlySpan<float> value)
+    {
+        if (Accumulate)
+            System.Numerics.Tensors.TensorPrimitives.Add(Span, value, Span);
+        else
+            value.CopyTo(Span);
+    }
+}

@@ -1,0 +1,134 @@
+using LabelNoiseLab.Tensors;
+
+namespace LabelNoiseLab.Autograd;
+
+/// <summary>
+/// One recorded operation: which op, its output, up to three inputs, and whatever the op saved
+/// for its backward. A struct in a reused array, so recording allocates nothing.
+/// </summary>
+public struct TapeEntry
+{
+    public Op Op;
+    public Tensor Output;
+    public Tensor? A;
+    public Tensor? B;
+    public Tensor? C;
+    /// <summary>A workspace the forward filled for the backward (softmax, mask, im2col...).</summary>
+    public Tensor? Saved;
+    /// <summary>Non-tensor state: labels, layer geometry, a hook.</summary>
+    public object? State;
+    public float Scalar;
+    public int Int0;
+    public int Int1;
+}
+
+/// <summary>An operation: its static forward records a <see cref="TapeEntry"/>, its backward reads it.</summary>
+public abstract class Op
+{
+    public abstract void Backward(Tape tape, in TapeEntry e);
+}
+
+/// <summary>
+/// Reverse-mode autograd tape. A training step is <c>Reset(); forward...; Backward(loss)</c>.
+/// Every tensor an op creates comes from <see cref="Workspace"/>, a pool indexed by call order,
+/// so for a fixed batch shape the k-th op of a step gets the same buffer every step and a step
+/// allocates nothing once warm. Consequence: a tensor returned by an op is valid only until the
+/// same tape is reset and run again; copy what must outlive the step.
+/// </summary>
+public sealed class Tape
+{
+    private TapeEntry[] _entries = new TapeEntry[64];
+    private int _count;
+    private readonly List<Tensor> _pool = [];
+    private int _cursor;
+
+    /// <param name="recording">False for evaluation: ops run, nothing is recorded, no gradients.</param>
+    public Tape(bool recording = true) => IsRecording = recording;
+
+    public bool IsRecording { get; set; }
+
+    /// <summary>Number of recorded operations since the last <see cref="Reset"/>.</summary>
+    public int Count => _count;
+
+    public ReadOnlySpan<TapeEntry> Entries => _entries.AsSpan(0, _count);
+
+    /// <summary>Starts a new step: forgets recorded ops and rewinds the workspace pool.</summary>
+    public void Reset()
+    {
+        _count = 0;
+        _cursor = 0;
+    }
+
+    /// <summary>The next pooled buffer, reshaped; contents unspecified.</summary>
+    public Tensor Workspace(ReadOnlySpan<int> shape)
+    {
+        Tensor t;
+        if (_cursor < _pool.Count)
+        {
+            t = _pool[_cursor];
+            t.Resize(shape);
+        }
+        else
+        {
+            t = new Tensor(shape.ToArray());
+            _pool.Add(t);
+        }
+        _cursor++;
+        t.RequiresGrad = false;
+        t.GradIsZero = true;
+        return t;
+    }
+
+    public Tensor Workspace(int d0) => Workspace([d0]);
+
+    public Tensor Workspace(int d0, int d1) => Workspace([d0, d1]);
+
+    public Tensor Workspace(int d0, int d1, int d2, int d3) => Workspace([d0, d1, d2, d3]);
+
+    /// <summary>A pooled tensor object that shares <paramref name="source"/>'s storage under another shape.</summary>
+    public Tensor View(Tensor source, ReadOnlySpan<int> shape)
+    {
+        var t = Workspace(ReadOnlySpan<int>.Empty);
+        t.Rebind(source.Data, shape);
+        if (t.Length != source.Length)
+            throw new ShapeException($"cannot view {source.Describe()} as [{string.Join(", ", shape.ToArray())}]");
+        return t;
+    }
+
+    /// <summary>Whether an op consuming <paramref name="input"/> must record itself.</summary>
+    public bool Tracks(Tensor input) => IsRecording && input.RequiresGrad;
+
+    public bool Tracks(Tensor a, Tensor? b) => IsRecording && (a.RequiresGrad || (b?.RequiresGrad ?? false));
+
+    public void Record(in TapeEntry entry)
+    {
+        if (_count == _entries.Length)
+            Array.Resize(ref _entries, _entries.Length * 2);
+        _entries[_count++] = entry;
+        entry.Output.RequiresGrad = true;
+    }
+
+    /// <summary>
+    /// Back-propagates from a scalar <paramref name="loss"/>: parameter gradients accumulate
+    /// into their <see cref="Tensor.Grad"/> (an optimizer's ZeroGrad resets them lazily).
+    /// </summary>
+    public void Backward(Tensor loss)
+    {
+        if (loss.Length != 1)
+            throw new ShapeException($"backward needs a scalar loss, got {loss.Describe()}");
+        if (!IsRecording)
+            throw new InvalidOperationException("backward on a tape that does not record (evaluation tape)");
+        for (int i = 0; i < _count; i++)
+            _entries[i].Output.GradIsZero = true;
+        loss.EnsureGrad().Span[0] = 1f;
+        loss.GradIsZero = false;
+        for (int i = _count - 1; i >= 0; i--)
+        {
+            ref readonly var e = ref _entries[i];
+            // Nothing flowed into this output: its contribution to every input is zero.
+            if (e.Output.GradIsZero)
+                continue;
+            e.Op.Backward(this, in e);
+        }
+    }
+}

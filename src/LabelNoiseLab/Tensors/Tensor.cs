@@ -1,0 +1,176 @@
+namespace LabelNoiseLab.Tensors;
+
+/// <summary>
+/// A float32, row-major, dense tensor. <see cref="Data"/> may be longer than <see cref="Length"/>
+/// when the tensor is a pooled workspace re-used for a smaller batch; always read through
+/// <see cref="Span"/>.
+/// </summary>
+public sealed class Tensor
+{
+    private int[] _shape;
+
+    public Tensor(params int[] shape)
+    {
+        _shape = (int[])shape.Clone();
+        Length = CheckedLength(shape);
+        Data = new float[Length];
+    }
+
+    public Tensor(float[] data, params int[] shape)
+    {
+        _shape = (int[])shape.Clone();
+        Length = CheckedLength(shape);
+        if (data.Length < Length)
+            throw new ArgumentException($"data has {data.Length} elements, shape [{string.Join(", ", shape)}] needs {Length}");
+        Data = data;
+    }
+
+    /// <summary>Backing store; may be longer than <see cref="Length"/>.</summary>
+    public float[] Data { get; private set; }
+
+    public int Length { get; private set; }
+
+    public ReadOnlySpan<int> Shape => _shape;
+
+    public int Rank => _shape.Length;
+
+    /// <summary>Optional name, used for parameters (<c>layers.0.weight</c>) and in error messages.</summary>
+    public string? Name { get; set; }
+
+    /// <summary>Whether backward should produce a gradient for this tensor.</summary>
+    public bool RequiresGrad { get; set; }
+
+    /// <summary>Gradient buffer, same shape, created on demand by <see cref="EnsureGrad"/>.</summary>
+    public Tensor? Grad { get; private set; }
+
+    /// <summary>
+    /// True while <see cref="Grad"/> holds nothing yet: the next backward writes it instead of
+    /// accumulating into it, which saves zero-filling every gradient every step.
+    /// </summary>
+    public bool GradIsZero { get; set; } = true;
+
+    public Span<float> Span => Data.AsSpan(0, Length);
+
+    /// <summary>Size of dimension 0 (the batch dimension for activations).</summary>
+    public int Rows => _shape.Length == 0 ? 1 : _shape[0];
+
+    /// <summary>Elements per row: the product of all dimensions after the first.</summary>
+    public int RowLength => _shape.Length == 0 ? 1 : (_shape[0] == 0 ? 0 : Length / _shape[0]);
+
+    public int Dim(int axis) => _shape[axis < 0 ? _shape.Length + axis : axis];
+
+    public float this[int i]
+    {
+        get => Span[i];
+        set => Span[i] = value;
+    }
+
+    public float this[int row, int col]
+    {
+        get => Span[row * RowLength + col];
+        set => Span[row * RowLength + col] = value;
+    }
+
+    public Tensor EnsureGrad()
+    {
+        if (Grad is null || Grad.Data.Length < Length)
+        {
+            Grad = new Tensor(_shape);
+            GradIsZero = true;
+        }
+        else if (!Grad.Shape.SequenceEqual(_shape))
+        {
+            Grad.Resize(_shape);
+        }
+        return Grad;
+    }
+
+    /// <summary>Clears the gradient lazily (see <see cref="GradIsZero"/>).</summary>
+    public void ZeroGrad() => GradIsZero = true;
+
+    /// <summary>Reads the gradient, materialising zeros if nothing was written since the last reset.</summary>
+    public Span<float> GradSpan()
+    {
+        var g = EnsureGrad();
+        if (GradIsZero)
+        {
+            g.Span.Clear();
+            GradIsZero = false;
+        }
+        return g.Span;
+    }
+
+    /// <summary>
+    /// Re-shapes this tensor in place, growing the backing store only when it is too small.
+    /// Used by workspace pools; contents are unspecified afterwards when the store grows.
+    /// </summary>
+    internal void Resize(ReadOnlySpan<int> shape)
+    {
+        int length = CheckedLength(shape);
+        if (shape.Length != _shape.Length)
+            _shape = shape.ToArray();
+        else
+            shape.CopyTo(_shape);
+        if (Data.Length < length)
+            Data = new float[length];
+        Length = length;
+    }
+
+    /// <summary>Points this (pooled) tensor at another tensor's storage; used for views.</summary>
+    internal void Rebind(float[] data, ReadOnlySpan<int> shape)
+    {
+        Data = data;
+        if (shape.Length != _shape.Length)
+            _shape = shape.ToArray();
+        else
+            shape.CopyTo(_shape);
+        Length = CheckedLength(shape);
+    }
+
+    /// <summary>A tensor sharing this one's storage with another shape of the same length.</summary>
+    public Tensor View(params int[] shape)
+    {
+        int length = CheckedLength(shape);
+        if (length != Length)
+            throw new ShapeException($"cannot view {Describe()} as [{string.Join(", ", shape)}]");
+        return new Tensor(Data, shape) { Name = Name };
+    }
+
+    public Tensor Clone()
+    {
+        var t = new Tensor(_shape) { Name = Name };
+        Span.CopyTo(t.Span);
+        return t;
+    }
+
+    public float[] ToArray() => Span.ToArray();
+
+    public static Tensor Zeros(params int[] shape) => new(shape);
+
+    public static Tensor FromArray(float[] data, params int[] shape) => new(data, shape);
+
+    public string ShapeString => "[" + string.Join(", ", _shape) + "]";
+
+    public string Describe() => (Name is null ? "tensor " : Name + " ") + ShapeString;
+
+    public override string ToString() => Describe();
+
+    public bool SameShape(Tensor other) => Shape.SequenceEqual(other.Shape);
+
+    private static int CheckedLength(ReadOnlySpan<int> shape)
+    {
+        long n = 1;
+        foreach (var d in shape)
+        {
+            if (d < 0)
+                throw new ShapeException($"negative dimension in shape [{string.Join(", ", shape.ToArray())}]");
+            n *= d;
+        }
+        if (n > int.MaxValue)
+            throw new ShapeException($"shape [{string.Join(", ", shape.ToArray())}] has more than 2^31 elements");
+        return (int)n;
+    }
+}
+
+/// <summary>Thrown when tensor shapes do not fit an operation; the message names both shapes.</summary>
+public sealed class ShapeException(string message) : Exception(message);
