@@ -41,6 +41,10 @@ public sealed class Tape
     private int _count;
     private readonly List<Tensor> _pool = [];
     private int _cursor;
+    // Views live in their own pool: their storage belongs to another tensor, so a view slot
+    // must never be handed out as a workspace that gets written.
+    private readonly List<Tensor> _views = [];
+    private int _viewCursor;
 
     /// <param name="recording">False for evaluation: ops run, nothing is recorded, no gradients.</param>
     public Tape(bool recording = true) => IsRecording = recording;
@@ -57,6 +61,7 @@ public sealed class Tape
     {
         _count = 0;
         _cursor = 0;
+        _viewCursor = 0;
     }
 
     /// <summary>The next pooled buffer, reshaped; contents unspecified.</summary>
@@ -88,8 +93,20 @@ public sealed class Tape
     /// <summary>A pooled tensor object that shares <paramref name="source"/>'s storage under another shape.</summary>
     public Tensor View(Tensor source, ReadOnlySpan<int> shape)
     {
-        var t = Workspace(ReadOnlySpan<int>.Empty);
+        Tensor t;
+        if (_viewCursor < _views.Count)
+        {
+            t = _views[_viewCursor];
+        }
+        else
+        {
+            t = new Tensor(0);
+            _views.Add(t);
+        }
+        _viewCursor++;
         t.Rebind(source.Data, shape);
+        t.RequiresGrad = false;
+        t.GradIsZero = true;
         if (t.Length != source.Length)
             throw new ShapeException($"cannot view {source.Describe()} as [{string.Join(", ", shape.ToArray())}]");
         return t;

@@ -1,0 +1,63 @@
+namespace LabelNoiseLab.Data;
+
+/// <summary>
+/// A labelled data set: features, the given (possibly wrong) label, the true label and the
+/// noise mask. Noise is injected once (see Noise/); the true labels are never changed.
+/// Features are float32, row-major, <see cref="Count"/> × <see cref="FeatureLength"/>.
+/// </summary>
+public sealed class Dataset
+{
+    public Dataset(string name, float[] features, int[] sampleShape, int[] labels, int numClasses)
+    {
+        Name = name;
+        SampleShape = sampleShape;
+        FeatureLength = 1;
+        foreach (var d in sampleShape)
+            FeatureLength *= d;
+        Count = labels.Length;
+        if (features.Length != (long)Count * FeatureLength)
+            throw new ArgumentException($"{name}: {features.Length} feature values for {Count} samples of {FeatureLength}");
+        Features = features;
+        NumClasses = numClasses;
+        Labels = labels;
+        TrueLabels = (int[])labels.Clone();
+        NoiseMask = new bool[Count];
+    }
+
+    public string Name { get; }
+
+    public float[] Features { get; }
+
+    /// <summary>Shape of one sample: [784] for flat vectors, [C, H, W] for images.</summary>
+    public int[] SampleShape { get; }
+
+    public int FeatureLength { get; }
+
+    public int Count { get; }
+
+    /// <summary>Number of classes; 0 for a regression set.</summary>
+    public int NumClasses { get; }
+
+    /// <summary>The labels training sees (after noise injection).</summary>
+    public int[] Labels { get; }
+
+    /// <summary>The original labels; never modified.</summary>
+    public int[] TrueLabels { get; }
+
+    /// <summary>NoiseMask[i] == (Labels[i] != TrueLabels[i]).</summary>
+    public bool[] NoiseMask { get; }
+
+    /// <summary>Regression targets, <see cref="Count"/> × <see cref="TargetLength"/>; null for classification.</summary>
+    public float[]? Targets { get; init; }
+
+    public int TargetLength { get; init; } = 1;
+
+    public ReadOnlySpan<float> Sample(int i) => Features.AsSpan(i * FeatureLength, FeatureLength);
+
+    /// <summary>Re-derives <see cref="NoiseMask"/> after labels were changed.</summary>
+    public void UpdateNoiseMask()
+    {
+        for (int i = 0; i < Count; i++)
+            NoiseMask[i] = Labels[i] != TrueLabels[i];
+    }
+}
