@@ -1,0 +1,282 @@
+using LabelNoiseLab.Tensors;
+
+namespace LabelNoiseLab.Autograd;
+
+/// <summary>
+/// 2-D convolution by im2col + one GEMM over the whole batch: x [N, C, H, W], weight
+/// [Co, C, KH, KW], optional bias [Co] → y [N, Co, OH, OW]. The unfolded input (one column per
+/// output position of every sample, [C·KH·KW, N·OH·OW]) is saved for the weight gradient.
+/// </summary>
+public sealed class Conv2dOp : Op
+{
+    private static readonly Conv2dOp Instance = new();
+
+    public static Tensor Forward(Tape tape, Tensor x, Tensor weight, Tensor? bias, int stride, int padding)
+    {
+        if (x.Rank != 4 || weight.Rank != 4 || weight.Dim(1) != x.Dim(1))
+            throw new ShapeException($"conv2d: input {x.Describe()} (expected [N, C, H, W]) does not fit weight {weight.Describe()} (expected [Co, C, KH, KW])");
+        if (bias is not null && bias.Length != weight.Dim(0))
+            throw new ShapeException($"conv2d: bias {bias.Describe()} does not fit weight {weight.Describe()}");
+        var g = Geometry.Of(x, weight, stride, padding);
+        int positions = g.N * g.OutPlane;
+        var col = tape.Workspace(g.Patch, positions);
+        Im2Col(x.Span, col.Span, g);
+        var yt = tape.Workspace(g.Co, positions); // [Co, N·OH·OW]
+        Blas.Sgemm(false, false, g.Co, positions, g.Patch, 1f, weight.Span, g.Patch, col.Span, positions, 0f, yt.Span, positions);
+        var y = tape.Workspace(g.N, g.Co, g.OH, g.OW);
+        ChannelMajorToBatchMajor(yt.Span, y.Span, g, bias is null ? ReadOnlySpan<float>.Empty : bias.Span);
+        if (tape.Tracks(x, weight) || (bias is not null && tape.Tracks(bias)))
+            tape.Record(new TapeEntry { Op = Instance, Output = y, A = x, B = weight, C = bias, Saved = col, Int0 = stride, Int1 = padding });
+        return y;
+    }
+
+    public override void Backward(Tape tape, in TapeEntry e)
+    {
+        Tensor x = e.A!, w = e.B!;
+        var g = Geometry.Of(x, w, e.Int0, e.Int1);
+        int positions = g.N * g.OutPlane;
+        var gt = tape.Workspace(g.Co, positions);
+        BatchMajorToChannelMajor(e.Output.Grad!.Span, gt.Span, g);
+        if (w.RequiresGrad)
+        {
+            var dw = GradTarget.For(w); // dW (+)= G·colᵀ
+            Blas.Sgemm(false, true, g.Co, g.Patch, positions, 1f, gt.Span, positions, e.Saved!.Span, positions, dw.Beta, dw.Span, g.Patch);
+        }
+        if (e.C is { RequiresGrad: true } b)
+        {
+            var db = GradTarget.For(b);
+            for (int c = 0; c < g.Co; c++)
+            {
+                float s = System.Numerics.Tensors.TensorPrimitives.Sum(gt.Span.Slice(c * positions, positions));
+                db.Span[c] = db.Accumulate ? db.Span[c] + s : s;
+            }
+        }
+        if (x.RequiresGrad)
+        {
+            var dcol = tape.Workspace(g.Patch, positions); // dcol = Wᵀ·G
+            Blas.Sgemm(true, false, g.Patch, positions, g.Co, 1f, w.Span, g.Patch, gt.Span, positions, 0f, dcol.Span, positions);
+            var dx = GradTarget.For(x);
+            if (!dx.Accumulate)
+                dx.Span.Clear();
+            Col2ImAdd(dcol.Span, dx.Span, g);
+        }
+    }
+
+    internal readonly record struct Geometry(int N, int C, int H, int W, int Co, int KH, int KW, int Stride, int Padding, int OH, int OW)
+    {
+        public int Patch => C * KH * KW;
+        public int OutPlane => OH * OW;
+
+        public static Geometry Of(Tensor x, Tensor weight, int stride, int padding)
+        {
+            if (stride < 1 || padding < 0)
+                throw new ArgumentOutOfRangeException(nameof(stride), $"conv2d: stride {stride} must be ≥ 1 and padding {padding} ≥ 0");
+            int h = x.Dim(2), w = x.Dim(3), kh = weight.Dim(2), kw = weight.Dim(3);
+            int oh = (h + 2 * padding - kh) / stride + 1, ow = (w + 2 * padding - kw) / stride + 1;
+            if (oh < 1 || ow < 1)
+                throw new ShapeException($"conv2d: kernel {kh}×{kw} larger than padded input {x.Describe()}");
+            return new Geometry(x.Dim(0), x.Dim(1), h, w, weight.Dim(0), kh, kw, stride, padding, oh, ow);
+        }
+    }
+
+    /// <summary>col[(c·KH + i)·KW + j, n·OH·OW + oy·OW + ox] = x[n, c, oy·s − p + i, ox·s − p + j] (0 outside).</summary>
+    internal static void Im2Col(ReadOnlySpan<float> x, Span<float> col, in Geometry g)
+    {
+        int positions = g.N * g.OutPlane, plane = g.H * g.W;
+        for (int c = 0; c < g.C; c++)
+        for (int i = 0; i < g.KH; i++)
+        for (int j = 0; j < g.KW; j++)
+        {
+            var row = col.Slice(((c * g.KH + i) * g.KW + j) * positions, positions);
+            for (int n = 0; n < g.N; n++)
+            {
+                var src = x.Slice((n * g.C + c) * plane, plane);
+                int o = n * g.OutPlane;
+                for (int oy = 0; oy < g.OH; oy++)
+                {
+                    int iy = oy * g.Stride - g.Padding + i;
+                    var dst = row.Slice(o + oy * g.OW, g.OW);
+                    if ((uint)iy >= (uint)g.H)
+                    {
+                        dst.Clear();
+                        continue;
+                    }
+                    int rowStart = iy * g.W;
+                    for (int ox = 0; ox < g.OW; ox++)
+                    {
+                        int ix = ox * g.Stride - g.Padding + j;
+                        dst[ox] = (uint)ix < (uint)g.W ? src[rowStart + ix] : 0f;
+                    }
+                }
+            }
+        }
+    }
+
+    /// <summary>The adjoint of <see cref="Im2Col"/>: dx[...] += dcol[...].</summary>
+    internal static void Col2ImAdd(ReadOnlySpan<float> dcol, Span<float> dx, in Geometry g)
+    {
+        int positions = g.N * g.OutPlane, plane = g.H * g.W;
+        for (int c = 0; c < g.C; c++)
+        for (int i = 0; i < g.KH; i++)
+        for (int j = 0; j < g.KW; j++)
+        {
+            var row = dcol.Slice(((c * g.KH + i) * g.KW + j) * positions, positions);
+            for (int n = 0; n < g.N; n++)
+            {
+                var dst = dx.Slice((n * g.C + c) * plane, plane);
+                int o = n * g.OutPlane;
+                for (int oy = 0; oy < g.OH; oy++)
+                {
+                    int iy = oy * g.Stride - g.Padding + i;
+                    if ((uint)iy >= (uint)g.H)
+                        continue;
+                    int rowStart = iy * g.W;
+                    for (int ox = 0; ox < g.OW; ox++)
+                    {
+                        int ix = ox * g.Stride - g.Padding + j;
+                        if ((uint)ix < (uint)g.W)
+                            dst[rowStart + ix] += row[o + oy * g.OW + ox];
+                    }
+                }
+            }
+        }
+    }
+
+    private static void ChannelMajorToBatchMajor(ReadOnlySpan<float> yt, Span<float> y, in Geometry g, ReadOnlySpan<float> bias)
+    {
+        int positions = g.N * g.OutPlane;
+        for (int n = 0; n < g.N; n++)
+        for (int c = 0; c < g.Co; c++)
+        {
+            var src = yt.Slice(c * positions + n * g.OutPlane, g.OutPlane);
+            var dst = y.Slice((n * g.Co + c) * g.OutPlane, g.OutPlane);
+            if (bias.IsEmpty)
+                src.CopyTo(dst);
+            else
+                System.Numerics.Tensors.TensorPrimitives.Add(src, bias[c], dst);
+        }
+    }
+
+    private static void BatchMajorToChannelMajor(ReadOnlySpan<float> y, Span<float> yt, in Geometry g)
+    {
+        int positions = g.N * g.OutPlane;
+        for (int n = 0; n < g.N; n++)
+        for (int c = 0; c < g.Co; c++)
+            y.Slice((n * g.Co + c) * g.OutPlane, g.OutPlane).CopyTo(yt.Slice(c * positions + n * g.OutPlane, g.OutPlane));
+    }
+}
+
+/// <summary>Max pooling over k×k windows with a stride, no padding: x [N, C, H, W].</summary>
+public sealed class MaxPool2dOp : Op
+{
+    private static readonly MaxPool2dOp Instance = new();
+
+    public static Tensor Forward(Tape tape, Tensor x, int kernel, int stride)
+    {
+        var (n, c, oh, ow) = PoolShape("maxpool2d", x, kernel, stride);
+        int h = x.Dim(2), w = x.Dim(3);
+        var y = tape.Workspace(n, c, oh, ow);
+        var argmax = tape.Workspace(n, c, oh, ow); // index inside the input plane, stored as float (exact below 2^24)
+        var xs = x.Span;
+        var ys = y.Span;
+        var am = argmax.Span;
+        for (int p = 0; p < n * c; p++)
+        {
+            int inBase = p * h * w, outBase = p * oh * ow;
+            for (int oy = 0; oy < oh; oy++)
+            for (int ox = 0; ox < ow; ox++)
+            {
+                float best = float.NegativeInfinity;
+                int bestIndex = 0;
+                for (int i = 0; i < kernel; i++)
+                for (int j = 0; j < kernel; j++)
+                {
+                    int idx = (oy * stride + i) * w + ox * stride + j;
+                    float v = xs[inBase + idx];
+                    if (v > best || float.IsNaN(v))
+                    {
+                        best = v;
+                        bestIndex = idx;
+                    }
+                }
+                ys[outBase + oy * ow + ox] = best;
+                am[outBase + oy * ow + ox] = bestIndex;
+            }
+        }
+        if (tape.Tracks(x))
+            tape.Record(new TapeEntry { Op = Instance, Output = y, A = x, Saved = argmax });
+        return y;
+    }
+
+    public override void Backward(Tape tape, in TapeEntry e)
+    {
+        Tensor x = e.A!;
+        int planes = x.Dim(0) * x.Dim(1), inPlane = x.Dim(2) * x.Dim(3), outPlane = e.Output.Dim(2) * e.Output.Dim(3);
+        var dx = GradTarget.For(x);
+        if (!dx.Accumulate)
+            dx.Span.Clear();
+        var g = e.Output.Grad!.Span;
+        var am = e.Saved!.Span;
+        for (int p = 0; p < planes; p++)
+        for (int o = 0; o < outPlane; o++)
+            dx.Span[p * inPlane + (int)am[p * outPlane + o]] += g[p * outPlane + o];
+    }
+
+    internal static (int N, int C, int OH, int OW) PoolShape(string op, Tensor x, int kernel, int stride)
+    {
+        if (x.Rank != 4)
+            throw new ShapeException($"{op}: input {x.Describe()} must be [N, C, H, W]");
+        if (kernel < 1 || stride < 1 || kernel > x.Dim(2) || kernel > x.Dim(3))
+            throw new ShapeException($"{op}: kernel {kernel}, stride {stride} do not fit input {x.Describe()}");
+        return (x.Dim(0), x.Dim(1), (x.Dim(2) - kernel) / stride + 1, (x.Dim(3) - kernel) / stride + 1);
+    }
+}
+
+/// <summary>Average pooling over k×k windows with a stride, no padding.</summary>
+public sealed class AvgPool2dOp : Op
+{
+    private static readonly AvgPool2dOp Instance = new();
+
+    public static Tensor Forward(Tape tape, Tensor x, int kernel, int stride)
+    {
+        var (n, c, oh, ow) = MaxPool2dOp.PoolShape("avgpool2d", x, kernel, stride);
+        int h = x.Dim(2), w = x.Dim(3);
+        var y = tape.Workspace(n, c, oh, ow);
+        float inv = 1f / (kernel * kernel);
+        var xs = x.Span;
+        var ys = y.Span;
+        for (int p = 0; p < n * c; p++)
+        for (int oy = 0; oy < oh; oy++)
+        for (int ox = 0; ox < ow; ox++)
+        {
+            float s = 0;
+            for (int i = 0; i < kernel; i++)
+            for (int j = 0; j < kernel; j++)
+                s += xs[p * h * w + (oy * stride + i) * w + ox * stride + j];
+            ys[(p * oh + oy) * ow + ox] = s * inv;
+        }
+        if (tape.Tracks(x))
+            tape.Record(new TapeEntry { Op = Instance, Output = y, A = x, Int0 = kernel, Int1 = stride });
+        return y;
+    }
+
+    public override void Backward(Tape tape, in TapeEntry e)
+    {
+        Tensor x = e.A!;
+        int kernel = e.Int0, stride = e.Int1, h = x.Dim(2), w = x.Dim(3), oh = e.Output.Dim(2), ow = e.Output.Dim(3);
+        var dx = GradTarget.For(x);
+        if (!dx.Accumulate)
+            dx.Span.Clear();
+        var g = e.Output.Grad!.Span;
+        float inv = 1f / (kernel * kernel);
+        for (int p = 0; p < x.Dim(0) * x.Dim(1); p++)
+        for (int oy = 0; oy < oh; oy++)
+        for (int ox = 0; ox < ow; ox++)
+        {
+            float v = g[(p * oh + oy) * ow + ox] * inv;
+            for (int i = 0; i < kernel; i++)
+            for (int j = 0; j < kernel; j++)
+                dx.Span[p * h * w + (oy * stride + i) * w + ox * stride + j] += v;
+        }
+    }
+}

@@ -1,0 +1,22 @@
+using LabelNoiseLab.Tensors;
+
+namespace LabelNoiseLab.Autograd;
+
+/// <summary>The same values under another shape (no copy); the gradient flows back unchanged.</summary>
+public sealed class ReshapeOp : Op
+{
+    private static readonly ReshapeOp Instance = new();
+
+    public static Tensor Forward(Tape tape, Tensor x, ReadOnlySpan<int> shape)
+    {
+        var y = tape.View(x, shape);
+        if (tape.Tracks(x))
+            tape.Record(new TapeEntry { Op = Instance, Output = y, A = x });
+        return y;
+    }
+
+    /// <summary>[N, ...] → [N, product of the rest].</summary>
+    public static Tensor Flatten(Tape tape, Tensor x) => Forward(tape, x, [x.Rows, x.RowLength]);
+
+    public override void Backward(Tape tape, in TapeEntry e) => GradTarget.For(e.A!).Add(e.Output.Grad!.Span);
+}

@@ -1,0 +1,55 @@
+using LabelNoiseLab.Tensors;
+
+namespace LabelNoiseLab.Nn;
+
+/// <summary>How a model's weights start.</summary>
+public enum InitKind
+{
+    /// <summary>PyTorch's default for Linear and Conv2d: weight and bias ~ U(−1/√fan_in, 1/√fan_in).</summary>
+    Default,
+    /// <summary>NTK / normal: weight ~ N(0, scale²/fan_in), bias = 0.</summary>
+    Ntk,
+}
+
+public static class Init
+{
+    /// <summary>Initialises every Linear and Conv2d of <paramref name="model"/> in parameter order.</summary>
+    public static void Apply(Module model, InitKind kind, Rng rng, float scale = 1f)
+    {
+        foreach (var (_, module) in model.NamedModules())
+        {
+            var (weight, bias, fanIn) = module switch
+            {
+                Linear l => (l.Weight, l.Bias, l.Inputs),
+                Conv2d c => (c.Weight, c.Bias, c.Weight.RowLength),
+                _ => (null, null, 0),
+            };
+            if (weight is null)
+                continue;
+            if (kind == InitKind.Default)
+            {
+                float bound = scale / MathF.Sqrt(fanIn);
+                Uniform(weight.Span, bound, rng);
+                if (bias is not null)
+                    Uniform(bias.Span, bound, rng);
+            }
+            else
+            {
+                Normal(weight.Span, scale / MathF.Sqrt(fanIn), rng);
+                bias?.Span.Clear();
+            }
+        }
+    }
+
+    public static void Uniform(Span<float> values, float bound, Rng rng)
+    {
+        for (int i = 0; i < values.Length; i++)
+            values[i] = (2f * rng.NextFloat() - 1f) * bound;
+    }
+
+    public static void Normal(Span<float> values, float std, Rng rng)
+    {
+        for (int i = 0; i < values.Length; i++)
+            values[i] = (float)(rng.NextNormal() * std);
+    }
+}

@@ -1,0 +1,101 @@
+using LabelNoiseLab.Autograd;
+
+namespace LabelNoiseLab.Nn;
+
+/// <summary>Called after a module's forward with its input and output.</summary>
+public delegate void ForwardHook(Module module, Tensor input, Tensor output);
+
+/// <summary>Called during backward with the gradient of the loss with respect to a module's output.</summary>
+public delegate void BackwardHook(Module module, Tensor outputGradient);
+
+/// <summary>
+/// A layer or a model. Parameters and sub-modules are registered by name so that every
+/// parameter has a dotted path (<c>layers.0.weight</c>) for checkpoints. Hooks observe
+/// activations and output gradients without changing them.
+/// </summary>
+public abstract class Module
+{
+    private readonly List<(string Name, Tensor Tensor)> _parameters = [];
+    private readonly List<(string Name, Module Module)> _children = [];
+    private readonly List<ForwardHook> _forwardHooks = [];
+    private readonly List<BackwardHook> _backwardHooks = [];
+    private Action<Tensor>? _gradientRelay;
+
+    public bool Training { get; private set; } = true;
+
+    /// <summary>Runs the layer, then its hooks.</summary>
+    public Tensor Forward(Tape tape, Tensor x)
+    {
+        var y = ForwardCore(tape, x);
+        foreach (var hook in _forwardHooks)
+            hook(this, x, y);
+        if (_backwardHooks.Count > 0)
+        {
+            _gradientRelay ??= g =>
+            {
+                foreach (var hook in _backwardHooks)
+                    hook(this, g);
+            };
+            GradientHookOp.Attach(tape, y, _gradientRelay);
+        }
+        return y;
+    }
+
+    protected abstract Tensor ForwardCore(Tape tape, Tensor x);
+
+    public void AddForwardHook(ForwardHook hook) => _forwardHooks.Add(hook);
+
+    public void RemoveForwardHook(ForwardHook hook) => _forwardHooks.Remove(hook);
+
+    public void AddBackwardHook(BackwardHook hook) => _backwardHooks.Add(hook);
+
+    public void RemoveBackwardHook(BackwardHook hook) => _backwardHooks.Remove(hook);
+
+    /// <summary>Switches this module and every sub-module between training and evaluation (dropout).</summary>
+    public void SetTraining(bool training)
+    {
+        Training = training;
+        foreach (var (_, child) in _children)
+            child.SetTraining(training);
+    }
+
+    protected Tensor RegisterParameter(string name, Tensor tensor)
+    {
+        tensor.RequiresGrad = true;
+        tensor.Name = name;
+        _parameters.Add((name, tensor));
+        return tensor;
+    }
+
+    protected T RegisterModule<T>(string name, T module) where T : Module
+    {
+        _children.Add((name, module));
+        return module;
+    }
+
+    /// <summary>Direct sub-modules in registration order.</summary>
+    public IReadOnlyList<(string Name, Module Module)> Children => _children;
+
+    /// <summary>Every parameter with its dotted path, in a stable order.</summary>
+    public IEnumerable<(string Name, Tensor Tensor)> NamedParameters(string prefix = "")
+    {
+        foreach (var (name, p) in _parameters)
+            yield return (prefix + name, p);
+        foreach (var (name, child) in _children)
+            foreach (var np in child.NamedParameters(prefix + name + "."))
+                yield return np;
+    }
+
+    /// <summary>Every sub-module (this one first) with its dotted path.</summary>
+    public IEnumerable<(string Name, Module Module)> NamedModules(string prefix = "")
+    {
+        yield return (prefix.TrimEnd('.'), this);
+        foreach (var (name, child) in _children)
+            foreach (var nm in child.NamedModules(prefix + name + "."))
+                yield return nm;
+    }
+
+    public IReadOnlyList<Tensor> Parameters() => NamedParameters().Select(p => p.Tensor).ToList();
+
+    public long ParameterCount() => NamedParameters().Sum(p => (long)p.Tensor.Length);
+}

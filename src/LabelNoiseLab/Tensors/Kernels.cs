@@ -1,0 +1,138 @@
+using System.Numerics.Tensors;
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+
+namespace LabelNoiseLab.Tensors;
+
+/// <summary>
+/// Element-wise and row-wise kernels the ops need beyond TensorPrimitives: span in, span out,
+/// lengths checked up front, one vectorised loop plus a scalar tail. Tests run each one at
+/// every length 1..300 against a plain loop.
+/// </summary>
+public static class Kernels
+{
+    /// <summary>dx = g where y &gt; 0 else 0 (or dx += that when <paramref name="accumulate"/>).</summary>
+    public static void ReluBackward(ReadOnlySpan<float> y, ReadOnlySpan<float> g, Span<float> dx, bool accumulate)
+    {
+        CheckSame(y.Length, g.Length, dx.Length);
+        ref float yr = ref System.Runtime.InteropServices.MemoryMarshal.GetReference(y);
+        ref float gr = ref System.Runtime.InteropServices.MemoryMarshal.GetReference(g);
+        ref float dr = ref System.Runtime.InteropServices.MemoryMarshal.GetReference(dx);
+        int i = 0, n = y.Length;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            for (; i <= n - Vector256<float>.Count; i += Vector256<float>.Count)
+            {
+                var yv = Vector256.LoadUnsafe(ref yr, (nuint)i);
+                var gv = Vector256.LoadUnsafe(ref gr, (nuint)i);
+                var v = Vector256.ConditionalSelect(Vector256.GreaterThan(yv, Vector256<float>.Zero), gv, Vector256<float>.Zero);
+                if (accumulate)
+                    v += Vector256.LoadUnsafe(ref dr, (nuint)i);
+                v.StoreUnsafe(ref dr, (nuint)i);
+            }
+        }
+        for (; i < n; i++)
+        {
+            float v = Unsafe.Add(ref yr, i) > 0 ? Unsafe.Add(ref gr, i) : 0f;
+            Unsafe.Add(ref dr, i) = accumulate ? Unsafe.Add(ref dr, i) + v : v;
+        }
+    }
+
+    /// <summary>dst (+)= a ⊙ b.</summary>
+    public static void MultiplyInto(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> dst, bool accumulate)
+    {
+        CheckSame(a.Length, b.Length, dst.Length);
+        if (accumulate)
+            TensorPrimitives.FusedMultiplyAdd(a, b, dst, dst);
+        else
+            TensorPrimitives.Multiply(a, b, dst);
+    }
+
+    /// <summary>dst (+)= a · s.</summary>
+    public static void ScaleInto(ReadOnlySpan<float> a, float s, Span<float> dst, bool accumulate)
+    {
+        CheckSame(a.Length, a.Length, dst.Length);
+        if (accumulate)
+            TensorPrimitives.FusedMultiplyAdd(a, s, dst, dst);
+        else
+            TensorPrimitives.Multiply(a, s, dst);
+    }
+
+    /// <summary>Copies <paramref name="row"/> into every row of the rows×row.Length matrix <paramref name="dst"/>.</summary>
+    public static void BroadcastRows(ReadOnlySpan<float> row, Span<float> dst, int rows)
+    {
+        if (dst.Length < rows * row.Length)
+            throw new ArgumentException($"destination holds {dst.Length} values, {rows}×{row.Length} needed");
+        for (int r = 0; r < rows; r++)
+            row.CopyTo(dst.Slice(r * row.Length, row.Length));
+    }
+
+    /// <summary>sums (+)= column sums of the rows×cols matrix <paramref name="m"/>.</summary>
+    public static void ColumnSums(ReadOnlySpan<float> m, int rows, int cols, Span<float> sums, bool accumulate)
+    {
+        if (m.Length < rows * cols || sums.Length != cols)
+            throw new ArgumentException($"column sums of {rows}×{cols} into {sums.Length} values from {m.Length}");
+        if (!accumulate)
+            sums.Clear();
+        for (int r = 0; r < rows; r++)
+            TensorPrimitives.Add(sums, m.Slice(r * cols, cols), sums);
+    }
+
+    /// <summary>Error function in double precision (relative error ~1e-15), used by erf and GELU.</summary>
+    public static double Erf(double x)
+    {
+        double ax = Math.Abs(x);
+        double r;
+        if (ax <= 2.5)
+        {
+            // Maclaurin series: at |x| <= 2.5 the largest term is ~30, so double keeps ~14 digits.
+            double x2 = ax * ax, term = ax, sum = ax;
+            for (int n = 1; n < 80; n++)
+            {
+                term *= -x2 / n;
+                double add = term / (2 * n + 1);
+                sum += add;
+                if (Math.Abs(add) < 1e-17 * Math.Abs(sum))
+                    break;
+            }
+            r = 2.0 / Math.Sqrt(Math.PI) * sum;
+        }
+        else if (ax < 6.0)
+        {
+            r = 1.0 - Erfc(ax);
+        }
+        else
+        {
+            r = 1.0;
+        }
+        return x < 0 ? -r : r;
+    }
+
+    /// <summary>erfc for x &gt; 2 by its continued fraction (modified Lentz), relative error ~1e-14.</summary>
+    private static double Erfc(double x)
+    {
+        // erfc(x) = exp(-x²)/√π · 1/(x + (1/2)/(x + 1/(x + (3/2)/(x + 2/(x + ...)))))
+        const double tiny = 1e-300;
+        double f = x, c = x, d = 0;
+        for (int n = 1; n < 200; n++)
+        {
+            double an = n * 0.5;
+            d = x + an * d;
+            d = Math.Abs(d) < tiny ? tiny : d;
+            c = x + an / c;
+            c = Math.Abs(c) < tiny ? tiny : c;
+            d = 1 / d;
+            double delta = c * d;
+            f *= delta;
+            if (Math.Abs(delta - 1) < 1e-16)
+                break;
+        }
+        return Math.Exp(-x * x) / Math.Sqrt(Math.PI) / f;
+    }
+
+    private static void CheckSame(int a, int b, int c)
+    {
+        if (a != b || a != c)
+            throw new ArgumentException($"span lengths differ: {a}, {b}, {c}");
+    }
+}

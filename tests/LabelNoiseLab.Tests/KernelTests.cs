@@ -1,0 +1,82 @@
+using LabelNoiseLab.Tensors;
+
+namespace LabelNoiseLab.Tests;
+
+/// <summary>Each element-wise kernel against a plain scalar loop at every length 1..300 (every tail path).</summary>
+public class KernelTests
+{
+    private static float[] Random(Rng rng, int n) => Enumerable.Range(0, n).Select(_ => (float)rng.NextNormal()).ToArray();
+
+    [Fact]
+    public void Element_wise_kernels_match_scalar_loops_at_every_length()
+    {
+        var rng = new Rng(9);
+        for (int n = 1; n <= 300; n++)
+        {
+            var y = Random(rng, n);
+            var g = Random(rng, n);
+            var d0 = Random(rng, n);
+            foreach (bool acc in new[] { false, true })
+            {
+                var d = (float[])d0.Clone();
+                Kernels.ReluBackward(y, g, d, acc);
+                for (int i = 0; i < n; i++)
+                    Assert.Equal((acc ? d0[i] : 0f) + (y[i] > 0 ? g[i] : 0f), d[i]);
+
+                d = (float[])d0.Clone();
+                Kernels.MultiplyInto(y, g, d, acc);
+                for (int i = 0; i < n; i++)
+                    Close((acc ? d0[i] : 0f) + y[i] * g[i], d[i]);
+
+                d = (float[])d0.Clone();
+                Kernels.ScaleInto(y, 1.5f, d, acc);
+                for (int i = 0; i < n; i++)
+                    Close((acc ? d0[i] : 0f) + y[i] * 1.5f, d[i]);
+            }
+        }
+    }
+
+    /// <summary>Equal up to float32 rounding (fused and unfused multiply-add differ in the last bit).</summary>
+    private static void Close(double expected, double actual, double rel = 1e-6) =>
+        Assert.True(Math.Abs(expected - actual) <= rel * (Math.Abs(expected) + 1), $"expected {expected:R}, got {actual:R}");
+
+    [Fact]
+    public void Row_kernels_match_loops()
+    {
+        var rng = new Rng(10);
+        foreach (var (rows, cols) in new[] { (1, 1), (3, 17), (7, 64), (5, 300) })
+        {
+            var m = Random(rng, rows * cols);
+            var sums = new float[cols];
+            Kernels.ColumnSums(m, rows, cols, sums, accumulate: false);
+            for (int c = 0; c < cols; c++)
+                Close(Enumerable.Range(0, rows).Sum(r => (double)m[r * cols + c]), sums[c], 1e-5 * rows);
+            var row = Random(rng, cols);
+            var dst = new float[rows * cols];
+            Kernels.BroadcastRows(row, dst, rows);
+            for (int r = 0; r < rows; r++)
+                Assert.Equal(row, dst.AsSpan(r * cols, cols).ToArray());
+        }
+    }
+
+    [Theory]
+    [InlineData(0.0, 0.0)]
+    [InlineData(0.01, 0.011283415555849618)]
+    [InlineData(0.5, 0.5204998778130465)]
+    [InlineData(1.0, 0.8427007929497149)]
+    [InlineData(2.0, 0.9953222650189527)]
+    [InlineData(2.6, 0.9997639655834707)]
+    [InlineData(3.0, 0.9999779095030014)]
+    [InlineData(-1.5, -0.9661051464753108)]
+    [InlineData(7.0, 1.0)]
+    public void Erf_matches_reference_values(double x, double expected)
+    {
+        Assert.Equal(expected, Kernels.Erf(x), 13);
+    }
+
+    [Fact]
+    public void Length_mismatch_is_an_error()
+    {
+        Assert.Throws<ArgumentException>(() => Kernels.ReluBackward(new float[3], new float[4], new float[3], false));
+    }
+}
