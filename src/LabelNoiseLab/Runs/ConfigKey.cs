@@ -104,7 +104,7 @@ public sealed class ConfigKey<T>(
             problem = "out of range";
         }
         if (problem is not null)
-            throw new ConfigException(Name, $"expected {Type.Name}, got '{value}' ({problem}; {value.Source})");
+            throw new ConfigException(Name, $"expected {Type.Name}, got '{value}' ({(problem.Length > 0 ? problem + "; " : "")}{value.Source})");
         string? rangeProblem = check?.Invoke(parsed);
         if (rangeProblem is not null)
             throw new ConfigException(Name, $"{rangeProblem}, got {Type.Format(parsed)} ({value.Source})");
@@ -200,7 +200,7 @@ public static class ConfigTypes
         v =>
         {
             string s = Scalar(v);
-            return allowed.Contains(s, StringComparer.Ordinal) ? s : throw new FormatException("not an allowed value");
+            return allowed.Contains(s, StringComparer.Ordinal) ? s : throw new FormatException("");
         },
         s => s);
 
@@ -231,12 +231,16 @@ public static class ConfigTypes
         return s.Trim().Length == 0 ? [] : s.Split(',');
     }
 
+    // An empty FormatException message means "the value shown is simply not of this type".
     private static int ParseInt(string s) =>
-        int.Parse(s.Trim(), NumberStyles.AllowLeadingSign, Inv);
+        int.TryParse(s.Trim(), NumberStyles.AllowLeadingSign, Inv, out int i) ? i
+        : long.TryParse(s.Trim(), NumberStyles.AllowLeadingSign, Inv, out _) ? throw new OverflowException()
+        : throw new FormatException("");
 
     private static double ParseDouble(string s)
     {
-        double d = double.Parse(s.Trim(), NumberStyles.Float, Inv);
+        if (!double.TryParse(s.Trim(), NumberStyles.Float, Inv, out double d))
+            throw new FormatException("");
         return double.IsFinite(d) ? d : throw new FormatException("not finite");
     }
 
@@ -244,7 +248,7 @@ public static class ConfigTypes
     {
         "true" or "True" or "TRUE" => true,
         "false" or "False" or "FALSE" => false,
-        _ => throw new FormatException("not true or false"),
+        _ => throw new FormatException(""),
     };
 
     private static List<KeyValuePair<int, int>> ParseClassMap(string s)
