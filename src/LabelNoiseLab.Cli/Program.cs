@@ -1,1 +1,5 @@
-return 0;
+using LabelNoiseLab.Cli;
+
+return LnlabCli.Run(args, Console.Out, Console.Error, new CliHost(
+    Runner: Runners.Default(),
+    Interactive: !Console.IsOutputRedirected));

@@ -1,0 +1,104 @@
+using System.CommandLine;
+using LabelNoiseLab.Runs;
+
+namespace LabelNoiseLab.Cli;
+
+/// <summary>What the process provides: the runner (trainer) and whether stdout is a terminal.</summary>
+public sealed record CliHost(IExperimentRunner? Runner, bool Interactive, string RunsRoot = "runs");
+
+/// <summary>
+/// `lnlab`: parses arguments and hands plain options to a worker (dotnet-counters style). All error
+/// reporting is here: bad input (<see cref="InputException"/>, parse errors) → one line
+/// <c>lnlab: message</c> on stderr, exit 2; anything else → <c>lnlab: internal error: ...</c>, exit 1.
+/// </summary>
+public static class LnlabCli
+{
+    public static int Run(string[] args, TextWriter stdout, TextWriter stderr, CliHost host)
+    {
+        try
+        {
+            var root = BuildCommands(stdout, host);
+            var parsed = root.Parse(args);
+            if (parsed.Errors.Count > 0)
+            {
+                stderr.WriteLine("lnlab: " + OneLine(string.Join(" ", parsed.Errors.Select(e => e.Message))) + " (see lnlab --help)");
+                return ExitCodes.BadInput;
+            }
+            return parsed.Invoke(new InvocationConfiguration
+            {
+                Output = stdout,
+                Error = stderr,
+                EnableDefaultExceptionHandler = false,
+            });
+        }
+        catch (InputException e)
+        {
+            stderr.WriteLine("lnlab: " + OneLine(e.Message));
+            return ExitCodes.BadInput;
+        }
+#pragma warning disable CA1031 // the one place that turns any other failure into a message and exit code 1
+        catch (Exception e)
+#pragma warning restore CA1031
+        {
+            stderr.WriteLine($"lnlab: internal error: {e.GetType().Name}: {OneLine(e.Message)}");
+            return ExitCodes.InternalError;
+        }
+    }
+
+    private static RootCommand BuildCommands(TextWriter stdout, CliHost host)
+    {
+        var config = new Option<string>("--config", "-c") { Description = "experiment config (YAML)", Required = true };
+        var set = new Option<string[]>("--set") { Description = "override a config key: --set optim.lr=0.1 (repeatable)" };
+        var outDir = new Option<string?>("--out", "-o") { Description = "run directory (default runs/<name>-<timestamp>)" };
+        var dataDir = new Option<string?>("--data-dir") { Description = "data folder (default $LNLAB_DATA, then /usr/share/datasets)" };
+        var overwrite = new Option<bool>("--overwrite") { Description = "replace a complete run in --out" };
+
+        var train = new Command("train", "train one experiment; exit code 0 complete, 2 bad input, 3 diverged, 4 failed, 1 internal error")
+        {
+            config, set, outDir, dataDir, overwrite,
+        };
+        train.SetAction(p => Worker(stdout, host).Run(new TrainOptions
+        {
+            ConfigPath = p.GetRequiredValue(config),
+            Sets = p.GetValue(set) ?? [],
+            OutDir = p.GetValue(outDir),
+            DataDir = p.GetValue(dataDir),
+            Overwrite = p.GetValue(overwrite),
+        }));
+
+        var demoOut = new Option<string?>("--out", "-o") { Description = "run directory (default runs/demo-<timestamp>)" };
+        var demo = new Command("demo", "a short built-in run: MLP on 10,000 Fashion-MNIST samples with 40% symmetric noise") { demoOut };
+        demo.SetAction(p => Worker(stdout, host).Run(new TrainOptions
+        {
+            ConfigYaml = DemoConfig.Text,
+            ConfigSource = DemoConfig.Source,
+            OutDir = p.GetValue(demoOut),
+        }));
+
+        return new RootCommand("lnlab: deep learning with wrong labels") { train, demo };
+    }
+
+    private static TrainWorker Worker(TextWriter stdout, CliHost host)
+    {
+        IProgressDisplay display = host.Interactive ? new SpectreProgressDisplay(stdout) : new PlainProgressDisplay(stdout);
+        return new TrainWorker(host.Runner, display, stdout, host.RunsRoot);
+    }
+
+    private static string OneLine(string message) => message.ReplaceLineEndings(" ").Trim();
+}
+
+/// <summary>The built-in demo config (experiments/demo.yaml, embedded at build time).</summary>
+public static class DemoConfig
+{
+    public const string Source = "demo.yaml (built in)";
+
+    public static string Text { get; } = Read();
+
+    private static string Read()
+    {
+        using var stream = typeof(DemoConfig).Assembly.GetManifestResourceStream("LabelNoiseLab.Cli.demo.yaml")
+            ?? throw new InvalidOperationException("demo.yaml is not embedded in lnlab");
+        using var reader = new StreamReader(stream);
+        return reader.ReadToEnd();
+    }
+}

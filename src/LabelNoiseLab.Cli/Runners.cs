@@ -1,0 +1,13 @@
+using LabelNoiseLab.Runs;
+
+namespace LabelNoiseLab.Cli;
+
+/// <summary>Which <see cref="IExperimentRunner"/> the lnlab executable uses.</summary>
+internal static class Runners
+{
+    /// <summary>
+    /// The trainer (issue 3) is not in this build yet: `lnlab train` validates the config and
+    /// then says so. Wire it here, e.g. <c>=&gt; new Trainer();</c>.
+    /// </summary>
+    public static IExperimentRunner? Default() => null;
+}

@@ -1,0 +1,63 @@
+using LabelNoiseLab.Runs;
+
+namespace LabelNoiseLab.Cli;
+
+/// <summary>Exit codes of lnlab.</summary>
+public static class ExitCodes
+{
+    public const int Complete = 0;
+    public const int InternalError = 1;
+    public const int BadInput = 2;
+    public const int Diverged = 3;
+    public const int Failed = 4;
+}
+
+/// <summary>
+/// Runs one experiment: config (file, <c>--set</c>, validation) → run directory → runner → final
+/// status. Knows nothing of the command-line parser. Errors are thrown; <see cref="LnlabCli"/>
+/// turns them into one line and an exit code. The run directory is marked <c>failed</c> before an
+/// error leaves, and <c>complete</c> only when the runner says so and every file is written.
+/// </summary>
+public sealed class TrainWorker(IExperimentRunner? runner, IProgressDisplay display, TextWriter stdout, string runsRoot = "runs")
+{
+    public int Run(TrainOptions options)
+    {
+        var config = options.ConfigYaml is not null
+            ? ExperimentConfig.Parse(options.ConfigYaml, options.ConfigSource, options.Sets)
+            : ExperimentConfig.Load(options.ConfigPath ?? throw new ArgumentException("no config given", nameof(options)), options.Sets);
+        if (runner is null)
+            throw new InvalidOperationException("no experiment runner is built into this lnlab yet (the trainer is missing); the config is valid, nothing was run");
+
+        var dir = RunDirectory.Create(options.OutDir, config.Name, options.Overwrite, runsRoot);
+        stdout.WriteLine($"run directory: {dir.Path}");
+        try
+        {
+            dir.WriteConfig(config);
+            var context = new RunContext(options.DataDir, display);
+            var result = display.Show(() => runner.Run(config, dir, context));
+            switch (result.Status)
+            {
+                case RunStatus.Complete:
+                    dir.MarkComplete();
+                    stdout.WriteLine($"complete: {dir.Path}");
+                    return ExitCodes.Complete;
+                case RunStatus.Diverged:
+                    dir.MarkDiverged(result.Reason ?? "diverged");
+                    stdout.WriteLine($"diverged: {dir.StatusReason} ({dir.Path})");
+                    return ExitCodes.Diverged;
+                case RunStatus.Failed:
+                    dir.MarkFailed(result.Reason ?? "failed");
+                    stdout.WriteLine($"failed: {dir.StatusReason} ({dir.Path})");
+                    return ExitCodes.Failed;
+                default:
+                    throw new InvalidOperationException($"the runner returned status '{result.Status}'");
+            }
+        }
+        catch (Exception e)
+        {
+            if (dir.Status == RunStatus.Running)
+                dir.MarkFailed(e is InputException ? e.Message : $"{e.GetType().Name}: {e.Message}");
+            throw;
+        }
+    }
+}

@@ -1,0 +1,172 @@
+using System.Text;
+
+namespace LabelNoiseLab.Runs;
+
+/// <summary>
+/// The resolved configuration of one experiment: flat, typed, every key with a default
+/// (nanoGPT style). Keys, types, defaults and checks live in one table, <see cref="ConfigKeys"/>.
+/// Build one with <see cref="Load"/> / <see cref="Parse"/> (YAML, then <c>--set</c> overrides,
+/// then validation) or with <c>ExperimentConfig.Default with { ... }</c> followed by <see cref="Validate"/>.
+/// </summary>
+public sealed record ExperimentConfig
+{
+    private ExperimentConfig()
+    {
+    }
+
+    /// <summary>Every key at its default.</summary>
+    public static ExperimentConfig Default { get; } = ConfigKeys.All.Aggregate(new ExperimentConfig(), (c, k) => k.ApplyDefault(c));
+
+    public string Name { get; init; } = "";
+    public int Seed { get; init; }
+    public int Epochs { get; init; }
+    public int BatchSize { get; init; }
+    public int EvalEverySteps { get; init; }
+    public int CheckpointEvery { get; init; }
+    public int Threads { get; init; }
+
+    public string DataName { get; init; } = "";
+    public string DataPath { get; init; } = "";
+    public int DataSubset { get; init; }
+    public double DataValFraction { get; init; }
+    public string DataNormalize { get; init; } = "";
+    public string DataCsvLabelColumn { get; init; } = "";
+
+    public string NoiseKind { get; init; } = "";
+    public double NoiseRate { get; init; }
+    public int NoiseSeed { get; init; }
+    public bool NoiseIncludeTrue { get; init; }
+    /// <summary>Asymmetric noise: (true class, given class) pairs sorted by true class.</summary>
+    public IReadOnlyList<KeyValuePair<int, int>> NoiseMap { get; init; } = [];
+    /// <summary>Transition noise: row-stochastic matrix T[true][given]; empty when not set.</summary>
+    public IReadOnlyList<IReadOnlyList<double>> NoiseTransition { get; init; } = [];
+
+    public string ModelKind { get; init; } = "";
+    public IReadOnlyList<int> ModelHidden { get; init; } = [];
+    public string ModelActivation { get; init; } = "";
+    public string ModelInit { get; init; } = "";
+    public double ModelInitScale { get; init; }
+    public double ModelDropout { get; init; }
+
+    public string LossKind { get; init; } = "";
+
+    public string OptimKind { get; init; } = "";
+    public double OptimLr { get; init; }
+    public double OptimMomentum { get; init; }
+    public bool OptimNesterov { get; init; }
+    public double OptimWeightDecay { get; init; }
+    public IReadOnlyList<double> OptimBetas { get; init; } = [];
+    public double OptimEps { get; init; }
+
+    public string ScheduleKind { get; init; } = "";
+    public int ScheduleStepSize { get; init; }
+    public double ScheduleGamma { get; init; }
+    public int ScheduleWarmup { get; init; }
+
+    public int EarlyStopPatience { get; init; }
+
+    /// <summary>
+    /// Reads a YAML config file, applies <c>--set key=value</c> overrides, validates.
+    /// Throws <see cref="InputException"/> for a missing or malformed file and
+    /// <see cref="ConfigException"/> for an unknown key or a bad value.
+    /// </summary>
+    public static ExperimentConfig Load(string path, IEnumerable<string>? overrides = null)
+    {
+        string text;
+        try
+        {
+            text = File.ReadAllText(path);
+        }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
+        {
+            throw new InputException($"{path}: config file not found");
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new InputException($"{path}: cannot read config file ({e.Message})");
+        }
+        return Parse(text, path, overrides);
+    }
+
+    /// <summary>As <see cref="Load"/>, from YAML text; <paramref name="source"/> names it in errors.</summary>
+    public static ExperimentConfig Parse(string yaml, string source = "<yaml>", IEnumerable<string>? overrides = null)
+    {
+        var config = Default;
+        foreach (var (key, value) in ConfigYaml.ReadFlat(yaml, source))
+            config = Apply(config, key, value);
+        if (overrides is not null)
+            config = config.WithOverrides(overrides);
+        config.Validate();
+        return config;
+    }
+
+    /// <summary>Applies <c>key=value</c> strings (the <c>--set</c> syntax); does not validate cross-key rules.</summary>
+    public ExperimentConfig WithOverrides(IEnumerable<string> overrides)
+    {
+        var config = this;
+        foreach (var assignment in overrides)
+        {
+            int eq = assignment.IndexOf('=', StringComparison.Ordinal);
+            if (eq <= 0)
+                throw new InputException($"--set '{assignment}': expected key=value");
+            string key = assignment[..eq].Trim();
+            config = Apply(config, key, ConfigValue.OfScalar(assignment[(eq + 1)..].Trim(), "--set"));
+        }
+        return config;
+    }
+
+    /// <summary>Checks every key's range and the rules that tie keys together; throws <see cref="ConfigException"/>.</summary>
+    public void Validate()
+    {
+        foreach (var key in ConfigKeys.All)
+            key.Validate(this);
+        if (NoiseKind == "asymmetric" && NoiseMap.Count == 0)
+            throw new ConfigException("noise.map", "noise.kind=asymmetric needs a class map like \"0:6,6:0\"");
+        if (NoiseKind == "transition" && NoiseTransition.Count == 0)
+            throw new ConfigException("noise.T", "noise.kind=transition needs a matrix like \"0.6,0.4;0.4,0.6\"");
+        if (DataName == "csv" && DataPath.Length == 0)
+            throw new ConfigException("data.path", "data.name=csv needs the CSV file");
+    }
+
+    /// <summary>The fully resolved config as YAML, every key, grouped by section in table order.</summary>
+    public string ToYaml()
+    {
+        var sb = new StringBuilder();
+        string? section = null;
+        foreach (var key in ConfigKeys.All)
+        {
+            int dot = key.Name.IndexOf('.', StringComparison.Ordinal);
+            string? keySection = dot < 0 ? null : key.Name[..dot];
+            if (keySection != section && keySection is not null)
+                sb.Append(keySection).Append(":\n");
+            section = keySection;
+            string leaf = dot < 0 ? key.Name : "  " + key.Name[(dot + 1)..];
+            sb.Append(leaf).Append(": ").Append(key.FormatYaml(this)).Append('\n');
+        }
+        return sb.ToString();
+    }
+
+    /// <summary>Value of a key by its dotted name (for reports and sweeps).</summary>
+    public object? Get(string key) =>
+        (ConfigKeys.Find(key) ?? throw new ConfigException(key, UnknownProblem(key))).GetBoxed(this);
+
+    public bool Equals(ExperimentConfig? other) =>
+        other is not null && ConfigKeys.All.All(k => k.ValueEquals(this, other));
+
+    public override int GetHashCode() =>
+        ConfigKeys.All.Aggregate(17, (h, k) => unchecked(h * 31 + k.ValueHash(this)));
+
+    public override string ToString() => ToYaml();
+
+    private static ExperimentConfig Apply(ExperimentConfig config, string key, ConfigValue value)
+    {
+        var descriptor = ConfigKeys.Find(key) ?? throw new ConfigException(key, UnknownProblem(key) + $" ({value.Source})");
+        return descriptor.Apply(config, value);
+    }
+
+    private static string UnknownProblem(string key)
+    {
+        string? near = ConfigKeys.Suggest(key);
+        return near is null ? "unknown key" : $"unknown key (did you mean '{near}'?)";
+    }
+}

@@ -1,0 +1,119 @@
+using System.Globalization;
+using System.Text;
+
+namespace LabelNoiseLab.Runs;
+
+/// <summary>
+/// One evaluation: one row of <c>metrics.csv</c>. A metric left at NaN (not measured, or an empty
+/// group such as "no noisy samples") is written as an empty cell.
+/// </summary>
+public sealed record MetricsRow
+{
+    public int Epoch { get; init; }
+    public long Step { get; init; }
+    public double Lr { get; init; } = double.NaN;
+    public double TrainLoss { get; init; } = double.NaN;
+    public double TrainAcc { get; init; } = double.NaN;
+    public double CleanLoss { get; init; } = double.NaN;
+    public double CleanAcc { get; init; } = double.NaN;
+    /// <summary>Noisy samples scored against their given (wrong) label: memorisation.</summary>
+    public double NoisyGivenLoss { get; init; } = double.NaN;
+    public double NoisyGivenAcc { get; init; } = double.NaN;
+    /// <summary>Noisy samples scored against their true label: recovery.</summary>
+    public double NoisyTrueLoss { get; init; } = double.NaN;
+    public double NoisyTrueAcc { get; init; } = double.NaN;
+    public double TestLoss { get; init; } = double.NaN;
+    public double TestAcc { get; init; } = double.NaN;
+    /// <summary>Wall-clock seconds since the run started.</summary>
+    public double Seconds { get; init; } = double.NaN;
+    /// <summary>Values of the extra columns declared when the writer was opened (e.g. val_loss).</summary>
+    public IReadOnlyDictionary<string, double>? Extra { get; init; }
+}
+
+/// <summary>
+/// Writes <c>metrics.csv</c>: the standard columns in the order of DESIGN.md, then the extra
+/// columns declared up front. The whole file is rewritten atomically after every row, so a
+/// killed run keeps every row it had evaluated, and a reader never sees half a line.
+/// </summary>
+public sealed class MetricsWriter
+{
+    public static IReadOnlyList<string> StandardColumns { get; } =
+    [
+        "epoch", "step", "lr", "train_loss", "train_acc", "clean_loss", "clean_acc",
+        "noisy_given_loss", "noisy_given_acc", "noisy_true_loss", "noisy_true_acc",
+        "test_loss", "test_acc", "seconds",
+    ];
+
+    private readonly string _path;
+    private readonly Action _beforeWrite;
+    private readonly StringBuilder _content = new();
+    private readonly List<MetricsRow> _rows = [];
+
+    internal MetricsWriter(string path, IReadOnlyList<string> extraColumns, Action beforeWrite)
+    {
+        foreach (var c in extraColumns)
+        {
+            if (StandardColumns.Contains(c) || c.Length == 0 || c.Any(ch => ch is ',' or '"' or '\n' or '\r'))
+                throw new ArgumentException($"invalid extra metrics column '{c}'", nameof(extraColumns));
+        }
+        if (extraColumns.Distinct().Count() != extraColumns.Count)
+            throw new ArgumentException("extra metrics columns repeat", nameof(extraColumns));
+        _path = path;
+        _beforeWrite = beforeWrite;
+        ExtraColumns = [.. extraColumns];
+        Columns = [.. StandardColumns, .. ExtraColumns];
+        _content.Append(string.Join(',', Columns)).Append('\n');
+        Flush();
+    }
+
+    public IReadOnlyList<string> Columns { get; }
+
+    public IReadOnlyList<string> ExtraColumns { get; }
+
+    /// <summary>Rows written so far (for early stopping, best-epoch figures, the summary).</summary>
+    public IReadOnlyList<MetricsRow> Rows => _rows;
+
+    public string Path => _path;
+
+    /// <summary>Appends a row and rewrites the file atomically.</summary>
+    public void Append(MetricsRow row)
+    {
+        if (row.Extra is not null)
+        {
+            foreach (var key in row.Extra.Keys)
+            {
+                if (!ExtraColumns.Contains(key))
+                    throw new ArgumentException($"metrics column '{key}' was not declared when metrics.csv was opened", nameof(row));
+            }
+        }
+        var line = new StringBuilder();
+        line.Append(row.Epoch.ToString(CultureInfo.InvariantCulture)).Append(',')
+            .Append(row.Step.ToString(CultureInfo.InvariantCulture));
+        foreach (double v in (double[])[
+            row.Lr, row.TrainLoss, row.TrainAcc, row.CleanLoss, row.CleanAcc,
+            row.NoisyGivenLoss, row.NoisyGivenAcc, row.NoisyTrueLoss, row.NoisyTrueAcc,
+            row.TestLoss, row.TestAcc, row.Seconds])
+            line.Append(',').Append(Format(v));
+        foreach (var c in ExtraColumns)
+            line.Append(',').Append(row.Extra is not null && row.Extra.TryGetValue(c, out double v) ? Format(v) : "");
+        _content.Append(line).Append('\n');
+        _rows.Add(row);
+        Flush();
+    }
+
+    /// <summary>
+    /// Round-trip formatting in the invariant culture; NaN (missing) is an empty cell, infinities
+    /// are <c>inf</c> / <c>-inf</c> (read as floats by numpy and pandas).
+    /// </summary>
+    public static string Format(double v) =>
+        double.IsNaN(v) ? ""
+        : double.IsPositiveInfinity(v) ? "inf"
+        : double.IsNegativeInfinity(v) ? "-inf"
+        : v.ToString("R", CultureInfo.InvariantCulture);
+
+    private void Flush()
+    {
+        _beforeWrite();
+        AtomicFile.WriteAllText(_path, _content.ToString());
+    }
+}
