@@ -139,16 +139,18 @@ public static class Splits
     /// samples (rounded to the nearest count) goes to validation. Order within each part
     /// follows the random permutation.
     /// </summary>
-    public static (Dataset Train, Dataset Validation) TrainValidation(Dataset data, double validationFraction, Rng rng)
+    public static (Dataset Train, Dataset Validation) TrainValidation(Dataset data, double validationFraction, Rng rng,
+        string? trainName = null, string? validationName = null, string key = "data.validation_fraction")
     {
+        ArgumentNullException.ThrowIfNull(data);
         if (!(validationFraction >= 0 && validationFraction < 1))
-            throw new ConfigException("data.validation_fraction", $"{validationFraction}; expected a value in [0, 1)");
+            throw new ConfigException(key, $"{validationFraction}; expected a value in [0, 1)");
         int nVal = (int)Math.Round(data.Count * validationFraction);
         if (validationFraction > 0 && (nVal == 0 || nVal == data.Count))
-            throw new ConfigException("data.validation_fraction",
-                $"{validationFraction} of {data.Count} samples leaves an empty split");
+            throw new ConfigException(key, $"{validationFraction} of {data.Count} samples leaves an empty split");
         var perm = Permutation(data.Count, rng);
-        return (data.Select(perm.AsSpan(nVal), data.Name + "/train"), data.Select(perm.AsSpan(0, nVal), data.Name + "/validation"));
+        return (data.Select(perm.AsSpan(nVal), trainName ?? data.Name),
+                data.Select(perm.AsSpan(0, nVal), validationName ?? data.Name + "/validation"));
     }
 
     /// <summary>
