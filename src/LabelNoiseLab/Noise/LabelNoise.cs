@@ -120,19 +120,53 @@ public static class LabelNoise
     /// Instance-dependent noise. A random linear scorer W (k × D, entries N(0, 1), drawn from the
     /// noise generator) scores the centred features: z = W(x − μ), μ the set's mean sample,
     /// divided by the standard deviation of all scores (a fixed temperature). With p = softmax(z),
-    /// a sample's difficulty is d = (1 − (p_true − max_{j≠true} p_j)) / 2 ∈ (0, 1): 1/2 at a tie,
-    /// near 1 when the scorer prefers a wrong class confidently. Its flip probability is
-    /// r = min(1, s·d) with s found by bisection so that mean(r) = rate. A flipped sample gets the
-    /// scorer's highest-scoring wrong class, or a uniformly random other class.
-    /// Returns mean(r), the expected realised rate.
+    /// a sample's margin is p_true − max_{j≠true} p_j, and its difficulty d ∈ (0, 1] is its rank
+    /// by margin, largest margin first, divided by n (1 for the sample the scorer gets most
+    /// confidently wrong). Ranks rather than raw margins, because a random scorer's softmax
+    /// margins over 10 classes sit in a narrow band and would make the noise nearly uniform. The
+    /// flip probability is r = min(1, s·d) with s found by bisection so that mean(r) = rate (for
+    /// rate ≤ 1/2: r rises linearly from ≈0 to 2·rate). The flip decisions are
+    /// drawn first (one uniform per sample), then the targets: the scorer's highest-scoring wrong
+    /// class, or a uniformly random other class; so one seed flips the same samples whatever the
+    /// target rule. Returns mean(r), the expected realised rate.
     /// </summary>
     private static double Instance(Dataset data, double rate, InstanceTarget target, Rng rng)
     {
         int n = data.Count;
         int k = data.NumClasses;
-        int dim = data.FeatureLength;
         if (n == 0)
             return 0;
+        var r = InstanceRates(data, rate, rng, out var wrongBest);
+        var flip = new bool[n];
+        for (int i = 0; i < n; i++)
+            flip[i] = rng.NextDouble() < r[i];
+        for (int i = 0; i < n; i++)
+        {
+            if (!flip[i])
+                continue;
+            int t = data.TrueLabels[i];
+            if (target == InstanceTarget.ScorerMostLikelyWrong)
+            {
+                data.Labels[i] = wrongBest[i];
+            }
+            else
+            {
+                int o = rng.NextInt(k - 1);
+                data.Labels[i] = o >= t ? o + 1 : o;
+            }
+        }
+        return r.Average();
+    }
+
+    /// <summary>
+    /// The per-sample flip probabilities of instance-dependent noise (see <see cref="Instance"/>)
+    /// and each sample's highest-scoring wrong class; draws the scorer from <paramref name="rng"/>.
+    /// </summary>
+    internal static double[] InstanceRates(Dataset data, double rate, Rng rng, out int[] wrongBest)
+    {
+        int n = data.Count;
+        int k = data.NumClasses;
+        int dim = data.FeatureLength;
         var w = new float[k * dim];
         for (int j = 0; j < w.Length; j++)
             w[j] = (float)rng.NextNormal();
@@ -168,13 +202,12 @@ public static class LabelNoise
         double std = Math.Sqrt(Math.Max(0, sq / z.Length - m * m));
         float invT = std > 0 ? (float)(1 / std) : 1f;
 
-        var difficulty = new double[n];
-        var wrongBest = new int[n];
+        var margin = new double[n];
+        wrongBest = new int[n];
         var p = new float[k];
         for (int i = 0; i < n; i++)
         {
-            var zi = z.AsSpan(i * k, k);
-            TensorPrimitives.Multiply(zi, invT, p);
+            TensorPrimitives.Multiply(z.AsSpan(i * k, k), invT, p);
             TensorPrimitives.SoftMax(p, p);
             int t = data.TrueLabels[i];
             int best = -1;
@@ -184,29 +217,22 @@ public static class LabelNoise
                     best = c;
             }
             wrongBest[i] = best;
-            difficulty[i] = (1 - (p[t] - p[best])) / 2;
+            margin[i] = p[t] - p[best];
         }
+        var order = new int[n];
+        for (int i = 0; i < n; i++)
+            order[i] = i;
+        Array.Sort((double[])margin.Clone(), order);
+        // order now runs from the smallest margin (hardest) to the largest (easiest)
+        var difficulty = new double[n];
+        for (int rank = 0; rank < n; rank++)
+            difficulty[order[rank]] = (double)(n - rank) / n;
 
         double scale = RateScale(difficulty, rate);
-        double total = 0;
+        var r = new double[n];
         for (int i = 0; i < n; i++)
-        {
-            double r = Math.Min(1, scale * difficulty[i]);
-            total += r;
-            if (rng.NextDouble() >= r)
-                continue;
-            int t = data.TrueLabels[i];
-            if (target == InstanceTarget.ScorerMostLikelyWrong)
-            {
-                data.Labels[i] = wrongBest[i];
-            }
-            else
-            {
-                int o = rng.NextInt(k - 1);
-                data.Labels[i] = o >= t ? o + 1 : o;
-            }
-        }
-        return total / n;
+            r[i] = Math.Min(1, scale * difficulty[i]);
+        return r;
     }
 
     /// <summary>s ≥ 0 with mean(min(1, s·d)) = rate, by bisection (d &gt; 0).</summary>

@@ -47,7 +47,7 @@ public sealed class NoiseReport
         var counts = new long[k, k];
         var classCounts = new int[k];
         int noisy = 0;
-        for (int i = 0; i < data.Count; i++)
+        for (int i = 0; i < data.Count && k > 0; i++)
         {
             int t = data.TrueLabels[i];
             int g = data.Labels[i];
