@@ -287,4 +287,19 @@ public class DataPreparationTests
             Assert.Equal(0, Enumerable.Range(0, 800).Average(i => p.Train.Features[i * 6 + j]), 4);
         Assert.Equal(NormalizationMode.PerFeature, p.Normalization.Mode);
     }
+
+    [Fact]
+    public void Prepare_handles_a_regression_set()
+    {
+        var o = new DataOptions { Name = "linear-teacher", Dimension = 5, Samples = 100, TestSamples = 10, ValidationFraction = 0.1, Normalization = NormalizationMode.Global, Seed = 2 };
+        var p = DataSources.Prepare(o, new NoiseOptions());
+        Assert.Equal(90, p.Train.Count);
+        Assert.Equal(10, p.Validation!.Count);
+        Assert.Equal(90, p.Train.Targets!.Length);
+        Assert.Equal(0, p.Noise.RealisedRate);
+        var raw = DataSources.Load(o);
+        // targets travel with their samples through the split
+        var y = raw.Train.Targets!;
+        Assert.All(p.Validation.Targets!, t => Assert.Contains(t, y));
+    }
 }

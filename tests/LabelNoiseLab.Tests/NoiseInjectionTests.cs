@@ -210,11 +210,9 @@ public class NoiseInjectionTests
         var e = Assert.Throws<ConfigException>(() => LabelNoise.Inject(d, new NoiseOptions { Kind = NoiseKind.Transition, T = bad }));
         Assert.Equal("noise.T", e.Key);
         Assert.Contains("row 3", e.Message);
-        var negative = RandomStochastic(K, 1);
-        negative[2][2] += 0.5;
-        negative[2][(2 + 1) % K] -= 0.5 + negative[2][(2 + 1) % K] - 0.5;
-        negative[2][(2 + 1) % K] = -0.1;
-        negative[2][2] = 1 - negative[2].Where((_, j) => j != 2).Sum();
+        var negative = Enumerable.Range(0, K).Select(i => Enumerable.Range(0, K).Select(j => i == j ? 1.0 : 0.0).ToArray()).ToArray();
+        negative[2][2] = 1.1;
+        negative[2][3] = -0.1; // the row still sums to 1
         e = Assert.Throws<ConfigException>(() => LabelNoise.Inject(d, new NoiseOptions { Kind = NoiseKind.Transition, T = negative }));
         Assert.Equal("noise.T", e.Key);
         e = Assert.Throws<ConfigException>(() => LabelNoise.Inject(d, new NoiseOptions { Kind = NoiseKind.Transition, T = [[1.0]] }));
