@@ -1,4 +1,5 @@
 using System.Numerics;
+using System.Runtime.CompilerServices;
 
 namespace LabelNoiseLab.Data;
 
@@ -6,6 +7,9 @@ namespace LabelNoiseLab.Data;
 internal static class ByteConversion
 {
     /// <summary>dst[i] = src[i] / 255f for every i. Lengths must match.</summary>
+    // Optimised from the first call: a data set is loaded once per run, so the tier-0 version
+    // of this loop would handle much of the only load there is.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void ToUnitFloats(ReadOnlySpan<byte> src, Span<float> dst)
     {
         if (dst.Length != src.Length)

@@ -55,16 +55,28 @@ public sealed class Normalization
             throw new ArgumentException($"{train.Name}: cannot fit normalisation on an empty set");
         if (mode == NormalizationMode.PerFeature)
         {
+            // Vectorised float partial sums over blocks of rows, flushed into double totals
+            // every block so that rounding stays at the level of one block's sum.
+            const int Block = 128;
             var sum = new double[d];
             var sq = new double[d];
-            for (int i = 0; i < n; i++)
+            var blockSum = new float[d];
+            var blockSq = new float[d];
+            for (int start = 0; start < n; start += Block)
             {
-                var row = train.Sample(i);
+                Array.Clear(blockSum);
+                Array.Clear(blockSq);
+                int end = Math.Min(n, start + Block);
+                for (int i = start; i < end; i++)
+                {
+                    var row = train.Sample(i);
+                    TensorPrimitives.Add(blockSum, row, blockSum);
+                    TensorPrimitives.MultiplyAdd(row, row, blockSq, blockSq);
+                }
                 for (int j = 0; j < d; j++)
                 {
-                    double v = row[j];
-                    sum[j] += v;
-                    sq[j] += v * v;
+                    sum[j] += blockSum[j];
+                    sq[j] += blockSq[j];
                 }
             }
             var mean = new float[d];
