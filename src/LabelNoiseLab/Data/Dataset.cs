@@ -52,7 +52,54 @@ public sealed class Dataset
 
     public int TargetLength { get; init; } = 1;
 
+    /// <summary>For a linear-teacher regression set: the teacher's weights θ* (length <see cref="FeatureLength"/>).</summary>
+    public float[]? TeacherWeights { get; init; }
+
     public ReadOnlySpan<float> Sample(int i) => Features.AsSpan(i * FeatureLength, FeatureLength);
+
+    /// <summary>Number of samples whose given label differs from the true one.</summary>
+    public int NoisyCount
+    {
+        get
+        {
+            int n = 0;
+            foreach (bool b in NoiseMask)
+                n += b ? 1 : 0;
+            return n;
+        }
+    }
+
+    /// <summary>
+    /// A new data set holding copies of the given samples, in the given order: features,
+    /// given labels, true labels, noise mask and targets all travel together.
+    /// </summary>
+    public Dataset Select(ReadOnlySpan<int> indices, string? name = null)
+    {
+        int d = FeatureLength;
+        var features = new float[(long)indices.Length * d];
+        var trueLabels = new int[indices.Length];
+        float[]? targets = Targets is null ? null : new float[(long)indices.Length * TargetLength];
+        for (int j = 0; j < indices.Length; j++)
+        {
+            int i = indices[j];
+            if ((uint)i >= (uint)Count)
+                throw new ArgumentOutOfRangeException(nameof(indices), i, $"index outside 0..{Count - 1}");
+            Features.AsSpan(i * d, d).CopyTo(features.AsSpan(j * d, d));
+            trueLabels[j] = TrueLabels[i];
+            if (targets is not null)
+                Targets.AsSpan(i * TargetLength, TargetLength).CopyTo(targets.AsSpan(j * TargetLength, TargetLength));
+        }
+        var result = new Dataset(name ?? Name, features, (int[])SampleShape.Clone(), trueLabels, NumClasses)
+        {
+            Targets = targets,
+            TargetLength = TargetLength,
+            TeacherWeights = TeacherWeights,
+        };
+        for (int j = 0; j < indices.Length; j++)
+            result.Labels[j] = Labels[indices[j]];
+        result.UpdateNoiseMask();
+        return result;
+    }
 
     /// <summary>Re-derives <see cref="NoiseMask"/> after labels were changed.</summary>
     public void UpdateNoiseMask()

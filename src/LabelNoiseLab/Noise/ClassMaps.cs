@@ -1,0 +1,66 @@
+using System.Globalization;
+
+namespace LabelNoiseLab.Noise;
+
+/// <summary>
+/// Class maps for asymmetric noise. The built-in maps follow the common benchmark practice
+/// (Patrini et al. 2017 for MNIST and CIFAR-10):
+/// <list type="bullet">
+/// <item>mnist: 2→7, 3→8, 5↔6, 7→1.</item>
+/// <item>fashion-mnist (classes 0 T-shirt/top, 1 Trouser, 2 Pullover, 3 Dress, 4 Coat, 5 Sandal,
+/// 6 Shirt, 7 Sneaker, 8 Bag, 9 Ankle boot): the visually confused pairs T-shirt↔Shirt (0↔6),
+/// Pullover↔Coat (2↔4), Sandal↔Sneaker (5↔7). Trouser, Dress, Bag and Ankle boot stay clean.</item>
+/// <item>cifar10: truck→automobile (9→1), bird→airplane (2→0), deer→horse (4→7), cat↔dog (3↔5).</item>
+/// </list>
+/// </summary>
+public static class ClassMaps
+{
+    public static IReadOnlyDictionary<int, int> Mnist { get; } =
+        new Dictionary<int, int> { [2] = 7, [3] = 8, [5] = 6, [6] = 5, [7] = 1 };
+
+    public static IReadOnlyDictionary<int, int> FashionMnist { get; } =
+        new Dictionary<int, int> { [0] = 6, [6] = 0, [2] = 4, [4] = 2, [5] = 7, [7] = 5 };
+
+    public static IReadOnlyDictionary<int, int> Cifar10 { get; } =
+        new Dictionary<int, int> { [9] = 1, [2] = 0, [4] = 7, [3] = 5, [5] = 3 };
+
+    /// <summary>A built-in map by name, or a user map "a:b, c:d"; every class must be in 0..k-1.</summary>
+    public static IReadOnlyDictionary<int, int> Resolve(string spec, int numClasses)
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        IReadOnlyDictionary<int, int> map = spec.Trim().ToLowerInvariant() switch
+        {
+            "mnist" => Mnist,
+            "fashion-mnist" or "fashion_mnist" or "fashionmnist" => FashionMnist,
+            "cifar10" or "cifar-10" => Cifar10,
+            _ => ParseUserMap(spec),
+        };
+        foreach (var (from, to) in map)
+        {
+            if (from < 0 || from >= numClasses || to < 0 || to >= numClasses)
+                throw new ConfigException("noise.map", $"pair {from}:{to} names a class outside 0..{numClasses - 1}");
+        }
+        return map;
+    }
+
+    private static Dictionary<int, int> ParseUserMap(string spec)
+    {
+        var map = new Dictionary<int, int>();
+        foreach (var part in spec.Split([',', ';'], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            var ends = part.Replace("->", ":", StringComparison.Ordinal).Split(':', StringSplitOptions.TrimEntries);
+            if (ends.Length != 2
+                || !int.TryParse(ends[0], NumberStyles.Integer, CultureInfo.InvariantCulture, out int from)
+                || !int.TryParse(ends[1], NumberStyles.Integer, CultureInfo.InvariantCulture, out int to))
+                throw new ConfigException("noise.map",
+                    $"'{part}' in '{spec}'; expected mnist, fashion-mnist, cifar10 or pairs like \"2:7, 3->8\"");
+            if (from == to)
+                throw new ConfigException("noise.map", $"'{part}' maps a class to itself");
+            if (!map.TryAdd(from, to))
+                throw new ConfigException("noise.map", $"class {from} is mapped twice");
+        }
+        if (map.Count == 0)
+            throw new ConfigException("noise.map", $"'{spec}' holds no pairs");
+        return map;
+    }
+}
