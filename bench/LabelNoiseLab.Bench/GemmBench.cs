@@ -1,0 +1,65 @@
+using System.Diagnostics;
+using System.Globalization;
+using LabelNoiseLab.Tensors;
+
+namespace LabelNoiseLab.Bench;
+
+/// <summary>
+/// sgemm GFLOP/s of each backend at n×n×n for n = 256, 512, 1024 (no transposes, alpha 1,
+/// beta 0). Each figure: warm-up, then the median of several repetitions, each repetition
+/// timing enough products to last at least ~50 ms.
+/// </summary>
+internal static class GemmBench
+{
+    private static readonly int[] Sizes = [256, 512, 1024];
+    private const int Repetitions = 7;
+
+    public static int Run()
+    {
+        OpenBlasGemm? openBlas = Blas.OpenBlas;
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"gemm threads={Blas.Threads} processors={Environment.ProcessorCount} managed_kernel=\"{ManagedGemm.KernelName}\" openblas={(openBlas == null ? "none" : $"{openBlas.Path} core={openBlas.Corename}")}"));
+        var rng = new Random(12345);
+        foreach (int n in Sizes)
+        {
+            float[] a = Random(rng, n * n), b = Random(rng, n * n), c = new float[n * n];
+            double managed = Measure(Blas.Managed, n, a, b, c);
+            double? native = openBlas == null ? null : Measure(openBlas, n, a, b, c);
+            string ratio = native is { } o ? (managed / o).ToString("F2", CultureInfo.InvariantCulture) : "n/a";
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"gemm n={n} openblas_gflops={(native is { } g ? g.ToString("F1", CultureInfo.InvariantCulture) : "n/a")} managed_gflops={managed:F1} managed/openblas={ratio}"));
+        }
+        return 0;
+    }
+
+    private static double Measure(IGemmBackend backend, int n, float[] a, float[] b, float[] c)
+    {
+        double flops = 2.0 * n * n * n;
+        // Warm-up (JIT tiers, buffers, OpenBLAS threads), also sizing the inner loop.
+        var sw = Stopwatch.StartNew();
+        int warm = 0;
+        do { Product(backend, n, a, b, c); warm++; } while (sw.Elapsed.TotalMilliseconds < 200 || warm < 3);
+        double perCall = sw.Elapsed.TotalSeconds / warm;
+        int inner = Math.Max(1, (int)Math.Ceiling(0.05 / perCall));
+
+        var gflops = new double[Repetitions];
+        for (int r = 0; r < Repetitions; r++)
+        {
+            sw.Restart();
+            for (int i = 0; i < inner; i++) Product(backend, n, a, b, c);
+            gflops[r] = flops * inner / sw.Elapsed.TotalSeconds / 1e9;
+        }
+        Array.Sort(gflops);
+        return gflops[Repetitions / 2];
+    }
+
+    private static void Product(IGemmBackend backend, int n, float[] a, float[] b, float[] c)
+        => backend.Sgemm(false, false, n, n, n, 1f, a, n, b, n, 0f, c, n);
+
+    private static float[] Random(Random rng, int count)
+    {
+        var x = new float[count];
+        for (int i = 0; i < count; i++) x[i] = (float)(rng.NextDouble() * 2 - 1);
+        return x;
+    }
+}
