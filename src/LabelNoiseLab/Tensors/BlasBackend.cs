@@ -49,15 +49,15 @@ internal static class GemmArgs
     private static void CheckMatrix(string span, string ld, string name, bool trans,
         int rows, int cols, int length, int leading, int m, int n, int k)
     {
-        string shape = $"(m = {m}, n = {n}, k = {k}{(name == "C" ? "" : $", trans{name} = {trans}")})";
+        string Shape() => $"(m = {m}, n = {n}, k = {k}{(name == "C" ? "" : $", trans{name} = {trans}")})";
         if (leading < Math.Max(1, cols))
             throw new ArgumentException(
-                $"sgemm: {ld} = {leading} is smaller than the {cols} columns of the stored {rows}×{cols} {name} {shape}; it must be >= max(1, {cols})",
+                $"sgemm: {ld} = {leading} is smaller than the {cols} columns of the stored {rows}×{cols} {name} {Shape()}; it must be >= max(1, {cols})",
                 ld);
         long needed = rows == 0 || cols == 0 ? 0 : (long)(rows - 1) * leading + cols;
         if (length < needed)
             throw new ArgumentException(
-                $"sgemm: {span} has {length} elements but the stored {rows}×{cols} {name} with {ld} = {leading} needs {needed} {shape}",
+                $"sgemm: {span} has {length} elements but the stored {rows}×{cols} {name} with {ld} = {leading} needs {needed} {Shape()}",
                 span);
     }
 }

@@ -43,10 +43,14 @@ public sealed unsafe class ManagedGemm : IGemmBackend
         float beta, Span<float> c, int ldc)
         => Sgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, GemmKernel.Auto, Blas.Threads);
 
-    /// <summary>Same, with an explicit micro-kernel and thread count (tests use it to run every kernel).</summary>
+    /// <summary>
+    /// Same, with an explicit micro-kernel, thread count and the m·n·k from which threads are
+    /// used (tests use it to run every kernel and the parallel split at small sizes).
+    /// </summary>
     internal static void Sgemm(bool transA, bool transB, int m, int n, int k,
         float alpha, ReadOnlySpan<float> a, int lda, ReadOnlySpan<float> b, int ldb,
-        float beta, Span<float> c, int ldc, GemmKernel kernel, int threads)
+        float beta, Span<float> c, int ldc, GemmKernel kernel, int threads,
+        long parallelThreshold = ParallelThreshold)
     {
         GemmArgs.Validate(transA, transB, m, n, k, a.Length, lda, b.Length, ldb, c.Length, ldc);
         ArgumentOutOfRangeException.ThrowIfLessThan(threads, 1);
@@ -65,7 +69,7 @@ public sealed unsafe class ManagedGemm : IGemmBackend
             try
             {
                 job.Run(info, transA, transB, m, n, k, alpha, pa, lda, pb, ldb, beta, pc, ldc,
-                    (long)m * n * k >= ParallelThreshold ? threads : 1);
+                    (long)m * n * k >= parallelThreshold ? threads : 1);
             }
             finally
             {
