@@ -14,8 +14,16 @@ internal static class GemmBench
     private static readonly int[] Sizes = [256, 512, 1024];
     private const int Repetitions = 7;
 
-    public static int Run()
+    /// <summary>Options: <c>--threads N</c> (default <see cref="Blas.Threads"/>, i.e. all processors).</summary>
+    public static int Run(string[] options)
     {
+        if (options is ["--threads", var t] && int.TryParse(t, CultureInfo.InvariantCulture, out int threads) && threads >= 1)
+            Blas.Threads = threads;
+        else if (options.Length > 0)
+        {
+            Console.Error.WriteLine("usage: LabelNoiseLab.Bench gemm [--threads N]");
+            return 2;
+        }
         OpenBlasGemm? openBlas = Blas.OpenBlas;
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"gemm threads={Blas.Threads} processors={Environment.ProcessorCount} managed_kernel=\"{ManagedGemm.KernelName}\" openblas={(openBlas == null ? "none" : $"{openBlas.Path} core={openBlas.Corename}")}"));

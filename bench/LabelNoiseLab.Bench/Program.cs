@@ -5,7 +5,7 @@ using LabelNoiseLab.Bench;
 switch (args.Length > 0 ? args[0] : "")
 {
     case "gemm":
-        return GemmBench.Run();
+        return GemmBench.Run(args[1..]);
     default:
         Console.Error.WriteLine("usage: LabelNoiseLab.Bench <benchmark>   (benchmarks: gemm)");
         return 2;

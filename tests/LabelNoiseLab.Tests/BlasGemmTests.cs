@@ -210,6 +210,19 @@ public class BlasGemmTests
     }
 
     [Fact]
+    public void Managed_is_safe_to_call_from_many_threads_at_once()
+    {
+        // Packing buffers are per thread; concurrent (and nested-parallel) calls must not share them.
+        SgemmFn gemm = Kernel(GemmKernel.Auto, 2);
+        Parallel.For(0, 8, new ParallelOptions { MaxDegreeOfParallelism = 4 }, w =>
+        {
+            var rng = new Random(50 + w);
+            for (int rep = 0; rep < 3; rep++)
+                CheckOne(gemm, rng, w % 2 == 1, w % 3 == 1, 20 + 7 * w, 33 + w, 40 + 5 * rep, 1f, 0f, 1, $"worker {w} rep {rep}");
+        });
+    }
+
+    [Fact]
     public void Managed_single_threaded_steady_state_does_not_allocate()
     {
         const int n = 48;
