@@ -20,7 +20,7 @@ namespace LabelNoiseLab.Tensors;
 public sealed unsafe class ManagedGemm : IGemmBackend
 {
     /// <summary>Below this m·n·k the product runs on one thread (fork/join costs more than it saves).</summary>
-    internal const long ParallelThreshold = 64L * 64 * 64;
+    internal const long ParallelThreshold = 1L << 20; // ≈ 40 µs of work at 50 GFLOP/s
 
     internal static readonly ManagedGemm Instance = new();
 
