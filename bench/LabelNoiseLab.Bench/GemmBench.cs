@@ -12,7 +12,7 @@ namespace LabelNoiseLab.Bench;
 internal static class GemmBench
 {
     private static readonly int[] Sizes = [256, 512, 1024];
-    private const int Repetitions = 7;
+    private const int Repetitions = 9;
 
     /// <summary>Options: <c>--threads N</c> (default <see cref="Blas.Threads"/>, i.e. all processors).</summary>
     public static int Run(string[] options)
@@ -31,8 +31,10 @@ internal static class GemmBench
         foreach (int n in Sizes)
         {
             float[] a = Random(rng, n * n), b = Random(rng, n * n), c = new float[n * n];
-            double managed = Measure(Blas.Managed, n, a, b, c);
-            double? native = openBlas == null ? null : Measure(openBlas, n, a, b, c);
+            IGemmBackend[] backends = openBlas == null ? [Blas.Managed] : [Blas.Managed, openBlas];
+            double[] medians = Measure(backends, n, a, b, c);
+            double managed = medians[0];
+            double? native = openBlas == null ? null : medians[1];
             string ratio = native is { } o ? (managed / o).ToString("F2", CultureInfo.InvariantCulture) : "n/a";
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"gemm n={n} openblas_gflops={(native is { } g ? g.ToString("F1", CultureInfo.InvariantCulture) : "n/a")} managed_gflops={managed:F1} managed/openblas={ratio}"));
@@ -40,25 +42,40 @@ internal static class GemmBench
         return 0;
     }
 
-    private static double Measure(IGemmBackend backend, int n, float[] a, float[] b, float[] c)
+    /// <summary>
+    /// Median GFLOP/s per backend. Repetitions alternate between the backends so that both see
+    /// the same machine load (the machine is shared; figures drift with it).
+    /// </summary>
+    private static double[] Measure(IGemmBackend[] backends, int n, float[] a, float[] b, float[] c)
     {
         double flops = 2.0 * n * n * n;
-        // Warm-up (JIT tiers, buffers, OpenBLAS threads), also sizing the inner loop.
-        var sw = Stopwatch.StartNew();
-        int warm = 0;
-        do { Product(backend, n, a, b, c); warm++; } while (sw.Elapsed.TotalMilliseconds < 200 || warm < 3);
-        double perCall = sw.Elapsed.TotalSeconds / warm;
-        int inner = Math.Max(1, (int)Math.Ceiling(0.05 / perCall));
+        var inner = new int[backends.Length];
+        var sw = new Stopwatch();
+        for (int q = 0; q < backends.Length; q++)
+        {
+            // Warm-up (JIT tiers, buffers, OpenBLAS threads), also sizing the inner loop.
+            sw.Restart();
+            int warm = 0;
+            do { Product(backends[q], n, a, b, c); warm++; } while (sw.Elapsed.TotalMilliseconds < 200 || warm < 3);
+            inner[q] = Math.Max(1, (int)Math.Ceiling(0.05 / (sw.Elapsed.TotalSeconds / warm)));
+        }
 
-        var gflops = new double[Repetitions];
+        var gflops = new double[backends.Length][];
+        for (int q = 0; q < backends.Length; q++) gflops[q] = new double[Repetitions];
         for (int r = 0; r < Repetitions; r++)
+        for (int q = 0; q < backends.Length; q++)
         {
             sw.Restart();
-            for (int i = 0; i < inner; i++) Product(backend, n, a, b, c);
-            gflops[r] = flops * inner / sw.Elapsed.TotalSeconds / 1e9;
+            for (int i = 0; i < inner[q]; i++) Product(backends[q], n, a, b, c);
+            gflops[q][r] = flops * inner[q] / sw.Elapsed.TotalSeconds / 1e9;
         }
-        Array.Sort(gflops);
-        return gflops[Repetitions / 2];
+        var medians = new double[backends.Length];
+        for (int q = 0; q < backends.Length; q++)
+        {
+            Array.Sort(gflops[q]);
+            medians[q] = gflops[q][Repetitions / 2];
+        }
+        return medians;
     }
 
     private static void Product(IGemmBackend backend, int n, float[] a, float[] b, float[] c)
