@@ -1,1 +1,12 @@
-return 0;
+using LabelNoiseLab.Bench;
+
+// Benchmarks: `dotnet run -c Release --project bench/LabelNoiseLab.Bench -- NAME`.
+// One case per benchmark; each maps to one plain method.
+switch (args.Length > 0 ? args[0] : "")
+{
+    case "gemm":
+        return GemmBench.Run(args[1..]);
+    default:
+        Console.Error.WriteLine("usage: LabelNoiseLab.Bench <benchmark>   (benchmarks: gemm)");
+        return 2;
+}
