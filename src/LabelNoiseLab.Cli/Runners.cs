@@ -9,5 +9,5 @@ internal static class Runners
     /// The trainer (issue 3) is not in this build yet: `lnlab train` validates the config and
     /// then says so. Wire it here, e.g. <c>=&gt; new Trainer();</c>.
     /// </summary>
-    public static IExperimentRunner? Default() => null;
+    public static IExperimentRunner? Default() => new Trainer();
 }

@@ -32,7 +32,7 @@ public static class ConfigKeys
         Key("noise.rate", Number, 0.0, c => c.NoiseRate, (c, v) => c with { NoiseRate = v }, Range(0, 1), "fraction of labels corrupted"),
         Key("noise.seed", Int, 0, c => c.NoiseSeed, (c, v) => c with { NoiseSeed = v }, null, "seed of the noise generator (separate from seed)"),
         Key("noise.include_true", Bool, false, c => c.NoiseIncludeTrue, (c, v) => c with { NoiseIncludeTrue = v }, null, "symmetric noise may draw the true class as the new label"),
-        Key("noise.map", ClassMap, [], c => c.NoiseMap, (c, v) => c with { NoiseMap = v }, null, "asymmetric noise: true class -> given class, e.g. \"0:6,6:0\""),
+        Key("noise.map", ClassMap, [], c => c.NoiseMap, (c, v) => c with { NoiseMap = v }, null, "asymmetric noise: true class -> given class, e.g. \"0:6,6:0\"; empty = the data set's built-in map"),
         Key("noise.T", Matrix, [], c => c.NoiseTransition, (c, v) => c with { NoiseTransition = v }, StochasticRows, "transition noise: row-stochastic matrix, rows by ';', entries by ','"),
 
         Key("model.kind", Choice("mlp", "two_layer_linear", "small_cnn"), "mlp", c => c.ModelKind, (c, v) => c with { ModelKind = v }, null, "model"),
@@ -58,6 +58,7 @@ public static class ConfigKeys
         Key("schedule.warmup", Int, 0, c => c.ScheduleWarmup, (c, v) => c with { ScheduleWarmup = v }, AtLeast(0), "linear warm-up steps"),
 
         Key("early_stop.patience", Int, 0, c => c.EarlyStopPatience, (c, v) => c with { EarlyStopPatience = v }, AtLeast(0), "stop after N evaluations without a better validation loss; 0 = never"),
+        Key("eval.train_samples", Int, 10000, c => c.EvalTrainSamples, (c, v) => c with { EvalTrainSamples = v }, AtLeast(0), "training samples scored at each evaluation (a fixed random subset, same clean/noisy mix); 0 = all"),
     ];
 
     private static readonly Dictionary<string, ConfigKey> ByName = All.ToDictionary(k => k.Name, StringComparer.Ordinal);

@@ -65,6 +65,8 @@ public sealed record ExperimentConfig
 
     public int EarlyStopPatience { get; init; }
 
+    public int EvalTrainSamples { get; init; }
+
     /// <summary>
     /// Reads a YAML config file, applies <c>--set key=value</c> overrides, validates.
     /// Throws <see cref="InputException"/> for a missing or malformed file and
@@ -120,8 +122,6 @@ public sealed record ExperimentConfig
     {
         foreach (var key in ConfigKeys.All)
             key.Validate(this);
-        if (NoiseKind == "asymmetric" && NoiseMap.Count == 0)
-            throw new ConfigException("noise.map", "noise.kind=asymmetric needs a class map like \"0:6,6:0\"");
         if (NoiseKind == "transition" && NoiseTransition.Count == 0)
             throw new ConfigException("noise.T", "noise.kind=transition needs a matrix like \"0.6,0.4;0.4,0.6\"");
         if (DataName == "csv" && DataPath.Length == 0)

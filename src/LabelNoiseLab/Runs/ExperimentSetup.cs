@@ -1,0 +1,80 @@
+using System.Globalization;
+using LabelNoiseLab.Data;
+using LabelNoiseLab.Nn;
+using LabelNoiseLab.Noise;
+using LabelNoiseLab.Optim;
+using LabelNoiseLab.Tensors;
+
+namespace LabelNoiseLab.Runs;
+
+/// <summary>
+/// Turns a validated <see cref="ExperimentConfig"/> into the objects a run needs: data options,
+/// noise options, the model, the optimizer and the schedule. Each purpose gets its own generator
+/// (initialisation, shuffling, dropout), all derived from <c>seed</c>; noise has its own seed.
+/// </summary>
+public static class ExperimentSetup
+{
+    public static DataOptions DataOptions(ExperimentConfig c, string? dataDir) => new()
+    {
+        Name = c.DataName,
+        DataDir = dataDir,
+        CsvPath = c.DataPath.Length == 0 ? null : ResolvePath(c.DataPath, dataDir),
+        Csv = new CsvOptions { LabelColumn = c.DataCsvLabelColumn },
+        Seed = c.Seed,
+        Subset = c.DataSubset > 0 ? c.DataSubset : null,
+        ValidationFraction = c.DataValFraction,
+        Normalization = c.DataNormalize == "standardize" ? NormalizationMode.PerFeature : NormalizationMode.None,
+    };
+
+    public static NoiseOptions NoiseOptions(ExperimentConfig c) => new()
+    {
+        Kind = Noise.NoiseOptions.ParseKind(c.NoiseKind),
+        Rate = c.NoiseRate,
+        Seed = c.NoiseSeed,
+        IncludeTrue = c.NoiseIncludeTrue,
+        ClassMap = c.NoiseMap.Count == 0 ? null : string.Join(",", c.NoiseMap.Select(p => string.Create(CultureInfo.InvariantCulture, $"{p.Key}:{p.Value}"))),
+        T = c.NoiseTransition.Count == 0 ? null : c.NoiseTransition.Select(r => r.ToArray()).ToArray(),
+    };
+
+    /// <summary>The model for a data set's sample shape and class count, initialised.</summary>
+    public static Model CreateModel(ExperimentConfig c, Dataset train)
+    {
+        int outputs = train.NumClasses > 0 ? train.NumClasses : train.TargetLength;
+        var activation = Activation.Parse(c.ModelActivation);
+        Model model = c.ModelKind switch
+        {
+            "mlp" => new Mlp(train.FeatureLength, c.ModelHidden, outputs, activation, (float)c.ModelDropout,
+                c.ModelDropout > 0 ? Rng.ForPurpose(c.Seed, "dropout") : null),
+            "two_layer_linear" => c.ModelHidden.Count == 1
+                ? new TwoLayerLinear(train.FeatureLength, c.ModelHidden[0], outputs)
+                : throw new ConfigException("model.hidden", $"two_layer_linear needs exactly one width (m), got {c.ModelHidden.Count}"),
+            "small_cnn" => train.SampleShape is [int channels, int h, int w] && h == w && h % 4 == 0
+                ? new SmallCnn(channels, h, outputs, activation: activation)
+                : throw new ConfigException("model.kind", $"small_cnn needs square images with a side divisible by 4, data has samples of shape [{string.Join(", ", train.SampleShape)}]"),
+            _ => throw new ConfigException("model.kind", $"unknown model '{c.ModelKind}'"),
+        };
+        var init = c.ModelInit == "ntk" ? InitKind.Ntk : InitKind.Default;
+        Init.Apply(model, init, Rng.ForPurpose(c.Seed, "init"), (float)c.ModelInitScale);
+        return model;
+    }
+
+    public static Optimizer CreateOptimizer(ExperimentConfig c, IEnumerable<Tensor> parameters) => c.OptimKind switch
+    {
+        "sgd" => new Sgd(parameters, (float)c.OptimLr, (float)c.OptimMomentum, c.OptimNesterov, (float)c.OptimWeightDecay),
+        "adam" or "adamw" => new Adam(parameters, (float)c.OptimLr, (float)c.OptimBetas[0], (float)c.OptimBetas[1],
+            (float)c.OptimEps, (float)c.OptimWeightDecay, decoupled: c.OptimKind == "adamw"),
+        _ => throw new ConfigException("optim.kind", $"unknown optimizer '{c.OptimKind}'"),
+    };
+
+    public static LrSchedule CreateSchedule(ExperimentConfig c, int stepsPerEpoch) => c.ScheduleKind switch
+    {
+        "constant" => new LrSchedule.Constant(),
+        "step" => new LrSchedule.Step((long)c.ScheduleStepSize * stepsPerEpoch, (float)c.ScheduleGamma),
+        "cosine" => new LrSchedule.Cosine((long)c.Epochs * stepsPerEpoch, c.ScheduleWarmup),
+        "inverse_sqrt" => new LrSchedule.InverseSqrt(c.ScheduleWarmup),
+        _ => throw new ConfigException("schedule.kind", $"unknown schedule '{c.ScheduleKind}'"),
+    };
+
+    private static string ResolvePath(string path, string? dataDir) =>
+        Path.IsPathRooted(path) || dataDir is null ? path : Path.Combine(dataDir, path);
+}

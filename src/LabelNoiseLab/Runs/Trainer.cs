@@ -1,0 +1,254 @@
+using System.Diagnostics;
+using System.Globalization;
+using LabelNoiseLab.Autograd;
+using LabelNoiseLab.Data;
+using LabelNoiseLab.Losses;
+using LabelNoiseLab.Nn;
+using LabelNoiseLab.Tensors;
+
+namespace LabelNoiseLab.Runs;
+
+/// <summary>
+/// The training loop of <c>lnlab train</c>, readable top to bottom: data (noise injected once),
+/// model, optimizer; then epochs of minibatch steps, an evaluation after each epoch (and every
+/// <c>eval_every_steps</c>) written to metrics.csv, checkpoints, and summary.json. A NaN or
+/// infinite loss ends the run as diverged at its step with the metrics so far kept.
+/// </summary>
+public sealed class Trainer : IExperimentRunner
+{
+    public static readonly IReadOnlyList<string> ExtraColumns = ["val_loss", "val_acc", "eval_seconds"];
+
+    public RunResult Run(ExperimentConfig config, RunDirectory dir, RunContext context)
+    {
+        var clock = Stopwatch.StartNew();
+        if (config.Threads > 0)
+            Blas.Threads = config.Threads;
+        if (config.EarlyStopPatience > 0 && config.DataValFraction == 0)
+            throw new ConfigException("early_stop.patience", "needs a validation split (data.val_fraction > 0)");
+
+        // Data: loaded, subset, noise injected once from its own seed, split, normalised.
+        var data = DataSources.Prepare(ExperimentSetup.DataOptions(config, context.DataDir), ExperimentSetup.NoiseOptions(config));
+        var train = data.Train;
+        if (train.Count < config.BatchSize)
+            throw new ConfigException("batch_size", $"{config.BatchSize} is larger than the training set ({train.Count} samples)");
+        bool regression = train.NumClasses == 0;
+        if (regression && config.LossKind != "mse")
+            throw new ConfigException("loss.kind", $"data set {config.DataName} is a regression set; use mse");
+
+        // Model, optimizer, schedule, batches.
+        var model = ExperimentSetup.CreateModel(config, train);
+        var optimizer = ExperimentSetup.CreateOptimizer(config, model.Parameters());
+        var batcher = new Batcher(train, config.BatchSize, Rng.ForPurpose(config.Seed, "shuffle"));
+        var schedule = ExperimentSetup.CreateSchedule(config, batcher.BatchesPerEpoch);
+        var evaluator = new Evaluator(model, config.LossKind);
+        int[] evalSubset = EvaluationSubset(train.Count, config.EvalTrainSamples, config.Seed);
+        var metrics = dir.OpenMetrics(ExtraColumns);
+        var tape = new Tape();
+        var x = new Tensor(config.BatchSize, train.FeatureLength);
+        var targets = regression ? new Tensor(config.BatchSize, train.TargetLength) : null;
+        var best = new BestTracker();
+        var progress = context.Progress;
+        progress.OnRunStart(config.Epochs, batcher.BatchesPerEpoch);
+
+        long step = 0;
+        int epoch = 0, sinceImprovement = 0;
+        bool stoppedEarly = false;
+        double trainSeconds = 0;
+        for (epoch = 1; epoch <= config.Epochs && !stoppedEarly; epoch++)
+        {
+            var epochClock = Stopwatch.StartNew();
+            batcher.StartEpoch();
+            while (batcher.Next())
+            {
+                if (context.Cancellation.IsCancellationRequested)
+                    return RunResult.Failed($"interrupted at step {step}");
+                // One step: forward, loss, backward, update.
+                x.Resize([batcher.Length, train.FeatureLength]);
+                batcher.Features.CopyTo(x.Span);
+                optimizer.LearningRate = schedule.At(step, (float)config.OptimLr);
+                tape.Reset();
+                optimizer.ZeroGrad();
+                var output = model.Forward(tape, x);
+                Tensor loss;
+                if (regression)
+                {
+                    targets!.Resize([batcher.Length, train.TargetLength]);
+                    batcher.Targets.CopyTo(targets.Span);
+                    loss = MseOp.Forward(tape, output, targets).Mean;
+                }
+                else
+                {
+                    loss = config.LossKind == "mse"
+                        ? MseOp.Forward(tape, output, batcher.LabelBuffer).Mean
+                        : SoftmaxCrossEntropyOp.Forward(tape, output, batcher.LabelBuffer).Mean;
+                }
+                step++;
+                float lossValue = loss[0];
+                if (!float.IsFinite(lossValue))
+                {
+                    progress.OnMessage($"loss is {lossValue} at step {step}: diverged");
+                    WriteSummary(dir, config, data, model, best, epoch - 1, step, clock.Elapsed.TotalSeconds, trainSeconds, divergedAt: step, stoppedEarly: false);
+                    return RunResult.Diverged(step);
+                }
+                tape.Backward(loss);
+                optimizer.Step();
+                progress.OnStep(epoch, step, lossValue);
+                if (config.EvalEverySteps > 0 && step % config.EvalEverySteps == 0 && !batcher.EpochDone)
+                    Evaluate(epoch, step, epochClock.Elapsed.TotalSeconds);
+            }
+            double epochSeconds = epochClock.Elapsed.TotalSeconds;
+            trainSeconds += epochSeconds;
+            var row = Evaluate(epoch, step, epochSeconds);
+
+            // Early stopping on the validation loss (only when asked; the run then ends complete).
+            if (best.Update(row, epoch))
+                sinceImprovement = 0;
+            else if (config.EarlyStopPatience > 0 && ++sinceImprovement >= config.EarlyStopPatience)
+            {
+                stoppedEarly = true;
+                progress.OnMessage($"early stop after epoch {epoch}: no better validation loss for {sinceImprovement} evaluations");
+            }
+            if (config.CheckpointEvery > 0 && epoch % config.CheckpointEvery == 0)
+                SaveCheckpoint(dir, $"epoch-{epoch:D4}", model, config, epoch, step);
+        }
+        int epochsDone = epoch - 1;
+        SaveCheckpoint(dir, "final", model, config, epochsDone, step);
+        WriteSummary(dir, config, data, model, best, epochsDone, step, clock.Elapsed.TotalSeconds, trainSeconds, divergedAt: null, stoppedEarly);
+        return RunResult.Complete;
+
+        MetricsRow Evaluate(int atEpoch, long atStep, double seconds)
+        {
+            var evalClock = Stopwatch.StartNew();
+            var trainScores = evaluator.Score(train, evalSubset);
+            var test = evaluator.Score(data.Test).Given;
+            var val = data.Validation is null ? default : evaluator.Score(data.Validation).Given;
+            var row = new MetricsRow
+            {
+                Epoch = atEpoch,
+                Step = atStep,
+                Lr = optimizer.LearningRate,
+                TrainLoss = trainScores.Given.Loss,
+                TrainAcc = trainScores.Given.Accuracy,
+                CleanLoss = trainScores.Clean.Loss,
+                CleanAcc = trainScores.Clean.Accuracy,
+                NoisyGivenLoss = trainScores.NoisyGiven.Loss,
+                NoisyGivenAcc = trainScores.NoisyGiven.Accuracy,
+                NoisyTrueLoss = trainScores.NoisyTrue.Loss,
+                NoisyTrueAcc = trainScores.NoisyTrue.Accuracy,
+                TestLoss = test.Loss,
+                TestAcc = test.Accuracy,
+                Seconds = seconds,
+                Extra = new Dictionary<string, double>
+                {
+                    ["val_loss"] = val.Loss,
+                    ["val_acc"] = val.Accuracy,
+                    ["eval_seconds"] = evalClock.Elapsed.TotalSeconds,
+                },
+            };
+            metrics.Append(row);
+            progress.OnEvaluation(row);
+            return row;
+        }
+    }
+
+    /// <summary>A fixed random subset of training indices scored at every evaluation (all when 0 or larger).</summary>
+    internal static int[] EvaluationSubset(int count, int wanted, long seed)
+    {
+        var all = Enumerable.Range(0, count).ToArray();
+        if (wanted <= 0 || wanted >= count)
+            return all;
+        Rng.ForPurpose(seed, "eval-subset").Shuffle(all);
+        var subset = all[..wanted];
+        Array.Sort(subset);
+        return subset;
+    }
+
+    private static void SaveCheckpoint(RunDirectory dir, string name, Model model, ExperimentConfig config, int epoch, long step) =>
+        dir.SaveCheckpoint(name, model.NamedParameters(), new Dictionary<string, string>
+        {
+            ["model.kind"] = config.ModelKind,
+            ["epoch"] = epoch.ToString(CultureInfo.InvariantCulture),
+            ["step"] = step.ToString(CultureInfo.InvariantCulture),
+        });
+
+    private static void WriteSummary(RunDirectory dir, ExperimentConfig config, PreparedData data, Model model, BestTracker best,
+        int epochs, long steps, double totalSeconds, double trainSeconds, long? divergedAt, bool stoppedEarly)
+    {
+        var last = best.Last;
+        var summary = new Dictionary<string, object?>
+        {
+            ["name"] = config.Name,
+            ["epochs_completed"] = epochs,
+            ["steps"] = steps,
+            ["diverged"] = divergedAt is not null,
+            ["diverged_at_step"] = divergedAt,
+            ["stopped_early"] = stoppedEarly,
+            ["final"] = last is null ? null : new Dictionary<string, object?>
+            {
+                ["epoch"] = last.Epoch,
+                ["train_loss"] = last.TrainLoss,
+                ["train_acc"] = last.TrainAcc,
+                ["clean_acc"] = last.CleanAcc,
+                ["noisy_given_acc"] = last.NoisyGivenAcc,
+                ["noisy_true_acc"] = last.NoisyTrueAcc,
+                ["test_loss"] = last.TestLoss,
+                ["test_acc"] = last.TestAcc,
+                ["val_loss"] = last.Extra?["val_loss"],
+                ["val_acc"] = last.Extra?["val_acc"],
+            },
+            ["best_test_acc"] = best.BestTestAcc,
+            ["best_test_epoch"] = best.BestTestEpoch,
+            ["best_val_loss"] = best.BestValLoss,
+            ["best_val_epoch"] = best.BestValEpoch,
+            ["test_acc_at_best_val"] = best.TestAccAtBestVal,
+            ["noise"] = data.Noise.ToDictionary(),
+            ["data"] = new Dictionary<string, object?>
+            {
+                ["train"] = data.Train.Count,
+                ["validation"] = data.Validation?.Count ?? 0,
+                ["test"] = data.Test.Count,
+                ["train_noisy"] = data.Train.NoiseMask.Count(m => m),
+                ["validation_noisy"] = data.Validation?.NoiseMask.Count(m => m) ?? 0,
+            },
+            ["parameters"] = model.ParameterCount(),
+            ["blas_backend"] = Blas.Backend.ToString(),
+            ["threads"] = Blas.Threads,
+            ["seconds_total"] = totalSeconds,
+            ["seconds_training"] = trainSeconds,
+        };
+        dir.WriteSummary(summary);
+    }
+
+    /// <summary>Best-epoch bookkeeping: best test accuracy, best (lowest) validation loss, the last row.</summary>
+    private sealed class BestTracker
+    {
+        public MetricsRow? Last { get; private set; }
+        public double BestTestAcc { get; private set; } = double.NaN;
+        public int? BestTestEpoch { get; private set; }
+        public double BestValLoss { get; private set; } = double.NaN;
+        public int? BestValEpoch { get; private set; }
+        public double TestAccAtBestVal { get; private set; } = double.NaN;
+
+        /// <summary>Records an evaluation; true when the validation loss improved (or there is none).</summary>
+        public bool Update(MetricsRow row, int epoch)
+        {
+            Last = row;
+            if (!(row.TestAcc <= BestTestAcc))
+            {
+                BestTestAcc = row.TestAcc;
+                BestTestEpoch = epoch;
+            }
+            double val = row.Extra?["val_loss"] ?? double.NaN;
+            if (double.IsNaN(val))
+                return true;
+            if (double.IsNaN(BestValLoss) || val < BestValLoss)
+            {
+                BestValLoss = val;
+                BestValEpoch = epoch;
+                TestAccAtBestVal = row.TestAcc;
+                return true;
+            }
+            return false;
+        }
+    }
+}
