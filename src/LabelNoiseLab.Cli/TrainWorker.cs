@@ -20,6 +20,10 @@ public static class ExitCodes
 /// </summary>
 public sealed class TrainWorker(IExperimentRunner? runner, IProgressDisplay display, TextWriter stdout, string runsRoot = "runs")
 {
+    /// <summary>The last evaluation in words: what was learned, memorised and recovered.</summary>
+    internal static string FinalLine(MetricsRow r) => string.Create(System.Globalization.CultureInfo.InvariantCulture,
+        $"final (epoch {r.Epoch}): test_acc {r.TestAcc:F4}, clean_acc {r.CleanAcc:F4}, memorisation noisy_given_acc {r.NoisyGivenAcc:F4}, recovery noisy_true_acc {r.NoisyTrueAcc:F4}");
+
     public int Run(TrainOptions options)
     {
         var config = options.ConfigYaml is not null
@@ -39,6 +43,8 @@ public sealed class TrainWorker(IExperimentRunner? runner, IProgressDisplay disp
             {
                 case RunStatus.Complete:
                     dir.MarkComplete();
+                    if (dir.Metrics is { Rows.Count: > 0 } metrics)
+                        stdout.WriteLine(FinalLine(metrics.Rows[^1]));
                     stdout.WriteLine($"complete: {dir.Path}");
                     return ExitCodes.Complete;
                 case RunStatus.Diverged:
