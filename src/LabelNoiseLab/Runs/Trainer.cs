@@ -42,12 +42,17 @@ public sealed class Trainer : IExperimentRunner
         var schedule = ExperimentSetup.CreateSchedule(config, batcher.BatchesPerEpoch);
         var evaluator = new Evaluator(model, config.LossKind);
         int[] evalSubset = EvaluationSubset(train.Count, config.EvalTrainSamples, config.Seed);
-        var metrics = dir.OpenMetrics(ExtraColumns);
+        var progress = context.Progress;
+        var run = new TrainingRun(config, dir, data, model, optimizer, batcher, progress);
+        var objective = TrainerHooks.Objectives.Select(f => f(config, run)).FirstOrDefault(o => o is not null)
+            ?? new PlainObjective(config.LossKind, regression ? train.TargetLength : 0);
+        var hooks = TrainerHooks.Factories.Select(f => f(config)).OfType<ITrainerHook>().ToList();
+        var metrics = dir.OpenMetrics([.. ExtraColumns, .. hooks.SelectMany(h => h.MetricsColumns)]);
         var tape = new Tape();
         var x = new Tensor(config.BatchSize, train.FeatureLength);
-        var targets = regression ? new Tensor(config.BatchSize, train.TargetLength) : null;
         var best = new BestTracker();
-        var progress = context.Progress;
+        foreach (var hook in hooks)
+            hook.OnStart(run);
         progress.OnRunStart(config.Epochs, batcher.BatchesPerEpoch);
 
         long step = 0;
@@ -69,25 +74,13 @@ public sealed class Trainer : IExperimentRunner
                 tape.Reset();
                 optimizer.ZeroGrad();
                 var output = model.Forward(tape, x);
-                Tensor loss;
-                if (regression)
-                {
-                    targets!.Resize([batcher.Length, train.TargetLength]);
-                    batcher.Targets.CopyTo(targets.Span);
-                    loss = MseOp.Forward(tape, output, targets).Mean;
-                }
-                else
-                {
-                    loss = config.LossKind == "mse"
-                        ? MseOp.Forward(tape, output, batcher.LabelBuffer).Mean
-                        : SoftmaxCrossEntropyOp.Forward(tape, output, batcher.LabelBuffer).Mean;
-                }
+                var loss = objective.Loss(tape, output, batcher, step);
                 step++;
                 float lossValue = loss[0];
                 if (!float.IsFinite(lossValue))
                 {
                     progress.OnMessage($"loss is {lossValue} at step {step}: diverged");
-                    WriteSummary(dir, config, data, model, best, epoch - 1, step, clock.Elapsed.TotalSeconds, trainSeconds, divergedAt: step, stoppedEarly: false);
+                    WriteSummary(run, hooks, best, epoch - 1, step, clock.Elapsed.TotalSeconds, trainSeconds, divergedAt: step, stoppedEarly: false);
                     return RunResult.Diverged(step);
                 }
                 tape.Backward(loss);
@@ -113,7 +106,7 @@ public sealed class Trainer : IExperimentRunner
         }
         int epochsDone = epoch - 1;
         SaveCheckpoint(dir, "final", model, config, epochsDone, step);
-        WriteSummary(dir, config, data, model, best, epochsDone, step, clock.Elapsed.TotalSeconds, trainSeconds, divergedAt: null, stoppedEarly);
+        WriteSummary(run, hooks, best, epochsDone, step, clock.Elapsed.TotalSeconds, trainSeconds, divergedAt: null, stoppedEarly);
         return RunResult.Complete;
 
         MetricsRow Evaluate(int atEpoch, long atStep, double seconds)
@@ -122,6 +115,14 @@ public sealed class Trainer : IExperimentRunner
             var trainScores = evaluator.Score(train, evalSubset);
             var test = evaluator.Score(data.Test).Given;
             var val = data.Validation is null ? default : evaluator.Score(data.Validation).Given;
+            var extra = new Dictionary<string, double>
+            {
+                ["val_loss"] = val.Loss,
+                ["val_acc"] = val.Accuracy,
+            };
+            foreach (var hook in hooks)
+                hook.OnEvaluation(run, atEpoch, atStep, extra);
+            extra["eval_seconds"] = evalClock.Elapsed.TotalSeconds;
             var row = new MetricsRow
             {
                 Epoch = atEpoch,
@@ -138,16 +139,30 @@ public sealed class Trainer : IExperimentRunner
                 TestLoss = test.Loss,
                 TestAcc = test.Accuracy,
                 Seconds = seconds,
-                Extra = new Dictionary<string, double>
-                {
-                    ["val_loss"] = val.Loss,
-                    ["val_acc"] = val.Accuracy,
-                    ["eval_seconds"] = evalClock.Elapsed.TotalSeconds,
-                },
+                Extra = extra,
             };
             metrics.Append(row);
             progress.OnEvaluation(row);
             return row;
+        }
+    }
+
+    /// <summary>The configured loss against the batch's given labels (or regression targets).</summary>
+    private sealed class PlainObjective(string lossKind, int targetLength) : ITrainingObjective
+    {
+        private readonly Tensor? _targets = targetLength > 0 ? new Tensor(0, targetLength) : null;
+
+        public Tensor Loss(Tape tape, Tensor output, Batcher batch, long step)
+        {
+            if (_targets is not null)
+            {
+                _targets.Resize([batch.Length, targetLength]);
+                batch.Targets.CopyTo(_targets.Span);
+                return MseOp.Forward(tape, output, _targets).Mean;
+            }
+            return lossKind == "mse"
+                ? MseOp.Forward(tape, output, batch.LabelBuffer).Mean
+                : SoftmaxCrossEntropyOp.Forward(tape, output, batch.LabelBuffer).Mean;
         }
     }
 
@@ -171,9 +186,10 @@ public sealed class Trainer : IExperimentRunner
             ["step"] = step.ToString(CultureInfo.InvariantCulture),
         });
 
-    private static void WriteSummary(RunDirectory dir, ExperimentConfig config, PreparedData data, Model model, BestTracker best,
+    private static void WriteSummary(TrainingRun run, List<ITrainerHook> hooks, BestTracker best,
         int epochs, long steps, double totalSeconds, double trainSeconds, long? divergedAt, bool stoppedEarly)
     {
+        var (config, data, model) = (run.Config, run.Data, run.Model);
         var last = best.Last;
         var summary = new Dictionary<string, object?>
         {
@@ -216,7 +232,9 @@ public sealed class Trainer : IExperimentRunner
             ["seconds_total"] = totalSeconds,
             ["seconds_training"] = trainSeconds,
         };
-        dir.WriteSummary(summary);
+        foreach (var hook in hooks)
+            hook.OnEnd(run, summary);
+        run.Directory.WriteSummary(summary);
     }
 
     /// <summary>Best-epoch bookkeeping: best test accuracy, best (lowest) validation loss, the last row.</summary>
