@@ -81,7 +81,7 @@ public sealed class HessianProbe
         Perturb(v, -h);
         Gradient(_gMinus);
         Copy(fromParameters: false, _saved);
-        // Divide by the actual difference of the float32 perturbations' scale, 2h.
+        // (g(w + h·v) − g(w − h·v)) / 2h with ‖h·v‖ = Step.
         float inv = 1f / (2f * h);
         for (int i = 0; i < Dimension; i++)
             hv[i] = (_gPlus[i] - _gMinus[i]) * inv;
