@@ -75,7 +75,25 @@ public static class LnlabCli
             OutDir = p.GetValue(demoOut),
         }));
 
-        return new RootCommand("lnlab: deep learning with wrong labels") { train, demo };
+        var preset = new Argument<string>("preset") { Description = "preset name: " + string.Join(", ", PresetWorker.Presets) };
+        var quick = new Option<bool>("--quick") { Description = "the short CI version of the preset (under a minute)" };
+        var presetOut = new Option<string?>("--out", "-o") { Description = "run directory (default runs/<preset>-<timestamp>)" };
+        var presetSet = new Option<string[]>("--set") { Description = "override a preset setting: --set two_phase.rho=0.1 (repeatable)" };
+        var presetOverwrite = new Option<bool>("--overwrite") { Description = "replace a complete run in --out" };
+        var run = new Command("run", "run a built-in preset: two-phase (label-noise SGD, SAM and the two phases of a two-layer linear network)")
+        {
+            preset, quick, presetOut, presetSet, presetOverwrite,
+        };
+        run.SetAction(p => new PresetWorker(stdout, host.RunsRoot).Run(new PresetOptions
+        {
+            Preset = p.GetRequiredValue(preset),
+            Quick = p.GetValue(quick),
+            OutDir = p.GetValue(presetOut),
+            Sets = p.GetValue(presetSet) ?? [],
+            Overwrite = p.GetValue(presetOverwrite),
+        }));
+
+        return new RootCommand("lnlab: deep learning with wrong labels") { train, demo, run };
     }
 
     private static TrainWorker Worker(TextWriter stdout, CliHost host)
