@@ -6,7 +6,9 @@ switch (args.Length > 0 ? args[0] : "")
 {
     case "gemm":
         return GemmBench.Run(args[1..]);
+    case "online-linear":
+        return OnlineLinearBench.Run(args[1..]);
     default:
-        Console.Error.WriteLine("usage: LabelNoiseLab.Bench <benchmark>   (benchmarks: gemm)");
+        Console.Error.WriteLine("usage: LabelNoiseLab.Bench <benchmark>   (benchmarks: gemm, online-linear)");
         return 2;
 }
