@@ -59,6 +59,20 @@ public static class ConfigKeys
 
         Key("early_stop.patience", Int, 0, c => c.EarlyStopPatience, (c, v) => c with { EarlyStopPatience = v }, AtLeast(0), "stop after N evaluations without a better validation loss; 0 = never"),
         Key("eval.train_samples", Int, 10000, c => c.EvalTrainSamples, (c, v) => c with { EvalTrainSamples = v }, AtLeast(0), "training samples scored at each evaluation (a fixed random subset, same clean/noisy mix); 0 = all"),
+
+        Key("label_noise.kind", Choice("none", "classification", "regression"), "none", c => c.LabelNoiseKind, (c, v) => c with { LabelNoiseKind = v }, null, "label-noise SGD: fresh label noise at every step (classification: redraw labels; regression: add ε to targets)"),
+        Key("label_noise.p", Number, 0.5, c => c.LabelNoiseP, (c, v) => c with { LabelNoiseP = v }, Range(0, 1), "classification: probability that a sample's label is redrawn uniformly from all classes at a step"),
+        Key("label_noise.sigma", Number, 1.0, c => c.LabelNoiseSigma, (c, v) => c with { LabelNoiseSigma = v }, AtLeast(0.0), "regression: noise level σ"),
+        Key("label_noise.distribution", Choice("sign", "gaussian"), "sign", c => c.LabelNoiseDistribution, (c, v) => c with { LabelNoiseDistribution = v }, null, "regression: ε uniform on {-σ, +σ} (sign) or N(0, σ²)"),
+        Key("label_noise.schedule", Choice("constant", "periodic", "until"), "constant", c => c.LabelNoiseSchedule, (c, v) => c with { LabelNoiseSchedule = v }, null, "when the noise is on: always; label_noise.period steps on then as many off; until step label_noise.off_after"),
+        Key("label_noise.period", Int, 5000, c => c.LabelNoisePeriod, (c, v) => c with { LabelNoisePeriod = v }, AtLeast(1), "periodic schedule: steps on (and off)"),
+        Key("label_noise.off_after", Int, 10000, c => c.LabelNoiseOffAfter, (c, v) => c with { LabelNoiseOffAfter = v }, AtLeast(0), "until schedule: first step without noise"),
+
+        Key("sam.rho", Number, 0.0, c => c.SamRho, (c, v) => c with { SamRho = v }, AtLeast(0.0), "sharpness-aware minimisation around optim.kind: perturbation radius ρ; 0 = off"),
+        Key("sam.adaptive", Bool, false, c => c.SamAdaptive, (c, v) => c with { SamAdaptive = v }, null, "adaptive SAM (ASAM): perturbation scaled element-wise by |w| + sam.eta"),
+        Key("sam.eta", Number, 0.0, c => c.SamEta, (c, v) => c with { SamEta = v }, AtLeast(0.0), "ASAM: η in T = |w| + η"),
+
+        Key("probe.neuron_norms", Bool, false, c => c.ProbeNeuronNorms, (c, v) => c with { ProbeNeuronNorms = v }, null, "metrics columns neuron_norm_mean/std: norms of the rows of the first weight matrix"),
     ];
 
     private static readonly Dictionary<string, ConfigKey> ByName = All.ToDictionary(k => k.Name, StringComparer.Ordinal);

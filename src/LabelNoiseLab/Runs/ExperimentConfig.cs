@@ -67,6 +67,20 @@ public sealed record ExperimentConfig
 
     public int EvalTrainSamples { get; init; }
 
+    public string LabelNoiseKind { get; init; } = "";
+    public double LabelNoiseP { get; init; }
+    public double LabelNoiseSigma { get; init; }
+    public string LabelNoiseDistribution { get; init; } = "";
+    public string LabelNoiseSchedule { get; init; } = "";
+    public int LabelNoisePeriod { get; init; }
+    public int LabelNoiseOffAfter { get; init; }
+
+    public double SamRho { get; init; }
+    public bool SamAdaptive { get; init; }
+    public double SamEta { get; init; }
+
+    public bool ProbeNeuronNorms { get; init; }
+
     /// <summary>
     /// Reads a YAML config file, applies <c>--set key=value</c> overrides, validates.
     /// Throws <see cref="InputException"/> for a missing or malformed file and
@@ -126,6 +140,8 @@ public sealed record ExperimentConfig
             throw new ConfigException("noise.T", "noise.kind=transition needs a matrix like \"0.6,0.4;0.4,0.6\"");
         if (DataName == "csv" && DataPath.Length == 0)
             throw new ConfigException("data.path", "data.name=csv needs the CSV file");
+        if (LabelNoiseKind == "regression" && LossKind != "mse")
+            throw new ConfigException("label_noise.kind", "regression label noise needs loss.kind=mse");
     }
 
     /// <summary>The fully resolved config as YAML, every key, grouped by section in table order.</summary>

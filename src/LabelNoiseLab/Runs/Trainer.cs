@@ -4,6 +4,7 @@ using LabelNoiseLab.Autograd;
 using LabelNoiseLab.Data;
 using LabelNoiseLab.Losses;
 using LabelNoiseLab.Nn;
+using LabelNoiseLab.Optim;
 using LabelNoiseLab.Tensors;
 
 namespace LabelNoiseLab.Runs;
@@ -38,6 +39,7 @@ public sealed class Trainer : IExperimentRunner
         // Model, optimizer, schedule, batches.
         var model = ExperimentSetup.CreateModel(config, train);
         var optimizer = ExperimentSetup.CreateOptimizer(config, model.Parameters());
+        var sam = config.SamRho > 0 ? new Sam(optimizer, (float)config.SamRho, config.SamAdaptive, (float)config.SamEta) : null;
         var batcher = new Batcher(train, config.BatchSize, Rng.ForPurpose(config.Seed, "shuffle"));
         var schedule = ExperimentSetup.CreateSchedule(config, batcher.BatchesPerEpoch);
         var evaluator = new Evaluator(model, config.LossKind);
@@ -47,6 +49,8 @@ public sealed class Trainer : IExperimentRunner
         var objective = TrainerHooks.Objectives.Select(f => f(config, run)).FirstOrDefault(o => o is not null)
             ?? new PlainObjective(config.LossKind, regression ? train.TargetLength : 0);
         var hooks = TrainerHooks.Factories.Select(f => f(config)).OfType<ITrainerHook>().ToList();
+        if (objective is ITrainerHook objectiveHook) // an objective may report too (label noise: realised rates)
+            hooks.Add(objectiveHook);
         var metrics = dir.OpenMetrics([.. ExtraColumns, .. hooks.SelectMany(h => h.MetricsColumns)]);
         var tape = new Tape();
         var x = new Tensor(config.BatchSize, train.FeatureLength);
@@ -57,6 +61,7 @@ public sealed class Trainer : IExperimentRunner
 
         long step = 0;
         int epoch = 0, sinceImprovement = 0;
+        Func<float> samClosure = SamLossAndGradients; // created once: a step allocates nothing
         bool stoppedEarly = false;
         double trainSeconds = 0;
         for (epoch = 1; epoch <= config.Epochs && !stoppedEarly; epoch++)
@@ -71,20 +76,33 @@ public sealed class Trainer : IExperimentRunner
                 x.Resize([batcher.Length, train.FeatureLength]);
                 batcher.Features.CopyTo(x.Span);
                 optimizer.LearningRate = schedule.At(step, (float)config.OptimLr);
-                tape.Reset();
-                optimizer.ZeroGrad();
-                var output = model.Forward(tape, x);
-                var loss = objective.Loss(tape, output, batcher, step);
+                float lossValue;
+                if (sam is not null)
+                {
+                    // SAM: the closure runs forward/backward twice on this batch (the objective keeps
+                    // the step's noisy labels); a non-finite loss is caught below, after the step.
+                    lossValue = sam.Step(samClosure);
+                }
+                else
+                {
+                    tape.Reset();
+                    optimizer.ZeroGrad();
+                    var output = model.Forward(tape, x);
+                    var loss = objective.Loss(tape, output, batcher, step);
+                    lossValue = loss[0];
+                    if (float.IsFinite(lossValue))
+                    {
+                        tape.Backward(loss);
+                        optimizer.Step();
+                    }
+                }
                 step++;
-                float lossValue = loss[0];
                 if (!float.IsFinite(lossValue))
                 {
                     progress.OnMessage($"loss is {lossValue} at step {step}: diverged");
                     WriteSummary(run, hooks, best, epoch - 1, step, clock.Elapsed.TotalSeconds, trainSeconds, divergedAt: step, stoppedEarly: false);
                     return RunResult.Diverged(step);
                 }
-                tape.Backward(loss);
-                optimizer.Step();
                 progress.OnStep(epoch, step, lossValue);
                 if (config.EvalEverySteps > 0 && step % config.EvalEverySteps == 0 && !batcher.EpochDone)
                     Evaluate(epoch, step, epochClock.Elapsed.TotalSeconds);
@@ -108,6 +126,18 @@ public sealed class Trainer : IExperimentRunner
         SaveCheckpoint(dir, "final", model, config, epochsDone, step);
         WriteSummary(run, hooks, best, epochsDone, step, clock.Elapsed.TotalSeconds, trainSeconds, divergedAt: null, stoppedEarly);
         return RunResult.Complete;
+
+        // Loss and gradients at the current weights on the current batch (Sam zeroes the gradients).
+        float SamLossAndGradients()
+        {
+            tape.Reset();
+            var output = model.Forward(tape, x);
+            var loss = objective.Loss(tape, output, batcher, step);
+            float value = loss[0];
+            if (float.IsFinite(value))
+                tape.Backward(loss);
+            return value;
+        }
 
         MetricsRow Evaluate(int atEpoch, long atStep, double seconds)
         {

@@ -59,10 +59,12 @@ public static class TrainerHooks
 {
     public static IReadOnlyList<Func<ExperimentConfig, ITrainerHook?>> Factories { get; } =
     [
+        NeuronNormHook.Create,
     ];
 
     /// <summary>Objective factories, tried in order; the first non-null wins, else the plain loss.</summary>
     public static IReadOnlyList<Func<ExperimentConfig, TrainingRun, ITrainingObjective?>> Objectives { get; } =
     [
+        LabelNoiseObjective.Create,
     ];
 }

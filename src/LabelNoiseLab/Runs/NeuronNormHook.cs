@@ -1,0 +1,56 @@
+using LabelNoiseLab.Probes;
+
+namespace LabelNoiseLab.Runs;
+
+/// <summary>
+/// <c>probe.neuron_norms</c>: metrics.csv columns <c>neuron_norm_mean, neuron_norm_std</c> (rows of
+/// the first weight matrix) at each evaluation; summary.json gets the initial, final and smallest
+/// mean under <c>neuron_norms</c>.
+/// </summary>
+public sealed class NeuronNormHook : ITrainerHook
+{
+    private NeuronNormStats _initial;
+    private double _minMean = double.PositiveInfinity;
+    private long _minStep;
+    private NeuronNormStats _last;
+
+    public static NeuronNormHook? Create(ExperimentConfig config) =>
+        config is { ProbeNeuronNorms: true } ? new NeuronNormHook() : null;
+
+    public IReadOnlyList<string> MetricsColumns { get; } = ["neuron_norm_mean", "neuron_norm_std"];
+
+    public void OnStart(TrainingRun run)
+    {
+        ArgumentNullException.ThrowIfNull(run);
+        _initial = NeuronNorms.Measure(NeuronNorms.FirstWeight(run.Model).Weight);
+        _last = _initial;
+    }
+
+    public void OnEvaluation(TrainingRun run, int epoch, long step, IDictionary<string, double> extra)
+    {
+        ArgumentNullException.ThrowIfNull(run);
+        ArgumentNullException.ThrowIfNull(extra);
+        _last = NeuronNorms.Measure(NeuronNorms.FirstWeight(run.Model).Weight);
+        if (_last.Mean < _minMean)
+            (_minMean, _minStep) = (_last.Mean, step);
+        extra["neuron_norm_mean"] = _last.Mean;
+        extra["neuron_norm_std"] = _last.Std;
+    }
+
+    public void OnEnd(TrainingRun run, IDictionary<string, object?> summary)
+    {
+        ArgumentNullException.ThrowIfNull(run);
+        ArgumentNullException.ThrowIfNull(summary);
+        summary["neuron_norms"] = new Dictionary<string, object?>
+        {
+            ["weight"] = NeuronNorms.FirstWeight(run.Model).Name,
+            ["initial_mean"] = _initial.Mean,
+            ["initial_std"] = _initial.Std,
+            ["final_mean"] = _last.Mean,
+            ["final_std"] = _last.Std,
+            ["final_ratio"] = _last.Mean / _initial.Mean,
+            ["min_mean"] = double.IsFinite(_minMean) ? _minMean : null,
+            ["min_step"] = double.IsFinite(_minMean) ? _minStep : null,
+        };
+    }
+}
