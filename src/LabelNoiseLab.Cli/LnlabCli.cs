@@ -80,9 +80,10 @@ public static class LnlabCli
         var presetOut = new Option<string?>("--out", "-o") { Description = "run directory (default runs/<preset>-<timestamp>)" };
         var presetSet = new Option<string[]>("--set") { Description = "override a preset setting: --set two_phase.rho=0.1 (repeatable)" };
         var presetOverwrite = new Option<bool>("--overwrite") { Description = "replace a complete run in --out" };
-        var run = new Command("run", "run a built-in preset: two-phase (label-noise SGD, SAM and the two phases of a two-layer linear network)")
+        var presetDataDir = new Option<string?>("--data-dir") { Description = "data folder for presets on real data (default $LNLAB_DATA, then /usr/share/datasets)" };
+        var run = new Command("run", "run a built-in preset: two-phase (label-noise SGD, SAM and the two phases of a two-layer linear network), two-phase-fmnist (plain vs label-noise SGD on Fashion-MNIST)")
         {
-            preset, quick, presetOut, presetSet, presetOverwrite,
+            preset, quick, presetOut, presetSet, presetOverwrite, presetDataDir,
         };
         run.SetAction(p => new PresetWorker(stdout, host.RunsRoot).Run(new PresetOptions
         {
@@ -91,6 +92,7 @@ public static class LnlabCli
             OutDir = p.GetValue(presetOut),
             Sets = p.GetValue(presetSet) ?? [],
             Overwrite = p.GetValue(presetOverwrite),
+            DataDir = p.GetValue(presetDataDir),
         }));
 
         return new RootCommand("lnlab: deep learning with wrong labels") { train, demo, run };

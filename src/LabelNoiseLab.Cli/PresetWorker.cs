@@ -15,6 +15,9 @@ public sealed record PresetOptions
     public IReadOnlyList<string> Sets { get; init; } = [];
 
     public bool Overwrite { get; init; }
+
+    /// <summary><c>--data-dir</c> for presets on real data (two-phase-fmnist).</summary>
+    public string? DataDir { get; init; }
 }
 
 /// <summary>
@@ -23,10 +26,12 @@ public sealed record PresetOptions
 /// </summary>
 public sealed class PresetWorker(TextWriter stdout, string runsRoot = "runs")
 {
-    public static IReadOnlyList<string> Presets { get; } = ["two-phase"];
+    public static IReadOnlyList<string> Presets { get; } = ["two-phase", "two-phase-fmnist"];
 
     public int Run(PresetOptions options)
     {
+        if (options.Preset == "two-phase-fmnist")
+            return RunTwoPhaseFmnist(options);
         if (options.Preset != "two-phase")
             throw new InputException($"preset '{options.Preset}': unknown; expected one of {string.Join(", ", Presets)}");
         var settings = options.Quick ? TwoPhaseOptions.Quick : new TwoPhaseOptions();
@@ -55,5 +60,55 @@ public sealed class PresetWorker(TextWriter stdout, string runsRoot = "runs")
                 dir.MarkFailed(e is InputException ? e.Message : $"{e.GetType().Name}: {e.Message}");
             throw;
         }
+    }
+
+    /// <summary><c>two-phase-fmnist</c>: plain SGD versus label-noise SGD on Fashion-MNIST (experiments/two-phase-fmnist.yaml).</summary>
+    private int RunTwoPhaseFmnist(PresetOptions options)
+    {
+        var config = TwoPhaseFmnistPreset.Configure(TwoPhaseFmnistConfig.Text, TwoPhaseFmnistConfig.Source, options.Quick, options.Sets);
+        var dir = RunDirectory.Create(options.OutDir, config.Name, options.Overwrite, runsRoot);
+        stdout.WriteLine($"run directory: {dir.Path}");
+        try
+        {
+            var context = new RunContext(options.DataDir, NullProgressSink.Instance);
+            var result = TwoPhaseFmnistPreset.Run(config, dir, context, stdout.WriteLine, options.Quick);
+            if (result.Status == RunStatus.Complete)
+            {
+                dir.MarkComplete();
+                stdout.WriteLine($"complete: {dir.Path}");
+                return ExitCodes.Complete;
+            }
+            if (result.Status == RunStatus.Diverged)
+            {
+                dir.MarkDiverged(result.Reason ?? "diverged");
+                stdout.WriteLine($"diverged: {dir.StatusReason} ({dir.Path})");
+                return ExitCodes.Diverged;
+            }
+            dir.MarkFailed(result.Reason ?? "failed");
+            stdout.WriteLine($"failed: {dir.StatusReason} ({dir.Path})");
+            return ExitCodes.Failed;
+        }
+        catch (Exception e)
+        {
+            if (dir.Status == RunStatus.Running)
+                dir.MarkFailed(e is InputException ? e.Message : $"{e.GetType().Name}: {e.Message}");
+            throw;
+        }
+    }
+}
+
+/// <summary>The two-phase-fmnist preset's config (experiments/two-phase-fmnist.yaml, embedded at build time).</summary>
+public static class TwoPhaseFmnistConfig
+{
+    public const string Source = "two-phase-fmnist.yaml (built in)";
+
+    public static string Text { get; } = Read();
+
+    private static string Read()
+    {
+        using var stream = typeof(TwoPhaseFmnistConfig).Assembly.GetManifestResourceStream("LabelNoiseLab.Cli.two-phase-fmnist.yaml")
+            ?? throw new InvalidOperationException("two-phase-fmnist.yaml is not embedded in lnlab");
+        using var reader = new StreamReader(stream);
+        return reader.ReadToEnd();
     }
 }

@@ -1,0 +1,163 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+
+namespace LabelNoiseLab.Runs;
+
+/// <summary>
+/// The <c>two-phase-fmnist</c> preset: the label-noise SGD paper's real-data setting on
+/// Fashion-MNIST. A two-layer net (Dense 512 → erf → Dense 10, flattened images), MSE on one-hot
+/// labels, trained by the general trainer twice from the same initialisation and batch order:
+/// <c>sgd</c> (no label noise) and <c>label_noise_sgd</c> (classification label noise, each
+/// label redrawn with probability <c>label_noise.p</c> at every step). The settings are one
+/// trainer config (experiments/two-phase-fmnist.yaml; <c>--set</c> overrides any key); the
+/// <c>sgd</c> run is that config with <c>label_noise.kind=none</c>.
+/// Writes, in the preset's run directory: <c>config.yaml</c> (the label_noise_sgd config),
+/// <c>sgd/</c> and <c>label_noise_sgd/</c> (complete trainer runs, with <c>neuron_norm_*</c>
+/// metrics columns), <c>dynamics.csv</c> (both methods, <see cref="Header"/>) and
+/// <c>summary.json</c> (per method), <c>metrics.csv</c> (both methods' rows, <c>method_id</c> =
+/// index in <see cref="Methods"/>); the caller marks the run complete.
+/// </summary>
+public static class TwoPhaseFmnistPreset
+{
+    public static IReadOnlyList<string> Methods { get; } = ["sgd", "label_noise_sgd"];
+
+    /// <summary>The CI version (<c>--quick</c>): 2,000 training samples, 3 epochs, under a minute.</summary>
+    public static IReadOnlyList<string> QuickSets { get; } = ["data.subset=2000", "epochs=3", "eval_every_steps=0", "name=two-phase-fmnist-quick"];
+
+    public const string Header = "method,epoch,step,train_loss,train_acc,test_loss,test_acc,neuron_norm_mean,neuron_norm_std";
+
+    /// <summary>The preset's config: the base YAML, then the quick overrides, then the user's; validated.</summary>
+    public static ExperimentConfig Configure(string yaml, string source, bool quick, IEnumerable<string> sets)
+    {
+        var config = ExperimentConfig.Parse(yaml, source, [.. quick ? QuickSets : [], .. sets]);
+        if (config.LabelNoiseKind != "classification")
+            throw new ConfigException("label_noise.kind", $"the two-phase-fmnist preset compares plain SGD with classification label noise; got '{config.LabelNoiseKind}'");
+        if (config.ModelKind != "mlp" || config.ModelHidden.Count == 0)
+            throw new ConfigException("model.kind", "the two-phase-fmnist preset needs an mlp with at least one hidden layer (its first-layer neurons are measured)");
+        return config;
+    }
+
+    public static RunResult Run(ExperimentConfig config, RunDirectory dir, RunContext context, Action<string>? log = null, bool quick = false)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        ArgumentNullException.ThrowIfNull(dir);
+        ArgumentNullException.ThrowIfNull(context);
+        var clock = Stopwatch.StartNew();
+        dir.WriteConfig(config);
+        var csv = new StringBuilder(Header).Append('\n');
+        // The preset's own metrics.csv: both methods' evaluations, method_id indexing Methods.
+        var metrics = dir.OpenMetrics(["method_id", "neuron_norm_mean", "neuron_norm_std"]);
+        var methods = new Dictionary<string, object?>();
+        var finalRatio = new Dictionary<string, double>();
+        for (int mi = 0; mi < Methods.Count; mi++)
+        {
+            string method = Methods[mi];
+            var methodConfig = config with
+            {
+                Name = method,
+                LabelNoiseKind = method == "sgd" ? "none" : config.LabelNoiseKind,
+                ProbeNeuronNorms = true,
+            };
+            var sub = RunDirectory.Create(Path.Combine(dir.Path, method), method, overwrite: true);
+            sub.WriteConfig(methodConfig);
+            var methodClock = Stopwatch.StartNew();
+            var result = new Trainer().Run(methodConfig, sub, context with { Progress = new LogProgress(method, log) });
+            if (result.Status != RunStatus.Complete)
+            {
+                if (result.Status == RunStatus.Diverged)
+                    sub.MarkDiverged(result.Reason ?? "diverged");
+                else
+                    sub.MarkFailed(result.Reason ?? "failed");
+                dir.WriteText("dynamics.csv", csv.ToString());
+                return result with { Reason = $"{method}: {result.Reason}" };
+            }
+            sub.MarkComplete();
+
+            // The trainer's own outputs are the source: its summary (initial norms) and metrics rows.
+            using var summary = JsonDocument.Parse(File.ReadAllText(Path.Combine(sub.Path, RunDirectory.SummaryFile)));
+            var norms = summary.RootElement.GetProperty("neuron_norms");
+            double initialMean = norms.GetProperty("initial_mean").GetDouble();
+            double initialStd = norms.GetProperty("initial_std").GetDouble();
+            csv.Append(CultureInfo.InvariantCulture, $"{method},0,0,,,,,{F(initialMean)},{F(initialStd)}\n");
+            var rows = sub.Metrics!.Rows;
+            foreach (var r in rows)
+            {
+                metrics.Append(r with
+                {
+                    Extra = new Dictionary<string, double>
+                    {
+                        ["method_id"] = mi,
+                        ["neuron_norm_mean"] = r.Extra!["neuron_norm_mean"],
+                        ["neuron_norm_std"] = r.Extra!["neuron_norm_std"],
+                    },
+                });
+            }
+            foreach (var r in rows)
+                csv.Append(CultureInfo.InvariantCulture, $"{method},{r.Epoch},{r.Step},{F(r.TrainLoss)},{F(r.TrainAcc)},{F(r.TestLoss)},{F(r.TestAcc)},{F(r.Extra!["neuron_norm_mean"])},{F(r.Extra!["neuron_norm_std"])}\n");
+            var last = rows[^1];
+            var min = rows.MinBy(r => r.Extra!["neuron_norm_mean"])!;
+            double lastMean = last.Extra!["neuron_norm_mean"];
+            finalRatio[method] = lastMean / initialMean;
+            methods[method] = new Dictionary<string, object?>
+            {
+                ["initial_neuron_norm_mean"] = initialMean,
+                ["initial_neuron_norm_std"] = initialStd,
+                ["final_neuron_norm_mean"] = lastMean,
+                ["final_neuron_norm_std"] = last.Extra!["neuron_norm_std"],
+                ["final_neuron_norm_ratio"] = lastMean / initialMean,
+                ["min_neuron_norm_ratio"] = Math.Min(1, min.Extra!["neuron_norm_mean"] / initialMean),
+                ["min_neuron_norm_step"] = min.Extra!["neuron_norm_mean"] < initialMean ? min.Step : 0,
+                ["final_train_loss"] = last.TrainLoss,
+                ["final_train_acc"] = last.TrainAcc,
+                ["final_test_loss"] = last.TestLoss,
+                ["final_test_acc"] = last.TestAcc,
+                ["best_test_acc"] = rows.Max(r => r.TestAcc),
+                ["steps"] = last.Step,
+                ["seconds"] = methodClock.Elapsed.TotalSeconds,
+            };
+            log?.Invoke(string.Create(CultureInfo.InvariantCulture,
+                $"{method}: {last.Step} steps in {methodClock.Elapsed.TotalSeconds:F1} s, neuron norm mean {initialMean:F4} -> {lastMean:F4} (ratio {lastMean / initialMean:F4}), test acc {last.TestAcc:F4}, test loss {last.TestLoss:F4}"));
+            dir.WriteText("dynamics.csv", csv.ToString());
+        }
+
+        double relative = finalRatio["label_noise_sgd"] / finalRatio["sgd"];
+        dir.WriteSummary(new Dictionary<string, object?>
+        {
+            ["preset"] = "two-phase-fmnist",
+            ["quick"] = quick,
+            ["method_ids"] = Methods.ToList(),
+            ["train_samples"] = config.DataSubset,
+            ["epochs"] = config.Epochs,
+            ["label_noise_p"] = config.LabelNoiseP,
+            ["seconds"] = clock.Elapsed.TotalSeconds,
+            ["methods"] = methods,
+            // < 1: the first-layer neurons ended smaller under label noise than under plain SGD.
+            ["final_norm_ratio_label_noise_over_sgd"] = relative,
+            ["label_noise_shrinks_neuron_norms"] = finalRatio["label_noise_sgd"] < 1 && relative < 1,
+            ["notes"] = "neuron norms = ‖w_i‖ over the rows of the first Linear weight (layers.0.weight); train_* are on the training "
+                + "set's given labels (clean unless noise.kind is set: per-step label noise never changes them), on eval.train_samples samples.",
+        });
+        return RunResult.Complete;
+    }
+
+    private static string F(double v) => double.IsNaN(v) ? "" : v.ToString("R", CultureInfo.InvariantCulture);
+
+    /// <summary>One line per evaluation, prefixed with the method.</summary>
+    private sealed class LogProgress(string method, Action<string>? log) : IProgressSink
+    {
+        public void OnRunStart(int totalEpochs, int stepsPerEpoch)
+        {
+        }
+
+        public void OnStep(int epoch, long step, double loss)
+        {
+        }
+
+        public void OnEvaluation(MetricsRow row) => log?.Invoke(string.Create(CultureInfo.InvariantCulture,
+            $"{method} epoch {row.Epoch} step {row.Step}: train_loss {row.TrainLoss:F4} test_acc {row.TestAcc:F4} neuron_norm_mean {row.Extra?["neuron_norm_mean"]:F4}"));
+
+        public void OnMessage(string message) => log?.Invoke($"{method}: {message}");
+    }
+}
