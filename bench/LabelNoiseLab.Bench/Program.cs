@@ -6,7 +6,11 @@ switch (args.Length > 0 ? args[0] : "")
 {
     case "gemm":
         return GemmBench.Run(args[1..]);
+    case "data-load":
+        return DataBench.Run(args[1..]);
+    case "mlp-epoch":
+        return MlpEpochBench.Run(args[1..]);
     default:
-        Console.Error.WriteLine("usage: LabelNoiseLab.Bench <benchmark>   (benchmarks: gemm)");
+        Console.Error.WriteLine("usage: LabelNoiseLab.Bench <benchmark>   (benchmarks: gemm, data-load, mlp-epoch)");
         return 2;
 }
