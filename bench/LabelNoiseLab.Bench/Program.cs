@@ -6,9 +6,13 @@ switch (args.Length > 0 ? args[0] : "")
 {
     case "gemm":
         return GemmBench.Run(args[1..]);
+    case "mlp-epoch":
+        return MlpEpochBench.Run(args[1..]);
+    case "data-load":
+        return DataBench.Run(args[1..]);
     case "online-linear":
         return OnlineLinearBench.Run(args[1..]);
     default:
-        Console.Error.WriteLine("usage: LabelNoiseLab.Bench <benchmark>   (benchmarks: gemm, online-linear)");
+        Console.Error.WriteLine("usage: LabelNoiseLab.Bench <benchmark>   (benchmarks: gemm, mlp-epoch, data-load, online-linear)");
         return 2;
 }

@@ -39,17 +39,34 @@ public sealed class SoftmaxCrossEntropyOp : Op
         var mean = tape.Workspace(1);
         var z = logits.Span;
         var p = probs.Span;
+        // Whole-buffer passes: with few classes (10) a TensorPrimitives call per row costs more
+        // than its work, so row maxima and sums are plain loops and exp runs once over [B, K].
+        Span<float> maxima = batch <= 1024 ? stackalloc float[batch] : new float[batch];
+        for (int i = 0; i < batch; i++)
+        {
+            var zi = z.Slice(i * classes, classes);
+            var pi = p.Slice(i * classes, classes);
+            float max = zi[0];
+            for (int k = 1; k < classes; k++)
+                max = MathF.Max(max, zi[k]);
+            for (int k = 0; k < classes; k++)
+                pi[k] = zi[k] - max;
+            maxima[i] = max;
+        }
+        TensorPrimitives.Exp(p, p);
         double total = 0;
         for (int i = 0; i < batch; i++)
         {
             var zi = z.Slice(i * classes, classes);
             var pi = p.Slice(i * classes, classes);
-            float max = TensorPrimitives.Max(zi);
-            TensorPrimitives.Subtract(zi, max, pi);
-            TensorPrimitives.Exp(pi, pi);
-            float sum = TensorPrimitives.Sum(pi);
+            float max = maxima[i];
+            float sum = 0f;
+            for (int k = 0; k < classes; k++)
+                sum += pi[k];
             float logSum = MathF.Log(sum);
-            TensorPrimitives.Multiply(pi, 1f / sum, pi);
+            float inv = 1f / sum;
+            for (int k = 0; k < classes; k++)
+                pi[k] *= inv;
             float loss;
             if (labels is not null)
             {
@@ -82,6 +99,14 @@ public sealed class SoftmaxCrossEntropyOp : Op
         float scale = e.Output.Grad!.Span[0] / batch;
         var dz = GradTarget.For(logits);
         var labels = (int[]?)e.State;
+        if (labels is not null && e.C is null && !dz.Accumulate)
+        {
+            // The common case in one pass over [B, K]: dz = p·scale, then −scale at each label.
+            TensorPrimitives.Multiply(probs.Span, scale, dz.Span);
+            for (int i = 0; i < batch; i++)
+                dz.Span[i * classes + labels[i]] -= scale;
+            return;
+        }
         for (int i = 0; i < batch; i++)
         {
             float wi = scale * (e.C is null ? 1f : e.C.Span[i]);
