@@ -81,6 +81,17 @@ public sealed class SweepReportTests : IDisposable
         Assert.Equal("", clean[mean]); // no noisy samples at rate 0
         Assert.True(double.Parse(noisy[mean], CultureInfo.InvariantCulture) is >= 0 and <= 1);
         Assert.True(double.Parse(noisy[std], CultureInfo.InvariantCulture) >= 0);
+
+        // The sweep's report: the summary over noise.rate (a dotted field name), curves of all runs.
+        (code, _, stderr) = Cli("report", outDir);
+        Assert.True(code == 0, stderr);
+        string page = Path.Combine(outDir, "report.html");
+        Assert.Contains("data-charts=\"3\"", File.ReadAllText(page));
+        if (!File.Exists("/usr/bin/chromium"))
+            return; // no browser here: rendering is checked where there is one
+        var (dom, _) = Render("/usr/bin/chromium", page, Path.Combine(outDir, "report.png"));
+        Assert.Contains("data-rendered=\"3\"", dom);
+        Assert.DoesNotContain("data-errors=", dom);
     }
 
     [Fact]

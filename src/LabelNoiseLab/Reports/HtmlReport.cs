@@ -49,9 +49,14 @@ public static class HtmlReport
         }
         else
         {
+            var tables = new StringBuilder();
             if (File.Exists(Path.Combine(dir, SweepSummary.FileName)))
-                AddTable(page, "summary.csv (mean ± std over seeds)", ReadCsv(Path.Combine(dir, SweepSummary.FileName)));
-            AddRunsTable(page, dir, runs);
+            {
+                var summary = ReadCsv(Path.Combine(dir, SweepSummary.FileName));
+                AddSummaryChart(charts, page, summary);
+                AddTable(tables, "summary.csv (mean ± std over seeds)", summary);
+            }
+            AddRunsTable(tables, dir, runs);
             // The same CSV kind from every run, one line per run.
             var byName = runs.SelectMany(r => Directory.GetFiles(r.Path, "*.csv").Select(f => (Run: Path.GetRelativePath(dir, r.Path), File: f)))
                 .GroupBy(x => Path.GetFileName(x.File)).OrderBy(g => g.Key == RunDirectory.MetricsFile ? "" : g.Key, StringComparer.Ordinal);
@@ -69,6 +74,7 @@ public static class HtmlReport
                 }
                 AddCsvCharts(charts, page, group.Key, new CsvTable(columns, rows), runColumn: true);
             }
+            page.Append(tables);
         }
 
         var html = new StringBuilder();
@@ -129,6 +135,23 @@ public static class HtmlReport
             AddChart(charts, page, name, table, xCol, ys, runColumn, category);
     }
 
+    /// <summary>summary.csv of a sweep: the final figures' means over the first varying key, a second key as line style.</summary>
+    private static void AddSummaryChart(List<JsonObject> charts, StringBuilder page, CsvTable summary)
+    {
+        int from = summary.Columns.IndexOf("point") + 1, to = summary.Columns.IndexOf("runs");
+        if (from <= 0 || to <= from)
+            return;
+        var keys = summary.Columns.GetRange(from, to - from);
+        string? x = keys.FirstOrDefault(k => summary.Rows.All(r => r.GetValueOrDefault(k) is double));
+        if (x is null)
+            return;
+        string? style = keys.FirstOrDefault(k => k != x);
+        page.Append("<h2>sweep: final figures (mean over seeds)</h2>\n");
+        AddChart(charts, page, "final accuracy: clean, memorisation (noisy_given), recovery (noisy_true), test", summary, x,
+            [.. ((string[])["final_clean_acc_mean", "final_noisy_given_acc_mean", "final_noisy_true_acc_mean", "final_test_acc_mean"]).Where(summary.Columns.Contains)],
+            runColumn: false, style);
+    }
+
     private static void AddChart(List<JsonObject> charts, StringBuilder page, string title, CsvTable table, string x, List<string> ys, bool runColumn, string? facet)
     {
         if (ys.Count == 0)
@@ -136,14 +159,14 @@ public static class HtmlReport
         var values = Thin(table.Rows).Select(r => Pick(r, [x, .. ys, .. runColumn ? ["run"] : Array.Empty<string>(), .. facet is null ? [] : new[] { facet }])).ToList();
         var encoding = new JsonObject
         {
-            ["x"] = new JsonObject { ["field"] = x, ["type"] = "quantitative" },
+            ["x"] = new JsonObject { ["field"] = Field(x), ["type"] = "quantitative", ["title"] = x },
             ["y"] = new JsonObject { ["field"] = "value", ["type"] = "quantitative", ["title"] = ys.Count == 1 ? ys[0] : "value" },
             ["color"] = new JsonObject { ["field"] = "series", ["type"] = "nominal" },
         };
         if (runColumn)
             encoding["detail"] = new JsonObject { ["field"] = "run", ["type"] = "nominal" };
         if (facet is not null)
-            encoding["strokeDash"] = new JsonObject { ["field"] = facet, ["type"] = "nominal" };
+            encoding["strokeDash"] = new JsonObject { ["field"] = Field(facet), ["type"] = "nominal", ["title"] = facet };
         var spec = new JsonObject
         {
             ["$schema"] = "https://vega.github.io/schema/vega-lite/v5.json",
@@ -151,7 +174,7 @@ public static class HtmlReport
             ["width"] = 420,
             ["height"] = 240,
             ["data"] = new JsonObject { ["values"] = new JsonArray([.. values]) },
-            ["transform"] = new JsonArray(new JsonObject { ["fold"] = new JsonArray([.. ys.Select(y => (JsonNode)y)]), ["as"] = new JsonArray("series", "value") },
+            ["transform"] = new JsonArray(new JsonObject { ["fold"] = new JsonArray([.. ys.Select(y => (JsonNode)Field(y))]), ["as"] = new JsonArray("series", "value") },
                 new JsonObject { ["filter"] = "isValid(datum.value) && isFinite(datum.value)" }),
             ["mark"] = new JsonObject { ["type"] = "line", ["point"] = values.Count <= 60, ["opacity"] = runColumn ? 0.6 : 1 },
             ["encoding"] = encoding,
@@ -169,12 +192,12 @@ public static class HtmlReport
             ["width"] = 420,
             ["height"] = 240,
             ["data"] = new JsonObject { ["values"] = new JsonArray([.. values]) },
-            ["transform"] = new JsonArray(new JsonObject { ["fold"] = new JsonArray([.. ys.Select(y => (JsonNode)y)]), ["as"] = new JsonArray("series", "value") },
+            ["transform"] = new JsonArray(new JsonObject { ["fold"] = new JsonArray([.. ys.Select(y => (JsonNode)Field(y))]), ["as"] = new JsonArray("series", "value") },
                 new JsonObject { ["filter"] = "isValid(datum.value) && isFinite(datum.value)" }),
             ["mark"] = "bar",
             ["encoding"] = new JsonObject
             {
-                ["x"] = new JsonObject { ["field"] = category, ["type"] = "nominal" },
+                ["x"] = new JsonObject { ["field"] = Field(category), ["type"] = "nominal", ["title"] = category },
                 ["xOffset"] = new JsonObject { ["field"] = "series", ["type"] = "nominal" },
                 ["y"] = new JsonObject { ["field"] = "value", ["type"] = "quantitative" },
                 ["color"] = new JsonObject { ["field"] = "series", ["type"] = "nominal" },
@@ -377,4 +400,9 @@ public static class HtmlReport
     }
 
     private static string Html(string s) => WebUtility.HtmlEncode(s);
+
+    /// <summary>A column name as a Vega-Lite field: dots and brackets would mean nested access, so they are escaped.</summary>
+    private static string Field(string column) =>
+        column.Replace("\\", "\\\\", StringComparison.Ordinal).Replace(".", "\\.", StringComparison.Ordinal)
+            .Replace("[", "\\[", StringComparison.Ordinal).Replace("]", "\\]", StringComparison.Ordinal);
 }
