@@ -87,30 +87,20 @@ public sealed class ResumeTests : IDisposable
     }
 
     [Fact]
-    public void A_killed_train_process_resumes_to_the_uninterrupted_metrics()
+    public void A_train_process_killed_again_and_again_resumes_to_the_uninterrupted_metrics()
     {
         string config = WriteConfig(Config);
         string killed = Path.Combine(_dir, "killed");
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in (string[])[LnlabDll(), "train", "--config", config, "--out", killed])
-            start.ArgumentList.Add(a);
-        using (var process = Process.Start(start)!)
+        // Kill the train process, then the resume process twice more, each at a random moment
+        // after a new checkpoint appeared (sometimes inside the next checkpoint's write).
+        int seen = 0;
+        for (int round = 0; round < 3; round++)
         {
-            process.OutputDataReceived += (_, _) => { };
-            process.ErrorDataReceived += (_, _) => { };
-            process.BeginOutputReadLine();
-            process.BeginErrorReadLine();
-            var clock = Stopwatch.StartNew();
-            string third = Path.Combine(killed, "checkpoints", "epoch-0003.safetensors");
-            while (!File.Exists(third) && !process.HasExited && clock.Elapsed < TimeSpan.FromSeconds(60))
-                Thread.Sleep(5);
-            Thread.Sleep(Random.Shared.Next(0, 60)); // somewhere in the next epoch or two, maybe inside a write
-            Assert.False(process.HasExited, "the run ended before it could be killed");
-            process.Kill(entireProcessTree: true); // SIGKILL: no clean-up runs
-            process.WaitForExit();
+            string[] args = round == 0 ? ["train", "--config", config, "--out", killed] : ["resume", killed];
+            seen = KillAfterNextCheckpoint(args, killed, seen);
+            Assert.Equal(RunStatus.Running, RunDirectory.ReadStatus(killed)!.Value.Status);
+            Assert.False(File.Exists(Path.Combine(killed, "summary.json")));
         }
-        Assert.Equal(RunStatus.Running, RunDirectory.ReadStatus(killed)!.Value.Status);
-        Assert.False(File.Exists(Path.Combine(killed, "summary.json")));
 
         var (code, stdout, stderr) = Cli("resume", killed);
         Assert.True(code == 0, stderr + stdout);
@@ -120,6 +110,29 @@ public sealed class ResumeTests : IDisposable
         (code, stdout, stderr) = Cli("train", "--config", config, "--out", whole);
         Assert.True(code == 0, stderr + stdout);
         AssertSameRun(whole, killed);
+    }
+
+    /// <summary>Starts `dotnet lnlab.dll ARGS`, waits for a checkpoint newer than epoch <paramref name="seen"/>, SIGKILLs it a random moment later.</summary>
+    private static int KillAfterNextCheckpoint(string[] args, string runDir, int seen)
+    {
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in (string[])[LnlabDll(), .. args])
+            start.ArgumentList.Add(a);
+        using var process = Process.Start(start)!;
+        process.OutputDataReceived += (_, _) => { };
+        process.ErrorDataReceived += (_, _) => { };
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        var clock = Stopwatch.StartNew();
+        string next = Path.Combine(runDir, "checkpoints", $"epoch-{seen + 2:D4}.safetensors");
+        while (!File.Exists(next) && !process.HasExited && clock.Elapsed < TimeSpan.FromSeconds(60))
+            Thread.Sleep(5);
+        Thread.Sleep(Random.Shared.Next(0, 60)); // somewhere in the next epoch or two, maybe inside a write
+        Assert.False(process.HasExited, "the run ended before it could be killed");
+        process.Kill(entireProcessTree: true); // SIGKILL: no clean-up runs
+        process.WaitForExit();
+        var latest = TrainingCheckpoint.Latest(runDir)!;
+        return int.Parse(Path.GetFileNameWithoutExtension(latest).AsSpan(TrainingCheckpoint.EpochPrefix.Length), System.Globalization.CultureInfo.InvariantCulture);
     }
 
     [Fact]
