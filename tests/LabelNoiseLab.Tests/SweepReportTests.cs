@@ -187,14 +187,24 @@ public sealed class SweepReportTests : IDisposable
     private static (string Out, string Err) Chromium(string chromium, string page, params string[] extra)
     {
         var start = new ProcessStartInfo(chromium) { RedirectStandardOutput = true, RedirectStandardError = true };
+        string profile = Directory.CreateTempSubdirectory("lnlab-chromium-").FullName;
         foreach (var a in (string[])["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run", "--user-data-dir=" + Directory.CreateTempSubdirectory("lnlab-chromium-").FullName,
+            "--disable-sync", "--no-first-run", "--user-data-dir=" + profile,
             "--enable-logging=stderr", "--v=0", "--virtual-time-budget=10000", .. extra, new Uri(page).AbsoluteUri])
             start.ArgumentList.Add(a);
         using var p = Process.Start(start)!;
         var err = p.StandardError.ReadToEndAsync();
         string output = p.StandardOutput.ReadToEnd();
         Assert.True(p.WaitForExit(120_000), "chromium did not finish");
+        p.WaitForExit(); // and its output streams closed
+        try
+        {
+            Directory.Delete(profile, recursive: true);
+        }
+        catch (IOException)
+        {
+            // a helper process may still hold the profile a moment; a leftover temp folder is harmless
+        }
         return (output, err.Result);
     }
 }
