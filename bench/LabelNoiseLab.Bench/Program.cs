@@ -12,7 +12,9 @@ switch (args.Length > 0 ? args[0] : "")
         return DataBench.Run(args[1..]);
     case "online-linear":
         return OnlineLinearBench.Run(args[1..]);
+    case "study":
+        return StudyBench.Run(args[1..]);
     default:
-        Console.Error.WriteLine("usage: LabelNoiseLab.Bench <benchmark>   (benchmarks: gemm, mlp-epoch, data-load, online-linear)");
+        Console.Error.WriteLine("usage: LabelNoiseLab.Bench <benchmark>   (benchmarks: gemm, mlp-epoch, data-load, online-linear, study)");
         return 2;
 }

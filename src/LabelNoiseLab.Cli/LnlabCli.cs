@@ -95,7 +95,17 @@ public static class LnlabCli
             DataDir = p.GetValue(presetDataDir),
         }));
 
-        return new RootCommand("lnlab: deep learning with wrong labels") { train, demo, run };
+        var resumeDir = new Argument<string>("run-dir") { Description = "the run directory to continue" };
+        var resumeData = new Option<string?>("--data-dir") { Description = "data folder (default $LNLAB_DATA, then /usr/share/datasets)" };
+        var resume = new Command("resume", "continue a killed or failed run from its newest checkpoint (checkpoint_every); metrics end as in an uninterrupted run")
+        {
+            resumeDir, resumeData,
+        };
+        resume.SetAction(p => Worker(stdout, host).Resume(p.GetRequiredValue(resumeDir), p.GetValue(resumeData)));
+
+        var root = new RootCommand("lnlab: deep learning with wrong labels") { train, demo, run, resume };
+        StudyCommands.Add(root, stdout, host);
+        return root;
     }
 
     private static TrainWorker Worker(TextWriter stdout, CliHost host)

@@ -34,10 +34,33 @@ public sealed class TrainWorker(IExperimentRunner? runner, IProgressDisplay disp
 
         var dir = RunDirectory.Create(options.OutDir, config.Name, options.Overwrite, runsRoot);
         stdout.WriteLine($"run directory: {dir.Path}");
+        dir.WriteConfig(config);
+        return RunToEnd(runner, config, dir, new RunContext(options.DataDir, display));
+    }
+
+    /// <summary>
+    /// `lnlab resume RUN_DIR`: goes on from the run's newest <c>epoch-NNNN</c> checkpoint (from the
+    /// start when it has none yet) with the run's own config.yaml. The folder must be a run that is
+    /// not complete; bad input (no run, unreadable config, a truncated or foreign checkpoint) is
+    /// found before anything in the folder changes.
+    /// </summary>
+    public int Resume(string runDir, string? dataDir)
+    {
+        if (runner is null)
+            throw new InvalidOperationException("no experiment runner is built into this lnlab");
+        var dir = RunDirectory.Reopen(runDir);
+        var config = ExperimentConfig.Load(Path.Combine(runDir, RunDirectory.ConfigFile));
+        string? checkpoint = TrainingCheckpoint.Latest(runDir);
+        if (checkpoint is not null)
+            TrainingCheckpoint.ReadState(checkpoint, config); // a bad checkpoint fails here, the folder untouched
+        stdout.WriteLine(checkpoint is null ? $"resuming {runDir} from the start (no checkpoint yet)" : $"resuming {runDir} from {checkpoint}");
+        return RunToEnd(runner, config, dir, new RunContext(dataDir, display, ResumeFrom: checkpoint));
+    }
+
+    private int RunToEnd(IExperimentRunner runner, ExperimentConfig config, RunDirectory dir, RunContext context)
+    {
         try
         {
-            dir.WriteConfig(config);
-            var context = new RunContext(options.DataDir, display);
             var result = display.Show(() => runner.Run(config, dir, context));
             switch (result.Status)
             {
@@ -61,7 +84,8 @@ public sealed class TrainWorker(IExperimentRunner? runner, IProgressDisplay disp
         }
         catch (Exception e)
         {
-            if (dir.Status == RunStatus.Running)
+            // An untouched reopened folder (resume refused on bad input) stays exactly as it was.
+            if (dir.Status == RunStatus.Running && dir.Touched)
                 dir.MarkFailed(e is InputException ? e.Message : $"{e.GetType().Name}: {e.Message}");
             throw;
         }

@@ -73,6 +73,9 @@ public sealed class Dropout(float p, Tensors.Rng rng) : Module
 {
     public float P { get; } = p is >= 0f and < 1f ? p : throw new ArgumentOutOfRangeException(nameof(p), p, "dropout must be in [0, 1)");
 
+    /// <summary>The mask generator (shared by a model's dropout layers); checkpoints store its state.</summary>
+    public Tensors.Rng Generator => rng;
+
     protected override Tensor ForwardCore(Tape tape, Tensor x) =>
         Training && P > 0f ? DropoutOp.Forward(tape, x, P, rng) : x;
 }

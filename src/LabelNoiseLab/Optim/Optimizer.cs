@@ -21,8 +21,8 @@ public abstract class Optimizer
     /// <summary>Current learning rate; a schedule sets it before each step.</summary>
     public float LearningRate { get; set; }
 
-    /// <summary>Number of steps taken so far.</summary>
-    public long StepCount { get; protected set; }
+    /// <summary>Number of steps taken so far (restored from a checkpoint on resume: Adam's bias correction and SGD's first step read it).</summary>
+    public long StepCount { get; protected internal set; }
 
     public abstract void Step();
 

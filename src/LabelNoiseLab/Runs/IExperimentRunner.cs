@@ -21,7 +21,8 @@ public interface IExperimentRunner
 /// </param>
 /// <param name="Progress">Where to report steps and evaluations; never null (<see cref="NullProgressSink"/>).</param>
 /// <param name="Cancellation">Signalled on Ctrl+C; a runner that honours it ends with <see cref="RunStatus.Failed"/>.</param>
-public sealed record RunContext(string? DataDir, IProgressSink Progress, CancellationToken Cancellation = default);
+/// <param name="ResumeFrom">A training checkpoint to go on from (<c>lnlab resume</c>); null = start afresh.</param>
+public sealed record RunContext(string? DataDir, IProgressSink Progress, CancellationToken Cancellation = default, string? ResumeFrom = null);
 
 /// <summary>How a run ended: <see cref="RunStatus.Complete"/>, or diverged/failed with a one-line reason.</summary>
 public sealed record RunResult(RunStatus Status, string? Reason = null)

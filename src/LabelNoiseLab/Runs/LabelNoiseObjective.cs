@@ -16,8 +16,9 @@ namespace LabelNoiseLab.Runs;
 /// SAM's second forward/backward sees the same labels. Buffers are allocated once.
 /// Also a hook: summary.json gets the realised rates under <c>label_noise</c>.
 /// </summary>
-public sealed class LabelNoiseObjective : ITrainingObjective, ITrainerHook
+public sealed class LabelNoiseObjective : ITrainingObjective, ITrainerHook, IResumable
 {
+    private readonly Rng _rng;
     private readonly string _lossKind;
     private readonly ClassificationStepNoise? _classes;
     private readonly RegressionStepNoise? _targets;
@@ -37,7 +38,7 @@ public sealed class LabelNoiseObjective : ITrainingObjective, ITrainerHook
             "until" => StepNoiseSchedule.Until(config.LabelNoiseOffAfter),
             _ => StepNoiseSchedule.Constant,
         };
-        var rng = Rng.ForPurpose(config.Seed, "step-label-noise");
+        var rng = _rng = Rng.ForPurpose(config.Seed, "step-label-noise");
         bool regression = train.NumClasses == 0;
         if (config.LabelNoiseKind == "classification")
         {
@@ -55,6 +56,21 @@ public sealed class LabelNoiseObjective : ITrainingObjective, ITrainerHook
             _targetLength = train.TargetLength;
             _noisyTargets = new Tensor(batchSize, _targetLength);
         }
+    }
+
+    /// <summary>The generator's state and the counters, so a resumed run draws the same labels.</summary>
+    public string SaveState() =>
+        string.Join(",", _rng.GetState().Select(v => v.ToString(System.Globalization.CultureInfo.InvariantCulture))
+            .Concat(new[] { NoisySamples, Samples, Redrawn, Changed }.Select(v => v.ToString(System.Globalization.CultureInfo.InvariantCulture))));
+
+    public void RestoreState(string state)
+    {
+        var parts = state.Split(',');
+        if (parts.Length != 10)
+            throw new InputException($"label-noise state in the checkpoint has {parts.Length} fields; expected 10");
+        _rng.SetState(parts[..6].Select(p => ulong.Parse(p, System.Globalization.CultureInfo.InvariantCulture)).ToArray());
+        var n = parts[6..].Select(p => long.Parse(p, System.Globalization.CultureInfo.InvariantCulture)).ToArray();
+        (NoisySamples, Samples, Redrawn, Changed) = (n[0], n[1], n[2], n[3]);
     }
 
     /// <summary>The objective for <c>label_noise.kind</c>, or null when it is <c>none</c>.</summary>

@@ -49,7 +49,7 @@ public sealed class MetricsWriter
     private readonly StringBuilder _content = new();
     private readonly List<MetricsRow> _rows = [];
 
-    internal MetricsWriter(string path, IReadOnlyList<string> extraColumns, Action beforeWrite)
+    internal MetricsWriter(string path, IReadOnlyList<string> extraColumns, Action beforeWrite, string? resumeCsv = null)
     {
         foreach (var c in extraColumns)
         {
@@ -62,7 +62,10 @@ public sealed class MetricsWriter
         _beforeWrite = beforeWrite;
         ExtraColumns = [.. extraColumns];
         Columns = [.. StandardColumns, .. ExtraColumns];
-        _content.Append(string.Join(',', Columns)).Append('\n');
+        string header = string.Join(',', Columns);
+        _content.Append(header).Append('\n');
+        if (resumeCsv is not null)
+            Restore(resumeCsv, header);
         Flush();
     }
 
@@ -110,6 +113,44 @@ public sealed class MetricsWriter
         : double.IsPositiveInfinity(v) ? "inf"
         : double.IsNegativeInfinity(v) ? "-inf"
         : v.ToString("R", CultureInfo.InvariantCulture);
+
+    /// <summary>
+    /// Takes over the rows of a checkpoint's metrics.csv text (a resumed run): the header must be
+    /// this writer's, each row is parsed back (round-trip formatting makes that exact).
+    /// </summary>
+    private void Restore(string csv, string header)
+    {
+        var lines = csv.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        if (lines.Length == 0 || lines[0] != header)
+            throw new DataException(_path, $"the checkpoint's metrics have columns '{(lines.Length == 0 ? "" : lines[0])}', this run writes '{header}'");
+        foreach (var line in lines.AsSpan(1))
+        {
+            var cells = line.Split(',');
+            if (cells.Length != Columns.Count)
+                throw new DataException(_path, $"a checkpoint metrics row has {cells.Length} cells, expected {Columns.Count}");
+            double Cell(int i) => cells[i].Length == 0 ? double.NaN
+                : cells[i] == "inf" ? double.PositiveInfinity
+                : cells[i] == "-inf" ? double.NegativeInfinity
+                : double.Parse(cells[i], CultureInfo.InvariantCulture);
+            int n = StandardColumns.Count;
+            var extra = new Dictionary<string, double>();
+            for (int c = 0; c < ExtraColumns.Count; c++)
+                extra[ExtraColumns[c]] = Cell(n + c);
+            _rows.Add(new MetricsRow
+            {
+                Epoch = int.Parse(cells[0], CultureInfo.InvariantCulture),
+                Step = long.Parse(cells[1], CultureInfo.InvariantCulture),
+                Lr = Cell(2), TrainLoss = Cell(3), TrainAcc = Cell(4), CleanLoss = Cell(5), CleanAcc = Cell(6),
+                NoisyGivenLoss = Cell(7), NoisyGivenAcc = Cell(8), NoisyTrueLoss = Cell(9), NoisyTrueAcc = Cell(10),
+                TestLoss = Cell(11), TestAcc = Cell(12), Seconds = Cell(13),
+                Extra = extra,
+            });
+            _content.Append(line).Append('\n');
+        }
+    }
+
+    /// <summary>The file's text as written so far (stored in checkpoints).</summary>
+    public string Text => _content.ToString();
 
     private void Flush()
     {

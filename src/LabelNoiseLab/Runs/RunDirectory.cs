@@ -39,6 +39,7 @@ public sealed class RunDirectory
     };
 
     private MetricsWriter? _metrics;
+    private bool _statusPending;
 
     private RunDirectory(string path)
     {
@@ -96,6 +97,26 @@ public sealed class RunDirectory
         }
     }
 
+    /// <summary>
+    /// Takes over an existing, not complete run folder to resume it, deleting nothing. The status
+    /// file is left as it is until the first write (then it says <c>running</c> again), so a
+    /// resume that fails on bad input before writing anything leaves the folder untouched.
+    /// </summary>
+    public static RunDirectory Reopen(string path)
+    {
+        if (!Directory.Exists(path))
+            throw new InputException($"{path}: no such run directory");
+        var previous = ReadStatus(path) ?? throw new InputException($"{path}: not a run directory (no status file)");
+        if (previous.Status == RunStatus.Complete)
+            throw new InputException($"{path}: the run is already complete; nothing to resume");
+        var run = new RunDirectory(path) { _statusPending = true };
+        Directory.CreateDirectory(run.CheckpointsPath);
+        return run;
+    }
+
+    /// <summary>Whether anything was written (a reopened folder that is still untouched says false).</summary>
+    public bool Touched => !_statusPending;
+
     /// <summary>Reads a run folder's status file; null when there is none.</summary>
     public static (RunStatus Status, string? Reason)? ReadStatus(string path)
     {
@@ -113,12 +134,13 @@ public sealed class RunDirectory
     public void WriteConfig(ExperimentConfig config) => WriteText(ConfigFile, config.ToYaml());
 
     /// <summary>Opens <c>metrics.csv</c> (header written at once); extra columns follow the standard ones.</summary>
-    public MetricsWriter OpenMetrics(IReadOnlyList<string>? extraColumns = null)
+    /// <param name="resumeCsv">A resumed run: the metrics.csv text stored in its checkpoint, rows kept.</param>
+    public MetricsWriter OpenMetrics(IReadOnlyList<string>? extraColumns = null, string? resumeCsv = null)
     {
         EnsureRunning();
         if (_metrics is not null)
             throw new InvalidOperationException("metrics.csv is already open");
-        _metrics = new MetricsWriter(FilePath(MetricsFile), extraColumns ?? [], EnsureRunning);
+        _metrics = new MetricsWriter(FilePath(MetricsFile), extraColumns ?? [], EnsureRunning, resumeCsv);
         return _metrics;
     }
 
@@ -195,6 +217,11 @@ public sealed class RunDirectory
     {
         if (Status != RunStatus.Running)
             throw new InvalidOperationException($"{Path}: the run is already {Status.ToString().ToLowerInvariant()}; nothing may be written after that");
+        if (_statusPending)
+        {
+            _statusPending = false;
+            WriteStatus(RunStatus.Running, null);
+        }
     }
 
     private static string CheckName(string fileName)

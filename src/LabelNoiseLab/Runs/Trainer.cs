@@ -51,20 +51,34 @@ public sealed class Trainer : IExperimentRunner
         var hooks = TrainerHooks.Factories.Select(f => f(config)).OfType<ITrainerHook>().ToList();
         if (objective is ITrainerHook objectiveHook) // an objective may report too (label noise: realised rates)
             hooks.Add(objectiveHook);
-        var metrics = dir.OpenMetrics([.. ExtraColumns, .. hooks.SelectMany(h => h.MetricsColumns)]);
+        var dropoutGenerators = TrainingCheckpoint.DropoutGenerators(model);
         var tape = new Tape();
         var x = new Tensor(config.BatchSize, train.FeatureLength);
         var best = new BestTracker();
-        foreach (var hook in hooks)
-            hook.OnStart(run);
-        progress.OnRunStart(config.Epochs, batcher.BatchesPerEpoch);
 
         long step = 0;
         int epoch = 0, sinceImprovement = 0;
         Func<float> samClosure = SamLossAndGradients; // created once: a step allocates nothing
         bool stoppedEarly = false;
-        double trainSeconds = 0;
-        for (epoch = 1; epoch <= config.Epochs && !stoppedEarly; epoch++)
+        double trainSeconds = 0, secondsBefore = 0;
+        // Resume: model, optimizer, generators and bookkeeping as they were after the checkpoint's epoch.
+        var resumed = context.ResumeFrom is null ? null
+            : TrainingCheckpoint.Restore(context.ResumeFrom, config, model, optimizer, batcher, dropoutGenerators);
+        if (resumed is not null)
+        {
+            (step, epoch, sinceImprovement, stoppedEarly) = (resumed.Step, resumed.Epoch, resumed.SinceImprovement, resumed.StoppedEarly);
+            (trainSeconds, secondsBefore) = (resumed.TrainSeconds, resumed.TotalSeconds);
+            progress.OnMessage($"resuming after epoch {epoch} (step {step}) from {context.ResumeFrom}");
+        }
+        var metrics = dir.OpenMetrics([.. ExtraColumns, .. hooks.SelectMany(h => h.MetricsColumns)], resumed?.MetricsCsv);
+        if (resumed is not null)
+            best.Restore(resumed.Best, metrics.Rows.Count > 0 ? metrics.Rows[^1] : null);
+        foreach (var hook in hooks)
+            hook.OnStart(run);
+        RestoreStates(resumed, objective, hooks);
+        progress.OnRunStart(config.Epochs, batcher.BatchesPerEpoch);
+
+        for (epoch++; epoch <= config.Epochs && !stoppedEarly; epoch++)
         {
             var epochClock = Stopwatch.StartNew();
             batcher.StartEpoch();
@@ -100,7 +114,7 @@ public sealed class Trainer : IExperimentRunner
                 if (!float.IsFinite(lossValue))
                 {
                     progress.OnMessage($"loss is {lossValue} at step {step}: diverged");
-                    WriteSummary(run, hooks, best, epoch - 1, step, clock.Elapsed.TotalSeconds, trainSeconds, divergedAt: step, stoppedEarly: false);
+                    WriteSummary(run, hooks, best, epoch - 1, step, secondsBefore + clock.Elapsed.TotalSeconds, trainSeconds, divergedAt: step, stoppedEarly: false);
                     return RunResult.Diverged(step);
                 }
                 progress.OnStep(epoch, step, lossValue);
@@ -120,11 +134,29 @@ public sealed class Trainer : IExperimentRunner
                 progress.OnMessage($"early stop after epoch {epoch}: no better validation loss for {sinceImprovement} evaluations");
             }
             if (config.CheckpointEvery > 0 && epoch % config.CheckpointEvery == 0)
-                SaveCheckpoint(dir, $"epoch-{epoch:D4}", model, config, epoch, step);
+            {
+                TrainingCheckpoint.Save(dir, $"{TrainingCheckpoint.EpochPrefix}{epoch:D4}", config, model, optimizer, new ResumeState
+                {
+                    ConfigYaml = config.ToYaml(),
+                    Epoch = epoch,
+                    Step = step,
+                    OptimizerSteps = optimizer.StepCount,
+                    Batcher = batcher.GetState(),
+                    DropoutGenerators = [.. dropoutGenerators.Select(g => g.GetState())],
+                    SinceImprovement = sinceImprovement,
+                    StoppedEarly = stoppedEarly,
+                    TrainSeconds = trainSeconds,
+                    TotalSeconds = secondsBefore + clock.Elapsed.TotalSeconds,
+                    Best = best.State,
+                    MetricsCsv = metrics.Text,
+                    ObjectiveState = (objective as IResumable)?.SaveState(),
+                    HookStates = [.. hooks.Select(h => (h as IResumable)?.SaveState())],
+                });
+            }
         }
         int epochsDone = epoch - 1;
         SaveCheckpoint(dir, "final", model, config, epochsDone, step);
-        WriteSummary(run, hooks, best, epochsDone, step, clock.Elapsed.TotalSeconds, trainSeconds, divergedAt: null, stoppedEarly);
+        WriteSummary(run, hooks, best, epochsDone, step, secondsBefore + clock.Elapsed.TotalSeconds, trainSeconds, divergedAt: null, stoppedEarly);
         return RunResult.Complete;
 
         // Loss and gradients at the current weights on the current batch (Sam zeroes the gradients).
@@ -193,6 +225,19 @@ public sealed class Trainer : IExperimentRunner
             return lossKind == "mse"
                 ? MseOp.Forward(tape, output, batch.LabelBuffer).Mean
                 : SoftmaxCrossEntropyOp.Forward(tape, output, batch.LabelBuffer).Mean;
+        }
+    }
+
+    private static void RestoreStates(ResumeState? resumed, ITrainingObjective objective, List<ITrainerHook> hooks)
+    {
+        if (resumed is null)
+            return;
+        if (resumed.ObjectiveState is not null && objective is IResumable o)
+            o.RestoreState(resumed.ObjectiveState);
+        for (int i = 0; i < hooks.Count && i < resumed.HookStates.Length; i++)
+        {
+            if (resumed.HookStates[i] is { } state && hooks[i] is IResumable h)
+                h.RestoreState(state);
         }
     }
 
@@ -276,6 +321,15 @@ public sealed class Trainer : IExperimentRunner
         public double BestValLoss { get; private set; } = double.NaN;
         public int? BestValEpoch { get; private set; }
         public double TestAccAtBestVal { get; private set; } = double.NaN;
+
+        public BestState State => new(BestTestAcc, BestTestEpoch, BestValLoss, BestValEpoch, TestAccAtBestVal);
+
+        public void Restore(BestState state, MetricsRow? last)
+        {
+            (BestTestAcc, BestTestEpoch, BestValLoss, BestValEpoch, TestAccAtBestVal) =
+                (state.BestTestAcc, state.BestTestEpoch, state.BestValLoss, state.BestValEpoch, state.TestAccAtBestVal);
+            Last = last;
+        }
 
         /// <summary>Records an evaluation; true when the validation loss improved (or there is none).</summary>
         public bool Update(MetricsRow row, int epoch)

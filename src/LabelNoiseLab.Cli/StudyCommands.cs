@@ -1,0 +1,86 @@
+using System.CommandLine;
+using LabelNoiseLab.Runs;
+
+namespace LabelNoiseLab.Cli;
+
+/// <summary>
+/// The commands that work on run directories after (or around) training: export, sweep,
+/// summarize, report. Each maps its parsed options to one plain worker method.
+/// </summary>
+internal static class StudyCommands
+{
+    public static void Add(RootCommand root, TextWriter stdout, CliHost host)
+    {
+        root.Add(ExportCommand(stdout));
+        root.Add(SweepCommand(stdout, host));
+        root.Add(DirCommand("summarize", "aggregate every run under DIR into DIR/summary.csv (mean ± std over seeds per point)", stdout, SweepSummary.Write));
+        root.Add(DirCommand("report", "write DIR/report.html: one self-contained page of charts and tables for a run, a preset or a sweep", stdout, Reports.HtmlReport.Write));
+    }
+
+    private static Command SweepCommand(TextWriter stdout, CliHost host)
+    {
+        var file = new Argument<string>("file") { Description = "sweep file (YAML: base, config, grid, seeds)" };
+        var jobs = new Option<int>("--jobs", "-j") { Description = "points run at once, each a single-threaded lnlab process", DefaultValueFactory = _ => 1 };
+        var shard = new Option<string?>("--shard") { Description = "run every n-th point: i/n (default from SLURM_ARRAY_TASK_ID/COUNT or JOB_COMPLETION_INDEX with LNLAB_SHARDS)" };
+        var outDir = new Option<string?>("--out", "-o") { Description = "sweep directory (default runs/sweep-<name>)" };
+        var dataDir = new Option<string?>("--data-dir") { Description = "data folder passed to every point" };
+        var sweep = new Command("sweep", "run a grid of configs and seeds, one run directory per point; complete points are skipped")
+        {
+            file, jobs, shard, outDir, dataDir,
+        };
+        sweep.SetAction(p => new SweepWorker(stdout, host.RunsRoot).Run(new SweepOptions
+        {
+            File = p.GetRequiredValue(file),
+            Jobs = p.GetValue(jobs),
+            Shard = p.GetValue(shard),
+            OutDir = p.GetValue(outDir),
+            DataDir = p.GetValue(dataDir),
+        }));
+        return sweep;
+    }
+
+    private static Command DirCommand(string name, string description, TextWriter stdout, Func<string, string> write)
+    {
+        var dir = new Argument<string>("dir") { Description = "a run directory or a folder of runs" };
+        var command = new Command(name, description) { dir };
+        command.SetAction(p =>
+        {
+            stdout.WriteLine(write(p.GetRequiredValue(dir)));
+            return ExitCodes.Complete;
+        });
+        return command;
+    }
+
+    private static Command ExportCommand(TextWriter stdout)
+    {
+        var what = new Argument<string>("what") { Description = "what to export: features" };
+        var runDir = new Argument<string>("run-dir") { Description = "the run directory" };
+        var layer = new Option<string>("--layer", "-l") { Description = "a module path (layers.1), features (the head's input) or logits", Required = true };
+        var split = new Option<string>("--split") { Description = "train, validation or test", DefaultValueFactory = _ => "train" };
+        var checkpoint = new Option<string?>("--checkpoint") { Description = "checkpoint name (default final, else the newest epoch-NNNN)" };
+        var outDir = new Option<string?>("--out", "-o") { Description = "output folder (default RUN_DIR/exports/<split>)" };
+        var dataDir = new Option<string?>("--data-dir") { Description = "data folder (default $LNLAB_DATA, then /usr/share/datasets)" };
+        var export = new Command("export", "write a layer's activations as .npy with labels, true labels and the noise mask")
+        {
+            what, runDir, layer, split, checkpoint, outDir, dataDir,
+        };
+        export.SetAction(p =>
+        {
+            if (p.GetRequiredValue(what) != "features")
+                throw new InputException($"export '{p.GetRequiredValue(what)}': unknown; expected features");
+            var files = FeatureExport.Export(new FeatureExportOptions
+            {
+                RunDir = p.GetRequiredValue(runDir),
+                Layer = p.GetRequiredValue(layer),
+                Split = p.GetRequiredValue(split),
+                Checkpoint = p.GetValue(checkpoint),
+                OutDir = p.GetValue(outDir),
+                DataDir = p.GetValue(dataDir),
+            });
+            foreach (var f in files)
+                stdout.WriteLine(f);
+            return ExitCodes.Complete;
+        });
+        return export;
+    }
+}

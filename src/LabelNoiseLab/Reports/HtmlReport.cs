@@ -1,0 +1,408 @@
+using System.Globalization;
+using System.Net;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using LabelNoiseLab.Runs;
+
+namespace LabelNoiseLab.Reports;
+
+/// <summary>
+/// <c>lnlab report DIR</c>: one self-contained <c>DIR/report.html</c> (Vega, Vega-Lite and
+/// vega-embed inline, data inline, nothing fetched) for a run, a preset's output or a sweep.
+/// A run gets its config and summary as tables and a chart per CSV it holds (learning curves
+/// split into clean / memorisation / recovery / test, losses, and any probe's CSV). A folder of
+/// runs gets summary.csv as a table, a table of the runs, and each CSV kind drawn for all runs
+/// together (one line per run). Large CSVs are thinned to <see cref="MaxRows"/> rows per file.
+/// </summary>
+public static class HtmlReport
+{
+    public const string FileName = "report.html";
+    public const int MaxRows = 2000;
+
+    private static readonly string[] AccuracySeries = ["train_acc", "clean_acc", "noisy_given_acc", "noisy_true_acc", "test_acc", "val_acc"];
+    private static readonly string[] LossSeries = ["train_loss", "clean_loss", "noisy_given_loss", "noisy_true_loss", "test_loss", "val_loss"];
+    private static readonly string[] XPreference = ["step", "epoch", "t", "iteration", "k", "rank", "index", "rate", "noise_rate"];
+    private static readonly string[] TimingColumns = ["seconds", "eval_seconds", "lr"];
+
+    public static string Write(string dir)
+    {
+        if (!Directory.Exists(dir))
+            throw new InputException($"{dir}: no such directory");
+        bool isRun = RunDirectory.ReadStatus(dir) is not null;
+        var runs = isRun ? [] : SweepSummary.FindRuns(dir);
+        var csvFiles = isRun ? Directory.GetFiles(dir, "*.csv").Order(StringComparer.Ordinal).ToList() : [];
+        if (!isRun && runs.Count == 0 && !File.Exists(Path.Combine(dir, SweepSummary.FileName)))
+            throw new InputException($"{dir}: neither a run directory nor a folder of runs (no status file, no runs under it)");
+
+        var page = new StringBuilder();
+        var charts = new List<JsonObject>();
+        page.Append("<h1>").Append(Html(Path.GetFileName(Path.GetFullPath(dir)))).Append("</h1>\n");
+        if (isRun)
+        {
+            var (status, reason) = RunDirectory.ReadStatus(dir)!.Value;
+            page.Append("<p>status: <b>").Append(Html(status.ToString().ToLowerInvariant())).Append("</b> ").Append(Html(reason ?? "")).Append("</p>\n");
+            foreach (var csv in csvFiles)
+                AddCsvCharts(charts, page, Path.GetFileName(csv), ReadCsv(csv), runColumn: false);
+            AddSummaryTable(page, Path.Combine(dir, RunDirectory.SummaryFile));
+            AddConfigTable(page, Path.Combine(dir, RunDirectory.ConfigFile));
+        }
+        else
+        {
+            var tables = new StringBuilder();
+            if (File.Exists(Path.Combine(dir, SweepSummary.FileName)))
+            {
+                var summary = ReadCsv(Path.Combine(dir, SweepSummary.FileName));
+                AddSummaryChart(charts, page, summary);
+                AddTable(tables, "summary.csv (mean ± std over seeds)", summary);
+            }
+            AddRunsTable(tables, dir, runs);
+            // The same CSV kind from every run, one line per run.
+            var byName = runs.SelectMany(r => Directory.GetFiles(r.Path, "*.csv").Select(f => (Run: Path.GetRelativePath(dir, r.Path), File: f)))
+                .GroupBy(x => Path.GetFileName(x.File)).OrderBy(g => g.Key == RunDirectory.MetricsFile ? "" : g.Key, StringComparer.Ordinal);
+            foreach (var group in byName)
+            {
+                var rows = new List<Dictionary<string, object?>>();
+                var columns = new List<string> { "run" };
+                foreach (var (run, file) in group)
+                {
+                    var table = ReadCsv(file);
+                    foreach (var c in table.Columns.Where(c => !columns.Contains(c)))
+                        columns.Add(c);
+                    foreach (var row in table.Rows)
+                        rows.Add(new Dictionary<string, object?>(row) { ["run"] = run });
+                }
+                AddCsvCharts(charts, page, group.Key, new CsvTable(columns, rows), runColumn: true);
+            }
+            page.Append(tables);
+        }
+
+        var html = new StringBuilder();
+        html.Append("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>").Append(Html(Path.GetFileName(Path.GetFullPath(dir))))
+            .Append(" – lnlab report</title>\n<style>body{font-family:sans-serif;margin:1.5em;max-width:1400px}table{border-collapse:collapse;font-size:12px;margin:0.5em 0 1.5em}")
+            .Append("td,th{border:1px solid #ccc;padding:2px 6px;text-align:left}.chart{display:inline-block;vertical-align:top;margin:0 1em 1em 0}h2{margin-top:1.5em}</style>\n");
+        // Errors anywhere on the page are counted where a test (or a reader) can see them.
+        html.Append("<script>window.lnlabErrors=[];window.addEventListener('error',function(e){window.lnlabErrors.push(String(e.message));document.documentElement.setAttribute('data-errors',window.lnlabErrors.length);});</script>\n");
+        foreach (var lib in (string[])["vega.min.js", "vega-lite.min.js", "vega-embed.min.js"])
+            html.Append("<script>").Append(Asset(lib)).Append("</script>\n");
+        html.Append("</head><body data-charts=\"").Append(charts.Count.ToString(CultureInfo.InvariantCulture)).Append("\">\n");
+        html.Append(page);
+        html.Append("<p style=\"color:#888;font-size:11px\">written by lnlab report; charts: Vega-Lite (BSD-3-Clause)</p>\n");
+        html.Append("<script>\nvar specs=").Append(new JsonArray([.. charts]).ToJsonString(new JsonSerializerOptions { NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals }).Replace("</", "<\\/", StringComparison.Ordinal)).Append(";\n");
+        html.Append("""
+            var rendered=0, failed=0;
+            function mark(){document.body.setAttribute('data-rendered',rendered);document.body.setAttribute('data-failed',failed);}
+            Promise.all(specs.map(function(s,i){
+              return vegaEmbed('#chart'+i, s, {actions:false, renderer:'svg'}).then(function(r){
+                var marks=document.querySelectorAll('#chart'+i+' svg .mark-line path, #chart'+i+' svg .mark-rect path, #chart'+i+' svg .mark-symbol path, #chart'+i+' svg .mark-line, #chart'+i+' svg .mark-rect');
+                if(marks.length>0){rendered++;}else{failed++;console.error('chart '+i+' drew no marks');}
+              }).catch(function(e){failed++;console.error('chart '+i+': '+e);window.lnlabErrors.push(String(e));});
+            })).then(mark);
+            </script>
+            </body></html>
+
+            """);
+        string path = Path.Combine(dir, FileName);
+        AtomicFile.WriteAllText(path, html.ToString());
+        return path;
+    }
+
+    /// <summary>One or two charts for a CSV: learning curves for metrics.csv, else a generic line or bar chart.</summary>
+    private static void AddCsvCharts(List<JsonObject> charts, StringBuilder page, string name, CsvTable table, bool runColumn)
+    {
+        if (table.Rows.Count == 0)
+            return;
+        page.Append("<h2>").Append(Html(name)).Append("</h2>\n");
+        var numeric = table.Columns.Where(c => c != "run" && table.Rows.Any(r => r.TryGetValue(c, out var v) && v is double)).ToList();
+        var categorical = table.Columns.Where(c => c != "run" && !numeric.Contains(c) && table.Rows.Any(r => r.TryGetValue(c, out var v) && v is string)).ToList();
+        if (name == RunDirectory.MetricsFile)
+        {
+            string x = numeric.Contains("step") ? "step" : numeric.FirstOrDefault() ?? "epoch";
+            AddChart(charts, page, "accuracy: clean, memorisation (noisy_given), recovery (noisy_true), test", table, x, [.. AccuracySeries.Where(numeric.Contains)], runColumn, null);
+            AddChart(charts, page, "loss", table, x, [.. LossSeries.Where(numeric.Contains)], runColumn, null);
+            return;
+        }
+        string? xCol = XPreference.FirstOrDefault(numeric.Contains) ?? numeric.FirstOrDefault();
+        var ys = numeric.Where(c => c != xCol && !TimingColumns.Contains(c) && c != "epoch").Take(10).ToList();
+        if (ys.Count == 0 && xCol is not null && categorical.Count > 0)
+            (ys, xCol) = ([xCol], null);
+        if (ys.Count == 0)
+            return;
+        string? category = categorical.FirstOrDefault(c => table.Rows.Select(r => r.GetValueOrDefault(c)).Distinct().Count() <= 24);
+        if (xCol is null || (category is not null && table.Rows.Count <= 60 && !runColumn))
+            AddBarChart(charts, page, name, table, category ?? table.Columns[0], ys);
+        else
+            AddChart(charts, page, name, table, xCol, ys, runColumn, category);
+    }
+
+    /// <summary>summary.csv of a sweep: the final figures' means over the first varying key, a second key as line style.</summary>
+    private static void AddSummaryChart(List<JsonObject> charts, StringBuilder page, CsvTable summary)
+    {
+        int from = summary.Columns.IndexOf("point") + 1, to = summary.Columns.IndexOf("runs");
+        if (from <= 0 || to <= from)
+            return;
+        var keys = summary.Columns.GetRange(from, to - from);
+        string? x = keys.FirstOrDefault(k => summary.Rows.All(r => r.GetValueOrDefault(k) is double));
+        if (x is null)
+            return;
+        string? style = keys.FirstOrDefault(k => k != x);
+        page.Append("<h2>sweep: final figures (mean over seeds)</h2>\n");
+        AddChart(charts, page, "final accuracy: clean, memorisation (noisy_given), recovery (noisy_true), test", summary, x,
+            [.. ((string[])["final_clean_acc_mean", "final_noisy_given_acc_mean", "final_noisy_true_acc_mean", "final_test_acc_mean"]).Where(summary.Columns.Contains)],
+            runColumn: false, style);
+    }
+
+    private static void AddChart(List<JsonObject> charts, StringBuilder page, string title, CsvTable table, string x, List<string> ys, bool runColumn, string? facet)
+    {
+        if (ys.Count == 0)
+            return;
+        var values = Thin(table.Rows).Select(r => Pick(r, [x, .. ys, .. runColumn ? ["run"] : Array.Empty<string>(), .. facet is null ? [] : new[] { facet }])).ToList();
+        var encoding = new JsonObject
+        {
+            ["x"] = new JsonObject { ["field"] = Field(x), ["type"] = "quantitative", ["title"] = x },
+            ["y"] = new JsonObject { ["field"] = "value", ["type"] = "quantitative", ["title"] = ys.Count == 1 ? ys[0] : "value" },
+            ["color"] = new JsonObject { ["field"] = "series", ["type"] = "nominal" },
+        };
+        if (runColumn)
+            encoding["detail"] = new JsonObject { ["field"] = "run", ["type"] = "nominal" };
+        if (facet is not null)
+            encoding["strokeDash"] = new JsonObject { ["field"] = Field(facet), ["type"] = "nominal", ["title"] = facet };
+        var spec = new JsonObject
+        {
+            ["$schema"] = "https://vega.github.io/schema/vega-lite/v5.json",
+            ["title"] = title,
+            ["width"] = 420,
+            ["height"] = 240,
+            ["data"] = new JsonObject { ["values"] = new JsonArray([.. values]) },
+            ["transform"] = new JsonArray(new JsonObject { ["fold"] = new JsonArray([.. ys.Select(y => (JsonNode)Field(y))]), ["as"] = new JsonArray("series", "value") },
+                new JsonObject { ["filter"] = "isValid(datum.value) && isFinite(datum.value)" }),
+            ["mark"] = new JsonObject { ["type"] = "line", ["point"] = values.Count <= 60, ["opacity"] = runColumn ? 0.6 : 1 },
+            ["encoding"] = encoding,
+        };
+        Emit(charts, page, spec);
+    }
+
+    private static void AddBarChart(List<JsonObject> charts, StringBuilder page, string title, CsvTable table, string category, List<string> ys)
+    {
+        var values = Thin(table.Rows).Select(r => Pick(r, [category, .. ys])).ToList();
+        var spec = new JsonObject
+        {
+            ["$schema"] = "https://vega.github.io/schema/vega-lite/v5.json",
+            ["title"] = title,
+            ["width"] = 420,
+            ["height"] = 240,
+            ["data"] = new JsonObject { ["values"] = new JsonArray([.. values]) },
+            ["transform"] = new JsonArray(new JsonObject { ["fold"] = new JsonArray([.. ys.Select(y => (JsonNode)Field(y))]), ["as"] = new JsonArray("series", "value") },
+                new JsonObject { ["filter"] = "isValid(datum.value) && isFinite(datum.value)" }),
+            ["mark"] = "bar",
+            ["encoding"] = new JsonObject
+            {
+                ["x"] = new JsonObject { ["field"] = Field(category), ["type"] = "nominal", ["title"] = category },
+                ["xOffset"] = new JsonObject { ["field"] = "series", ["type"] = "nominal" },
+                ["y"] = new JsonObject { ["field"] = "value", ["type"] = "quantitative" },
+                ["color"] = new JsonObject { ["field"] = "series", ["type"] = "nominal" },
+            },
+        };
+        Emit(charts, page, spec);
+    }
+
+    private static void Emit(List<JsonObject> charts, StringBuilder page, JsonObject spec)
+    {
+        page.Append("<div class=\"chart\" id=\"chart").Append(charts.Count.ToString(CultureInfo.InvariantCulture)).Append("\"></div>\n");
+        charts.Add(spec);
+    }
+
+    private static JsonObject Pick(Dictionary<string, object?> row, IEnumerable<string> columns)
+    {
+        var o = new JsonObject();
+        foreach (var c in columns.Distinct())
+        {
+            o[c] = row.GetValueOrDefault(c) switch
+            {
+                double d when double.IsFinite(d) => d,
+                string s => s,
+                _ => null,
+            };
+        }
+        return o;
+    }
+
+    private static IEnumerable<Dictionary<string, object?>> Thin(List<Dictionary<string, object?>> rows)
+    {
+        int stride = (rows.Count + MaxRows - 1) / MaxRows;
+        return stride <= 1 ? rows : rows.Where((_, i) => i % stride == 0 || i == rows.Count - 1);
+    }
+
+    private static void AddSummaryTable(StringBuilder page, string path)
+    {
+        if (!File.Exists(path))
+            return;
+        JsonNode? root;
+        try
+        {
+            root = JsonNode.Parse(File.ReadAllText(path));
+        }
+        catch (JsonException e)
+        {
+            throw new DataException(path, $"not valid JSON ({e.Message})");
+        }
+        var rows = new List<(string, string)>();
+        void Walk(JsonNode? node, string prefix)
+        {
+            if (node is JsonObject o)
+            {
+                foreach (var (k, v) in o)
+                    Walk(v, prefix.Length == 0 ? k : prefix + "." + k);
+            }
+            else
+            {
+                rows.Add((prefix, node?.ToJsonString() ?? "null"));
+            }
+        }
+        Walk(root, "");
+        page.Append("<h2>summary.json</h2>\n<table>");
+        foreach (var (k, v) in rows)
+            page.Append("<tr><th>").Append(Html(k)).Append("</th><td>").Append(Html(v)).Append("</td></tr>");
+        page.Append("</table>\n");
+    }
+
+    private static void AddConfigTable(StringBuilder page, string path)
+    {
+        if (!File.Exists(path))
+            return;
+        var config = ExperimentConfig.Load(path);
+        page.Append("<h2>config.yaml</h2>\n<table>");
+        foreach (var key in ConfigKeys.All)
+            page.Append("<tr><th>").Append(Html(key.Name)).Append("</th><td>").Append(Html(SweepSummary.Format(config.Get(key.Name)))).Append("</td></tr>");
+        page.Append("</table>\n");
+    }
+
+    private static void AddRunsTable(StringBuilder page, string dir, IReadOnlyList<FoundRun> runs)
+    {
+        if (runs.Count == 0)
+            return;
+        page.Append("<h2>runs</h2>\n<table><tr><th>run</th><th>status</th>");
+        foreach (var f in SweepSummary.Figures)
+            page.Append("<th>").Append(Html(f)).Append("</th>");
+        page.Append("</tr>");
+        foreach (var r in runs)
+        {
+            page.Append("<tr><td>").Append(Html(Path.GetRelativePath(dir, r.Path))).Append("</td><td>").Append(Html(r.Status.ToString().ToLowerInvariant())).Append("</td>");
+            foreach (var f in SweepSummary.Figures)
+            {
+                double v = SweepSummary.Figure(r.Summary, f);
+                page.Append("<td>").Append(double.IsNaN(v) ? "" : v.ToString("F4", CultureInfo.InvariantCulture)).Append("</td>");
+            }
+            page.Append("</tr>");
+        }
+        page.Append("</table>\n");
+    }
+
+    private static void AddTable(StringBuilder page, string title, CsvTable table)
+    {
+        page.Append("<h2>").Append(Html(title)).Append("</h2>\n<table><tr>");
+        foreach (var c in table.Columns)
+            page.Append("<th>").Append(Html(c)).Append("</th>");
+        page.Append("</tr>");
+        foreach (var row in table.Rows)
+        {
+            page.Append("<tr>");
+            foreach (var c in table.Columns)
+            {
+                string cell = row.GetValueOrDefault(c) switch
+                {
+                    double d => d.ToString("G5", CultureInfo.InvariantCulture),
+                    string s => s,
+                    _ => "",
+                };
+                page.Append("<td>").Append(Html(cell)).Append("</td>");
+            }
+            page.Append("</tr>");
+        }
+        page.Append("</table>\n");
+    }
+
+    internal sealed record CsvTable(List<string> Columns, List<Dictionary<string, object?>> Rows);
+
+    /// <summary>A CSV with a header; cells that parse as numbers are doubles, empty cells null, others strings. Quoted cells are supported.</summary>
+    internal static CsvTable ReadCsv(string path)
+    {
+        var lines = File.ReadAllLines(path).Where(l => l.Length > 0).ToList();
+        if (lines.Count == 0)
+            return new CsvTable([], []);
+        var columns = SplitCsv(lines[0]);
+        var rows = new List<Dictionary<string, object?>>(lines.Count - 1);
+        foreach (var line in lines.Skip(1))
+        {
+            var cells = SplitCsv(line);
+            var row = new Dictionary<string, object?>(columns.Count);
+            for (int i = 0; i < columns.Count; i++)
+            {
+                string cell = i < cells.Count ? cells[i] : "";
+                row[columns[i]] = cell.Length == 0 ? null
+                    : double.TryParse(cell, NumberStyles.Float, CultureInfo.InvariantCulture, out double d) ? d
+                    : cell is "inf" or "-inf" or "nan" or "NaN" ? null
+                    : cell;
+            }
+            rows.Add(row);
+        }
+        return new CsvTable(columns, rows);
+    }
+
+    private static List<string> SplitCsv(string line)
+    {
+        var cells = new List<string>();
+        var cell = new StringBuilder();
+        bool quoted = false;
+        for (int i = 0; i < line.Length; i++)
+        {
+            char c = line[i];
+            if (quoted)
+            {
+                if (c == '"' && i + 1 < line.Length && line[i + 1] == '"')
+                {
+                    cell.Append('"');
+                    i++;
+                }
+                else if (c == '"')
+                {
+                    quoted = false;
+                }
+                else
+                {
+                    cell.Append(c);
+                }
+            }
+            else if (c == '"')
+            {
+                quoted = true;
+            }
+            else if (c == ',')
+            {
+                cells.Add(cell.ToString());
+                cell.Clear();
+            }
+            else
+            {
+                cell.Append(c);
+            }
+        }
+        cells.Add(cell.ToString().TrimEnd('\r'));
+        return cells;
+    }
+
+    private static string Asset(string name)
+    {
+        using var stream = typeof(HtmlReport).Assembly.GetManifestResourceStream("LabelNoiseLab.Reports." + name)
+            ?? throw new InvalidOperationException($"{name} is not embedded in LabelNoiseLab.dll");
+        using var reader = new StreamReader(stream);
+        return reader.ReadToEnd();
+    }
+
+    private static string Html(string s) => WebUtility.HtmlEncode(s);
+
+    /// <summary>A column name as a Vega-Lite field: dots and brackets would mean nested access, so they are escaped.</summary>
+    private static string Field(string column) =>
+        column.Replace("\\", "\\\\", StringComparison.Ordinal).Replace(".", "\\.", StringComparison.Ordinal)
+            .Replace("[", "\\[", StringComparison.Ordinal).Replace("]", "\\]", StringComparison.Ordinal);
+}
