@@ -28,6 +28,13 @@ public sealed record ExperimentConfig
     public string DataName { get; init; } = "";
     public string DataPath { get; init; } = "";
     public int DataSubset { get; init; }
+    public int DataSamples { get; init; }
+    public int DataTestSamples { get; init; }
+    public int DataClasses { get; init; }
+    public int DataDimension { get; init; }
+    public double DataSeparation { get; init; }
+    public int DataSparsity { get; init; }
+    public double DataTargetNoise { get; init; }
     public double DataValFraction { get; init; }
     public string DataNormalize { get; init; } = "";
     public string DataCsvLabelColumn { get; init; } = "";

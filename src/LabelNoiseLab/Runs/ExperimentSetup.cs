@@ -22,6 +22,13 @@ public static class ExperimentSetup
         Csv = new CsvOptions { LabelColumn = c.DataCsvLabelColumn },
         Seed = c.Seed,
         Subset = c.DataSubset > 0 ? c.DataSubset : null,
+        Samples = c.DataSamples,
+        TestSamples = c.DataTestSamples,
+        Classes = c.DataClasses,
+        Dimension = c.DataDimension,
+        Separation = c.DataSeparation,
+        Sparsity = c.DataSparsity,
+        TargetNoise = c.DataTargetNoise,
         ValidationFraction = c.DataValFraction,
         Normalization = c.DataNormalize == "standardize" ? NormalizationMode.PerFeature : NormalizationMode.None,
     };
