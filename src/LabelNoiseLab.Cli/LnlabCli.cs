@@ -80,9 +80,10 @@ public static class LnlabCli
         var presetOut = new Option<string?>("--out", "-o") { Description = "run directory (default runs/<preset>-<timestamp>)" };
         var presetSet = new Option<string[]>("--set") { Description = "override a preset setting: --set two_phase.rho=0.1 (repeatable)" };
         var presetOverwrite = new Option<bool>("--overwrite") { Description = "replace a complete run in --out" };
-        var run = new Command("run", "run a built-in preset: two-phase (label-noise SGD, SAM and the two phases of a two-layer linear network)")
+        var presetDataDir = new Option<string?>("--data-dir") { Description = "data folder for presets that load data (spectral-tail)" };
+        var run = new Command("run", "run a built-in preset: two-phase (label-noise SGD, SAM and the two phases of a two-layer linear network), spectral-tail (spectral probe and truncation under label noise)")
         {
-            preset, quick, presetOut, presetSet, presetOverwrite,
+            preset, quick, presetOut, presetSet, presetOverwrite, presetDataDir,
         };
         run.SetAction(p => new PresetWorker(stdout, host.RunsRoot).Run(new PresetOptions
         {
@@ -91,9 +92,10 @@ public static class LnlabCli
             OutDir = p.GetValue(presetOut),
             Sets = p.GetValue(presetSet) ?? [],
             Overwrite = p.GetValue(presetOverwrite),
+            DataDir = p.GetValue(presetDataDir),
         }));
 
-        return new RootCommand("lnlab: deep learning with wrong labels") { train, demo, run };
+        return new RootCommand("lnlab: deep learning with wrong labels") { train, demo, run, ProbeWorker.Command(stdout) };
     }
 
     private static TrainWorker Worker(TextWriter stdout, CliHost host)

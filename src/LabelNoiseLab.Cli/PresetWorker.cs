@@ -15,6 +15,9 @@ public sealed record PresetOptions
     public IReadOnlyList<string> Sets { get; init; } = [];
 
     public bool Overwrite { get; init; }
+
+    /// <summary><c>--data-dir</c> for presets that load data (spectral-tail).</summary>
+    public string? DataDir { get; init; }
 }
 
 /// <summary>
@@ -23,10 +26,12 @@ public sealed record PresetOptions
 /// </summary>
 public sealed class PresetWorker(TextWriter stdout, string runsRoot = "runs")
 {
-    public static IReadOnlyList<string> Presets { get; } = ["two-phase"];
+    public static IReadOnlyList<string> Presets { get; } = ["two-phase", "spectral-tail"];
 
     public int Run(PresetOptions options)
     {
+        if (options.Preset == "spectral-tail")
+            return RunSpectralTail(options);
         if (options.Preset != "two-phase")
             throw new InputException($"preset '{options.Preset}': unknown; expected one of {string.Join(", ", Presets)}");
         var settings = options.Quick ? TwoPhaseOptions.Quick : new TwoPhaseOptions();
@@ -48,6 +53,29 @@ public sealed class PresetWorker(TextWriter stdout, string runsRoot = "runs")
             dir.MarkDiverged(result.Reason ?? "diverged");
             stdout.WriteLine($"diverged: {dir.StatusReason} ({dir.Path})");
             return ExitCodes.Diverged;
+        }
+        catch (Exception e)
+        {
+            if (dir.Status == RunStatus.Running)
+                dir.MarkFailed(e is InputException ? e.Message : $"{e.GetType().Name}: {e.Message}");
+            throw;
+        }
+    }
+
+    private int RunSpectralTail(PresetOptions options)
+    {
+        var settings = options.Quick ? SpectralTailOptions.Quick : new SpectralTailOptions();
+        foreach (var set in options.Sets)
+            settings = settings.With(set);
+        settings.Validate(); // before a run directory exists: bad input leaves nothing behind
+        var dir = RunDirectory.Create(options.OutDir, options.Quick ? "spectral-tail-quick" : "spectral-tail", options.Overwrite, runsRoot);
+        stdout.WriteLine($"run directory: {dir.Path}");
+        try
+        {
+            SpectralTailPreset.Run(settings, dir, options.DataDir, stdout.WriteLine, options.Quick);
+            dir.MarkComplete();
+            stdout.WriteLine($"complete: {dir.Path}");
+            return ExitCodes.Complete;
         }
         catch (Exception e)
         {

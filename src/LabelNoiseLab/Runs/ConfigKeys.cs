@@ -59,6 +59,7 @@ public static class ConfigKeys
 
         Key("early_stop.patience", Int, 0, c => c.EarlyStopPatience, (c, v) => c with { EarlyStopPatience = v }, AtLeast(0), "stop after N evaluations without a better validation loss; 0 = never"),
         Key("eval.train_samples", Int, 10000, c => c.EvalTrainSamples, (c, v) => c with { EvalTrainSamples = v }, AtLeast(0), "training samples scored at each evaluation (a fixed random subset, same clean/noisy mix); 0 = all"),
+        Key("probe.spectral_every", Int, 0, c => c.ProbeSpectralEvery, (c, v) => c with { ProbeSpectralEvery = v }, AtLeast(0), "spectral probe of the penultimate layer every N epochs (and at init) into spectral_epochs.csv; 0 = off"),
     ];
 
     private static readonly Dictionary<string, ConfigKey> ByName = All.ToDictionary(k => k.Name, StringComparer.Ordinal);

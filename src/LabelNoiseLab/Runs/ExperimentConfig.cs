@@ -67,6 +67,8 @@ public sealed record ExperimentConfig
 
     public int EvalTrainSamples { get; init; }
 
+    public int ProbeSpectralEvery { get; init; }
+
     /// <summary>
     /// Reads a YAML config file, applies <c>--set key=value</c> overrides, validates.
     /// Throws <see cref="InputException"/> for a missing or malformed file and
