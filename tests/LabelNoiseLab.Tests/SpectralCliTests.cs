@@ -101,4 +101,29 @@ public sealed class SpectralCliTests : IDisposable
             .Select(l => string.Join(",", l.Split(',').Take(13))).ToArray();
         Assert.Equal(Deterministic(plain), Deterministic(run));
     }
+
+    [Fact]
+    public void The_quick_preset_writes_results_with_the_named_columns()
+    {
+        string outDir = Path.Combine(_dir, "preset");
+        var (code, stdout, stderr) = Cli("run", "spectral-tail", "--quick", "--out", outDir,
+            "--set", "spectral_tail.data=gaussian-mixture", "--set", "spectral_tail.subset=0", "--set", "spectral_tail.epochs=3");
+        Assert.True(code == 0, stderr + stdout);
+        Assert.Equal(RunStatus.Complete, RunDirectory.ReadStatus(outDir)!.Value.Status);
+        var lines = File.ReadAllLines(Path.Combine(outDir, "results.csv"));
+        Assert.StartsWith("noise_rate,width,full_test_acc,best_d_by_val,trunc_test_acc_at_best_d,best_early_stop_test_acc,effective_rank,effective_rank_at_init,", lines[0]);
+        Assert.Equal(4, lines.Length); // (0, 128), (0.4, 128), (0.4, 32)
+        Assert.StartsWith("0.4,32,", lines[3]);
+        foreach (var run in new[] { "mlp-w128-noise0", "mlp-w128-noise40", "mlp-w32-noise40" })
+        {
+            string sub = Path.Combine(outDir, "runs", run);
+            Assert.Equal(RunStatus.Complete, RunDirectory.ReadStatus(sub)!.Value.Status);
+            Assert.True(File.Exists(Path.Combine(sub, "spectral.csv")), run);
+        }
+
+        var (bad, _, err) = Cli("run", "spectral-tail", "--quick", "--out", Path.Combine(_dir, "bad-preset"), "--set", "spectral_tail.widht=3");
+        Assert.Equal(2, bad);
+        Assert.Contains("spectral_tail.widht", err);
+        Assert.False(Directory.Exists(Path.Combine(_dir, "bad-preset")));
+    }
 }

@@ -34,7 +34,7 @@ public sealed record SpectralTailOptions
     /// <summary>The CI version: MLP only, small subset, few epochs, two noise rates, two widths (under a minute).</summary>
     public static SpectralTailOptions Quick { get; } = new()
     {
-        Subset = 1500, Epochs = 6, Width = 128, Widths = [32, 128], NoiseRates = [0, 0.4], Cnn = false, ProbeEpochs = 3,
+        Subset = 2000, Epochs = 12, Width = 128, Widths = [32, 128], NoiseRates = [0, 0.4], Cnn = false, ProbeEpochs = 3,
     };
 
     private static readonly (string Key, Func<SpectralTailOptions, string> Get, Func<SpectralTailOptions, string, SpectralTailOptions> Set)[] Table =
