@@ -56,6 +56,14 @@ public static class SpectralBench
         Blas.Sgemm(false, false, 1, 1, 1, 1f, [1f], 1, [1f], 1, 0f, new float[1], 1); // load OpenBLAS before timing
         Console.WriteLine($"spectral probe: {n} x {dim} training features, {val.Count} validation, {test.Count} test, {classes} classes; BLAS {Blas.Backend}, {Blas.Threads} threads, {Environment.ProcessorCount} cores");
 
+        // The floor: the two n×D×D GEMMs (covariance, coordinates) the spectrum needs.
+        var cov = new float[dim * dim];
+        var gemmClock = Stopwatch.StartNew();
+        Blas.Sgemm(true, false, dim, dim, n, 1f / n, train.X, dim, train.X, dim, 0f, cov, dim);
+        double gemmSeconds = gemmClock.Elapsed.TotalSeconds;
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"one {n}x{dim}x{dim} sgemm: {gemmSeconds:F2} s ({2.0 * n * dim * dim / gemmSeconds / 1e9:F0} GFLOP/s); the spectrum needs two"));
+
         var truncation = new HeadTruncation(val, test, head, null, classes);
         var noProbes = new SpectralOptions { FitProbes = false };
         SpectralProbe.Analyze(train, test, classes, truncation, noProbes); // warm-up (JIT, buffers)
