@@ -62,6 +62,15 @@ public sealed class SpectralCliTests : IDisposable
         Assert.Equal(root.GetProperty("final").GetProperty("test_acc").GetDouble(), root.GetProperty("full_test_acc").GetDouble(), 1e-9);
         double erank = root.GetProperty("effective_rank").GetDouble();
         Assert.InRange(erank, 1, 24);
+
+        // Another layer, a given grid, no control: the earlier control does not linger.
+        (code, stdout, stderr) = Cli("probe", "spectral", run, "--layer", "layers.1", "--d-grid", "32,1,4", "--no-control");
+        Assert.True(code == 0, stderr + stdout);
+        Assert.Equal(["1,", "4,", "32,"], File.ReadAllLines(Path.Combine(run, "spectral.csv")).Skip(1).Select(l => l[..(l.IndexOf(',') + 1)]));
+        Assert.False(File.Exists(Path.Combine(run, "spectral_init.csv")));
+        using var again = JsonDocument.Parse(File.ReadAllText(Path.Combine(run, "summary.json")));
+        Assert.Equal(JsonValueKind.Null, again.RootElement.GetProperty("effective_rank_at_init").ValueKind);
+        Assert.Equal("layers.1", again.RootElement.GetProperty("spectral_probe").GetProperty("layer").GetString());
     }
 
     [Fact]

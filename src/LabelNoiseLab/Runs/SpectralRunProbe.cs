@@ -68,6 +68,14 @@ public static class SpectralRunProbe
             foreach (var (k, v) in init.Summary("_at_init"))
                 figures[k] = v;
         }
+        else
+        {
+            // No control this time: a control left by an earlier probe (maybe of another layer) must not pass for this one's.
+            foreach (var file in new[] { SpectrumInitFile, SpectralInitFile })
+                File.Delete(Path.Combine(runDir, file));
+            foreach (var k in trained.Summary("_at_init").Keys)
+                figures[k] = null;
+        }
         figures["spectral_probe"] = new Dictionary<string, object?>
         {
             ["layer"] = layer,
