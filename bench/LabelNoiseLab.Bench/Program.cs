@@ -12,9 +12,11 @@ switch (args.Length > 0 ? args[0] : "")
         return DataBench.Run(args[1..]);
     case "online-linear":
         return OnlineLinearBench.Run(args[1..]);
+    case "spectral":
+        return SpectralBench.Run(args[1..]);
     case "study":
         return StudyBench.Run(args[1..]);
     default:
-        Console.Error.WriteLine("usage: LabelNoiseLab.Bench <benchmark>   (benchmarks: gemm, mlp-epoch, data-load, online-linear, study)");
+        Console.Error.WriteLine("usage: LabelNoiseLab.Bench <benchmark>   (benchmarks: gemm, mlp-epoch, data-load, online-linear, study, spectral)");
         return 2;
 }

@@ -80,8 +80,8 @@ public static class LnlabCli
         var presetOut = new Option<string?>("--out", "-o") { Description = "run directory (default runs/<preset>-<timestamp>)" };
         var presetSet = new Option<string[]>("--set") { Description = "override a preset setting: --set two_phase.rho=0.1 (repeatable)" };
         var presetOverwrite = new Option<bool>("--overwrite") { Description = "replace a complete run in --out" };
-        var presetDataDir = new Option<string?>("--data-dir") { Description = "data folder for presets on real data (default $LNLAB_DATA, then /usr/share/datasets)" };
-        var run = new Command("run", "run a built-in preset: two-phase (label-noise SGD, SAM and the two phases of a two-layer linear network), two-phase-fmnist (plain vs label-noise SGD on Fashion-MNIST)")
+        var presetDataDir = new Option<string?>("--data-dir") { Description = "data folder for presets that load data (default $LNLAB_DATA, then /usr/share/datasets)" };
+        var run = new Command("run", "run a built-in preset: two-phase (label-noise SGD, SAM and the two phases of a two-layer linear network), two-phase-fmnist (plain vs label-noise SGD on Fashion-MNIST), spectral-tail (spectral probe and truncation under label noise)")
         {
             preset, quick, presetOut, presetSet, presetOverwrite, presetDataDir,
         };
@@ -103,7 +103,7 @@ public static class LnlabCli
         };
         resume.SetAction(p => Worker(stdout, host).Resume(p.GetRequiredValue(resumeDir), p.GetValue(resumeData)));
 
-        var root = new RootCommand("lnlab: deep learning with wrong labels") { train, demo, run, resume };
+        var root = new RootCommand("lnlab: deep learning with wrong labels") { train, demo, run, resume, ProbeWorker.Command(stdout) };
         StudyCommands.Add(root, stdout, host);
         return root;
     }

@@ -16,50 +16,36 @@ public sealed record PresetOptions
 
     public bool Overwrite { get; init; }
 
-    /// <summary><c>--data-dir</c> for presets on real data (two-phase-fmnist).</summary>
+    /// <summary><c>--data-dir</c> for presets that load data (two-phase-fmnist, spectral-tail).</summary>
     public string? DataDir { get; init; }
 }
 
 /// <summary>
-/// Runs a built-in preset (today: <c>two-phase</c>) into a run directory and writes its final
-/// status. Knows nothing of the parser; errors are thrown and <see cref="LnlabCli"/> reports them.
+/// Runs a built-in preset into a run directory and writes its final status. Knows nothing of
+/// the parser; errors are thrown and <see cref="LnlabCli"/> reports them. Each preset checks its
+/// settings before the run directory exists, so bad input leaves nothing behind.
 /// </summary>
 public sealed class PresetWorker(TextWriter stdout, string runsRoot = "runs")
 {
-    public static IReadOnlyList<string> Presets { get; } = ["two-phase", "two-phase-fmnist"];
+    public static IReadOnlyList<string> Presets { get; } = ["two-phase", "two-phase-fmnist", "spectral-tail"];
 
-    public int Run(PresetOptions options)
+    public int Run(PresetOptions options) => options.Preset switch
     {
-        if (options.Preset == "two-phase-fmnist")
-            return RunTwoPhaseFmnist(options);
-        if (options.Preset != "two-phase")
-            throw new InputException($"preset '{options.Preset}': unknown; expected one of {string.Join(", ", Presets)}");
+        "two-phase" => RunTwoPhase(options),
+        "two-phase-fmnist" => RunTwoPhaseFmnist(options),
+        "spectral-tail" => RunSpectralTail(options),
+        _ => throw new InputException($"preset '{options.Preset}': unknown; expected one of {string.Join(", ", Presets)}"),
+    };
+
+    /// <summary><c>two-phase</c>: label-noise SGD, SAM and the two phases of a two-layer linear network.</summary>
+    private int RunTwoPhase(PresetOptions options)
+    {
         var settings = options.Quick ? TwoPhaseOptions.Quick : new TwoPhaseOptions();
         foreach (var set in options.Sets)
             settings = settings.With(set);
-        settings.Validate(); // before a run directory exists: bad input leaves nothing behind
-
+        settings.Validate();
         var dir = RunDirectory.Create(options.OutDir, options.Quick ? "two-phase-quick" : "two-phase", options.Overwrite, runsRoot);
-        stdout.WriteLine($"run directory: {dir.Path}");
-        try
-        {
-            var result = TwoPhasePreset.Run(settings, dir, stdout.WriteLine, options.Quick);
-            if (result.Status == RunStatus.Complete)
-            {
-                dir.MarkComplete();
-                stdout.WriteLine($"complete: {dir.Path}");
-                return ExitCodes.Complete;
-            }
-            dir.MarkDiverged(result.Reason ?? "diverged");
-            stdout.WriteLine($"diverged: {dir.StatusReason} ({dir.Path})");
-            return ExitCodes.Diverged;
-        }
-        catch (Exception e)
-        {
-            if (dir.Status == RunStatus.Running)
-                dir.MarkFailed(e is InputException ? e.Message : $"{e.GetType().Name}: {e.Message}");
-            throw;
-        }
+        return Finish(dir, () => TwoPhasePreset.Run(settings, dir, stdout.WriteLine, options.Quick));
     }
 
     /// <summary><c>two-phase-fmnist</c>: plain SGD versus label-noise SGD on Fashion-MNIST (experiments/two-phase-fmnist.yaml).</summary>
@@ -67,26 +53,47 @@ public sealed class PresetWorker(TextWriter stdout, string runsRoot = "runs")
     {
         var config = TwoPhaseFmnistPreset.Configure(TwoPhaseFmnistConfig.Text, TwoPhaseFmnistConfig.Source, options.Quick, options.Sets);
         var dir = RunDirectory.Create(options.OutDir, config.Name, options.Overwrite, runsRoot);
+        var context = new RunContext(options.DataDir, NullProgressSink.Instance);
+        return Finish(dir, () => TwoPhaseFmnistPreset.Run(config, dir, context, stdout.WriteLine, options.Quick));
+    }
+
+    /// <summary><c>spectral-tail</c>: spectral probe and truncation under label noise.</summary>
+    private int RunSpectralTail(PresetOptions options)
+    {
+        var settings = options.Quick ? SpectralTailOptions.Quick : new SpectralTailOptions();
+        foreach (var set in options.Sets)
+            settings = settings.With(set);
+        settings.Validate();
+        var dir = RunDirectory.Create(options.OutDir, options.Quick ? "spectral-tail-quick" : "spectral-tail", options.Overwrite, runsRoot);
+        return Finish(dir, () =>
+        {
+            SpectralTailPreset.Run(settings, dir, options.DataDir, stdout.WriteLine, options.Quick);
+            return RunResult.Complete;
+        });
+    }
+
+    /// <summary>Runs a preset's body and writes the run's final status (complete last of all).</summary>
+    private int Finish(RunDirectory dir, Func<RunResult> body)
+    {
         stdout.WriteLine($"run directory: {dir.Path}");
         try
         {
-            var context = new RunContext(options.DataDir, NullProgressSink.Instance);
-            var result = TwoPhaseFmnistPreset.Run(config, dir, context, stdout.WriteLine, options.Quick);
-            if (result.Status == RunStatus.Complete)
+            var result = body();
+            switch (result.Status)
             {
-                dir.MarkComplete();
-                stdout.WriteLine($"complete: {dir.Path}");
-                return ExitCodes.Complete;
+                case RunStatus.Complete:
+                    dir.MarkComplete();
+                    stdout.WriteLine($"complete: {dir.Path}");
+                    return ExitCodes.Complete;
+                case RunStatus.Diverged:
+                    dir.MarkDiverged(result.Reason ?? "diverged");
+                    stdout.WriteLine($"diverged: {dir.StatusReason} ({dir.Path})");
+                    return ExitCodes.Diverged;
+                default:
+                    dir.MarkFailed(result.Reason ?? "failed");
+                    stdout.WriteLine($"failed: {dir.StatusReason} ({dir.Path})");
+                    return ExitCodes.Failed;
             }
-            if (result.Status == RunStatus.Diverged)
-            {
-                dir.MarkDiverged(result.Reason ?? "diverged");
-                stdout.WriteLine($"diverged: {dir.StatusReason} ({dir.Path})");
-                return ExitCodes.Diverged;
-            }
-            dir.MarkFailed(result.Reason ?? "failed");
-            stdout.WriteLine($"failed: {dir.StatusReason} ({dir.Path})");
-            return ExitCodes.Failed;
         }
         catch (Exception e)
         {

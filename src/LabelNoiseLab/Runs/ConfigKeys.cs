@@ -80,6 +80,7 @@ public static class ConfigKeys
         Key("sam.eta", Number, 0.0, c => c.SamEta, (c, v) => c with { SamEta = v }, AtLeast(0.0), "ASAM: η in T = |w| + η"),
 
         Key("probe.neuron_norms", Bool, false, c => c.ProbeNeuronNorms, (c, v) => c with { ProbeNeuronNorms = v }, null, "metrics columns neuron_norm_mean/std: norms of the rows of the first weight matrix"),
+        Key("probe.spectral_every", Int, 0, c => c.ProbeSpectralEvery, (c, v) => c with { ProbeSpectralEvery = v }, AtLeast(0), "spectral probe of the penultimate layer every N epochs (and at init) into spectral_epochs.csv; 0 = off"),
     ];
 
     private static readonly Dictionary<string, ConfigKey> ByName = All.ToDictionary(k => k.Name, StringComparer.Ordinal);

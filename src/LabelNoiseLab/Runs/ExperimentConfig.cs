@@ -87,6 +87,7 @@ public sealed record ExperimentConfig
     public double SamEta { get; init; }
 
     public bool ProbeNeuronNorms { get; init; }
+    public int ProbeSpectralEvery { get; init; }
 
     /// <summary>
     /// Reads a YAML config file, applies <c>--set key=value</c> overrides, validates.

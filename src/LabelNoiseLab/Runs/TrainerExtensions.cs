@@ -60,6 +60,7 @@ public static class TrainerHooks
     public static IReadOnlyList<Func<ExperimentConfig, ITrainerHook?>> Factories { get; } =
     [
         NeuronNormHook.Create,
+        c => c.ProbeSpectralEvery > 0 ? new SpectralTrainerHook(c.ProbeSpectralEvery) : null,
     ];
 
     /// <summary>Objective factories, tried in order; the first non-null wins, else the plain loss.</summary>
