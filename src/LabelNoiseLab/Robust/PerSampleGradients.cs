@@ -284,7 +284,7 @@ public sealed class PerSampleGradients
     /// <summary>
     /// The reference: one forward and one backward per sample (batch of one, cross-entropy
     /// against <paramref name="labels"/>), the norm of the full parameter gradient each time.
-    /// Leaves the parameters' gradients holding the last sample's.
+    /// Leaves the parameters' gradients zero (lazily), so a training step can follow.
     /// </summary>
     public void NaiveNorms(Tensor x, ReadOnlySpan<int> labels, Span<float> norms, Tape? tape = null)
     {
@@ -318,6 +318,8 @@ public sealed class PerSampleGradients
         finally
         {
             Enabled = enabled;
+            foreach (var p in parameters)
+                p.ZeroGrad();
         }
     }
 

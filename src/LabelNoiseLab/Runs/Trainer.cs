@@ -47,6 +47,8 @@ public sealed class Trainer : IExperimentRunner
         var objective = TrainerHooks.Objectives.Select(f => f(config, run)).FirstOrDefault(o => o is not null)
             ?? new PlainObjective(config.LossKind, regression ? train.TargetLength : 0);
         var hooks = TrainerHooks.Factories.Select(f => f(config)).OfType<ITrainerHook>().ToList();
+        if (objective is ITrainerHook objectiveHook)
+            hooks.Add(objectiveHook);
         var metrics = dir.OpenMetrics([.. ExtraColumns, .. hooks.SelectMany(h => h.MetricsColumns)]);
         var tape = new Tape();
         var x = new Tensor(config.BatchSize, train.FeatureLength);
@@ -84,6 +86,7 @@ public sealed class Trainer : IExperimentRunner
                     return RunResult.Diverged(step);
                 }
                 tape.Backward(loss);
+                objective.AfterBackward(tape, batcher, step);
                 optimizer.Step();
                 progress.OnStep(epoch, step, lossValue);
                 if (config.EvalEverySteps > 0 && step % config.EvalEverySteps == 0 && !batcher.EpochDone)
