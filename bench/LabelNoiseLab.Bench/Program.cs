@@ -8,7 +8,9 @@ switch (args.Length > 0 ? args[0] : "")
         return GemmBench.Run(args[1..]);
     case "online-linear":
         return OnlineLinearBench.Run(args[1..]);
+    case "per-sample-norms":
+        return PerSampleNormsBench.Run(args[1..]);
     default:
-        Console.Error.WriteLine("usage: LabelNoiseLab.Bench <benchmark>   (benchmarks: gemm, online-linear)");
+        Console.Error.WriteLine("usage: LabelNoiseLab.Bench <benchmark>   (benchmarks: gemm, online-linear, per-sample-norms)");
         return 2;
 }
