@@ -80,9 +80,10 @@ public static class LnlabCli
         var presetOut = new Option<string?>("--out", "-o") { Description = "run directory (default runs/<preset>-<timestamp>)" };
         var presetSet = new Option<string[]>("--set") { Description = "override a preset setting: --set two_phase.rho=0.1 (repeatable)" };
         var presetOverwrite = new Option<bool>("--overwrite") { Description = "replace a complete run in --out" };
-        var run = new Command("run", "run a built-in preset: two-phase (label-noise SGD, SAM and the two phases of a two-layer linear network)")
+        var presetSeeds = new Option<int?>("--seeds") { Description = "seeds per setting (robust preset; default 3, 1 with --quick)" };
+        var run = new Command("run", "run a built-in preset: two-phase (label-noise SGD, SAM and the two phases of a two-layer linear network); robust (robust training methods on Fashion-MNIST)")
         {
-            preset, quick, presetOut, presetSet, presetOverwrite,
+            preset, quick, presetOut, presetSet, presetOverwrite, presetSeeds,
         };
         run.SetAction(p => new PresetWorker(stdout, host.RunsRoot).Run(new PresetOptions
         {
@@ -91,6 +92,7 @@ public static class LnlabCli
             OutDir = p.GetValue(presetOut),
             Sets = p.GetValue(presetSet) ?? [],
             Overwrite = p.GetValue(presetOverwrite),
+            Seeds = p.GetValue(presetSeeds),
         }));
 
         return new RootCommand("lnlab: deep learning with wrong labels") { train, demo, run };

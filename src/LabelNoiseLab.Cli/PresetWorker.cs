@@ -15,6 +15,9 @@ public sealed record PresetOptions
     public IReadOnlyList<string> Sets { get; init; } = [];
 
     public bool Overwrite { get; init; }
+
+    /// <summary>Seeds per setting (robust preset); null = the preset's default.</summary>
+    public int? Seeds { get; init; }
 }
 
 /// <summary>
@@ -23,10 +26,12 @@ public sealed record PresetOptions
 /// </summary>
 public sealed class PresetWorker(TextWriter stdout, string runsRoot = "runs")
 {
-    public static IReadOnlyList<string> Presets { get; } = ["two-phase"];
+    public static IReadOnlyList<string> Presets { get; } = ["two-phase", "robust"];
 
     public int Run(PresetOptions options)
     {
+        if (options.Preset == "robust")
+            return RunRobust(options);
         if (options.Preset != "two-phase")
             throw new InputException($"preset '{options.Preset}': unknown; expected one of {string.Join(", ", Presets)}");
         var settings = options.Quick ? TwoPhaseOptions.Quick : new TwoPhaseOptions();
@@ -48,6 +53,30 @@ public sealed class PresetWorker(TextWriter stdout, string runsRoot = "runs")
             dir.MarkDiverged(result.Reason ?? "diverged");
             stdout.WriteLine($"diverged: {dir.StatusReason} ({dir.Path})");
             return ExitCodes.Diverged;
+        }
+        catch (Exception e)
+        {
+            if (dir.Status == RunStatus.Running)
+                dir.MarkFailed(e is InputException ? e.Message : $"{e.GetType().Name}: {e.Message}");
+            throw;
+        }
+    }
+
+    /// <summary>`lnlab run robust`: the grid of robust-training runs (issue 7), 3 seeds unless --seeds.</summary>
+    private int RunRobust(PresetOptions options)
+    {
+        int seeds = options.Seeds ?? (options.Quick ? 1 : 3);
+        if (seeds < 1)
+            throw new ConfigException("--seeds", $"must be at least 1, got {seeds}");
+        RobustPreset.Resolve(options.Quick, options.Sets); // validates before a run directory exists
+        var dir = RunDirectory.Create(options.OutDir, options.Quick ? "robust-quick" : "robust", options.Overwrite, runsRoot);
+        stdout.WriteLine($"run directory: {dir.Path}");
+        try
+        {
+            RobustPreset.Run(dir, options.Quick, seeds, options.Sets, null, stdout.WriteLine);
+            dir.MarkComplete();
+            stdout.WriteLine($"complete: {dir.Path} (results.csv, table.md)");
+            return ExitCodes.Complete;
         }
         catch (Exception e)
         {

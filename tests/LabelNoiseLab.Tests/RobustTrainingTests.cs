@@ -221,4 +221,58 @@ public sealed class RobustTrainingTests(ITestOutputHelper output) : IDisposable
         Assert.Contains("robust.T", stderr);
         Assert.Contains("singular", stderr);
     }
+    [Fact]
+    public void Small_loss_selection_drops_more_noisy_than_clean_samples()
+    {
+        string outDir = Path.Combine(_dir, "small-loss");
+        var (code, stdout, stderr) = Train(Mixture, "--out", outDir, "--set", "select.kind=small_loss", "--set", "select.forget_rate=0.4", "--set", "select.forget_epochs=1");
+        Assert.True(code == 0, stderr + stdout);
+        var lines = File.ReadAllLines(Path.Combine(outDir, "metrics.csv"));
+        var header = lines[0].Split(',');
+        var row = lines[^1].Split(',');
+        double Col(string name) => double.Parse(row[Array.IndexOf(header, name)], CultureInfo.InvariantCulture);
+        output.WriteLine($"dropped: clean {Col("pruned_clean"):F3}, noisy {Col("pruned_noisy"):F3}");
+        // 40% of each batch is dropped in epochs 2 and 3; overall 40% of the samples.
+        Assert.Equal(0.4, 0.6 * Col("pruned_clean") + 0.4 * Col("pruned_noisy"), 1);
+        Assert.True(Col("pruned_noisy") > Col("pruned_clean"));
+    }
+
+    private (int Code, string Out, string Err) RunPreset(params string[] args)
+    {
+        var stdout = new StringWriter();
+        var stderr = new StringWriter();
+        int code = LnlabCli.Run(["run", "robust", .. args], stdout, stderr,
+            new CliHost(new Trainer(), Interactive: false, RunsRoot: Path.Combine(_dir, "runs")));
+        return (code, stdout.ToString(), stderr.ToString());
+    }
+
+    [Fact]
+    public void The_robust_preset_writes_results_and_a_table()
+    {
+        string outDir = Path.Combine(_dir, "preset");
+        var (code, stdout, stderr) = RunPreset("--quick", "--seeds", "2", "--out", outDir, "--set", "data.name=gaussian-mixture", "--set", "data.subset=0",
+            "--set", "model.hidden=32", "--set", "epochs=2", "--set", "preset.methods=ce,prune_truncate,co_teaching", "--set", "preset.settings=symmetric:0.4,pairflip:0.4");
+        Assert.True(code == 0, stderr + stdout);
+        Assert.Equal(RunStatus.Complete, RunDirectory.ReadStatus(outDir)!.Value.Status);
+        var results = File.ReadAllLines(Path.Combine(outDir, "results.csv"));
+        Assert.Equal("method,noise_kind,noise_rate,seed,best_test_acc,last_test_acc,detection_auroc,epoch_seconds", results[0]);
+        Assert.Equal(1 + 3 * 2 * 2, results.Length);
+        var table = File.ReadAllText(Path.Combine(outDir, "table.md"));
+        output.WriteLine(table);
+        Assert.Contains("| co_teaching |", table);
+        Assert.Contains("±", table);
+        Assert.Equal(1 + 12, File.ReadAllLines(Path.Combine(outDir, "metrics.csv")).Length);
+    }
+
+    [Theory]
+    [InlineData("preset.methods=ce,magic", "preset.methods")]
+    [InlineData("preset.settings=symmetric:1.5", "preset.settings")]
+    [InlineData("robust.gce_q=2", "robust.gce_q")]
+    public void Bad_preset_settings_are_exit_2_naming_the_key(string set, string key)
+    {
+        var (code, _, stderr) = RunPreset("--quick", "--out", Path.Combine(_dir, "bad-preset"), "--set", set);
+        Assert.Equal(2, code);
+        Assert.Contains(key, stderr);
+        Assert.False(Directory.Exists(Path.Combine(_dir, "bad-preset")));
+    }
 }

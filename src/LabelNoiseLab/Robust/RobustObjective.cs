@@ -52,6 +52,12 @@ public sealed class RobustObjective : ITrainingObjective, ITrainerHook
     private double _prunedClean, _prunedNoisy, _normClean, _normNoisy;
     private long _clean, _noisy;
     private readonly Dictionary<string, double> _lastAuroc = [];
+    // Co-teaching's second network.
+    private readonly Nn.Model? _peer;
+    private readonly Optim.Optimizer? _peerOptimizer;
+    private readonly Tape _peerTape = new();
+    private readonly Tensor _peerWeights = new(0);
+    private Tensor? _peerX;
 
     private RobustObjective(ExperimentConfig c, Runs.TrainingRun run)
     {
@@ -78,6 +84,12 @@ public sealed class RobustObjective : ITrainingObjective, ITrainerHook
         _naiveNorms = new float[b];
         _scores = Scores.Select(_ => Enumerable.Repeat(double.NaN, _train.Count).ToArray()).ToArray();
         _predicted = new int[_train.Count];
+        if (c.SelectKind == "co_teaching")
+        {
+            _peer = ExperimentSetup.CreateModel(c, _train);
+            Nn.Init.Apply(_peer, c.ModelInit == "ntk" ? Nn.InitKind.Ntk : Nn.InitKind.Default, Rng.ForPurpose(c.Seed, "init-co-teaching-peer"), (float)c.ModelInitScale);
+            _peerOptimizer = ExperimentSetup.CreateOptimizer(c, _peer.Parameters());
+        }
     }
 
     /// <summary>The objective when any robust feature is on, else null (the plain loss).</summary>
@@ -148,6 +160,8 @@ public sealed class RobustObjective : ITrainingObjective, ITrainerHook
         RecordScores(output, batch);
         if (_config.SelectKind == "small_loss")
             SmallLossWeights(output, batch, w);
+        else if (_peer is not null)
+            CoTeachingStep(output, batch, w);
         if (_pruning is not null && _naive)
         {
             // Reference mode: the norms from one backward per sample, then the weighted loss.
@@ -155,6 +169,7 @@ public sealed class RobustObjective : ITrainingObjective, ITrainerHook
             var norms = _naiveNorms.AsSpan(0, n);
             _pruning.Weights(norms, _pruneWeights.AsSpan(0, n));
             Tally(batch, norms, _pruneWeights.AsSpan(0, n), w);
+            NormaliseSelection(w);
             TensorPrimitives.Multiply(w, _pruneWeights.AsSpan(0, n), w);
             return RobustLossOp.Forward(tape, output, batch.LabelBuffer, _spec, _weights).Mean;
         }
@@ -164,6 +179,7 @@ public sealed class RobustObjective : ITrainingObjective, ITrainerHook
             return RobustLossOp.Forward(tape, output, batch.LabelBuffer, _spec).Mean;
         }
         Tally(batch, default, default, w);
+        NormaliseSelection(w);
         return RobustLossOp.Forward(tape, output, batch.LabelBuffer, _spec, _weights).Mean;
     }
 
@@ -180,6 +196,7 @@ public sealed class RobustObjective : ITrainingObjective, ITrainerHook
         else
             pw.Fill(1f);
         Tally(batch, norms, pw, w);
+        NormaliseSelection(w);
         TensorPrimitives.Multiply(w, pw, w);
         _psg.ApplySampleWeights(w);
     }
@@ -196,26 +213,73 @@ public sealed class RobustObjective : ITrainingObjective, ITrainerHook
         return _x;
     }
 
-    /// <summary>Keeps the (1 − r) fraction with the smallest loss, r rising linearly to τ over T_k epochs.</summary>
-    private void SmallLossWeights(Tensor output, Batcher batch, Span<float> w)
+    /// <summary>
+    /// Selection trains on the mean over the kept samples (as Co-teaching's reference code does),
+    /// so kept weights become n/kept; pruning weights are not renormalised ((1/B)Σ wᵢ∇ℓᵢ).
+    /// </summary>
+    private void NormaliseSelection(Span<float> w)
+    {
+        if (_config.SelectKind == "none")
+            return;
+        int kept = 0;
+        foreach (float v in w)
+            kept += v > 0 ? 1 : 0;
+        if (kept > 0)
+            TensorPrimitives.Multiply(w, (float)w.Length / kept, w);
+    }
+
+    /// <summary>The forget rate of an epoch: τ·min((epoch − 1)/T_k, 1), so the first epoch keeps everything.</summary>
+    private double ForgetRate(int epoch) => _config.SelectForgetRate * Math.Min(1.0, (epoch - 1) / (double)_config.SelectForgetEpochs);
+
+    /// <summary>
+    /// Co-teaching (Han et al. 2018): the peer network scores the batch; each network is updated on
+    /// the small-loss samples of the other. The peer's step happens here (its own tape and
+    /// optimizer, the trainer's learning rate); the returned weights select for the trainer's model.
+    /// </summary>
+    private void CoTeachingStep(Tensor output, Batcher batch, Span<float> w)
+    {
+        int n = batch.Length, k = output.RowLength, d = _train.FeatureLength;
+        int drop = (int)Math.Round(ForgetRate(batch.Epoch) * n);
+        if (_peerX is null || _peerX.Rows != n)
+            _peerX = new Tensor(n, d); // only when the batch size changes
+        batch.Features.CopyTo(_peerX.Span);
+        _peerTape.Reset();
+        _peerOptimizer!.ZeroGrad();
+        var peerOut = _peer!.Forward(_peerTape, _peerX);
+        Grow(ref _dz, k);
+        // The peer's small-loss samples train the model (w); the model's train the peer.
+        SmallLossMask(peerOut, batch, drop, w);
+        _peerWeights.Resize([n]);
+        SmallLossMask(output, batch, drop, _peerWeights.Span);
+        NormaliseSelection(_peerWeights.Span);
+        var peerLoss = RobustLossOp.Forward(_peerTape, peerOut, batch.LabelBuffer, _spec, _peerWeights).Mean;
+        _peerTape.Backward(peerLoss);
+        _peerOptimizer.LearningRate = _run.Optimizer.LearningRate;
+        _peerOptimizer.Step();
+    }
+
+    private void SmallLossMask(Tensor output, Batcher batch, int drop, Span<float> mask)
     {
         int n = batch.Length, k = output.RowLength;
-        double rate = _config.SelectForgetRate * Math.Min(1.0, (batch.Epoch - 1) / (double)_config.SelectForgetEpochs);
-        int drop = (int)Math.Round(rate * n);
+        mask.Fill(1f);
         if (drop == 0)
             return;
-        Grow(ref _dz, k);
         for (int i = 0; i < n; i++)
             _losses[i] = RobustLossOp.Row(output.Span.Slice(i * k, k), batch.Labels[i], _spec, _dz.AsSpan(0, k));
         if (_order.Length < n)
             _order = new int[n];
-        var order = _order.AsSpan(0, n);
         for (int i = 0; i < n; i++)
-            order[i] = i;
-        var keys = _losses.AsSpan(0, n).ToArray(); // one small array per step in selection mode
-        Array.Sort(keys, _order, 0, n);
+            _order[i] = i;
+        Array.Sort(_losses, _order, 0, n);
         for (int r = n - drop; r < n; r++)
-            w[_order[r]] = 0f;
+            mask[_order[r]] = 0f;
+    }
+
+    /// <summary>Keeps the (1 − r) fraction with the smallest loss, r rising linearly to τ over T_k epochs.</summary>
+    private void SmallLossWeights(Tensor output, Batcher batch, Span<float> w)
+    {
+        Grow(ref _dz, output.RowLength);
+        SmallLossMask(output, batch, (int)Math.Round(ForgetRate(batch.Epoch) * batch.Length), w);
     }
 
     private void Tally(Batcher batch, ReadOnlySpan<float> norms, ReadOnlySpan<float> pruneWeights, ReadOnlySpan<float> selectWeights)

@@ -77,7 +77,7 @@ public static class ConfigKeys
         Key("prune.beta", Number, 2.0, c => c.PruneBeta, (c, v) => c with { PruneBeta = v }, Positive, "truncate below mu - beta sigma"),
         Key("per_sample.mode", Choice("fast", "naive"), "fast", c => c.PerSampleMode, (c, v) => c with { PerSampleMode = v }, null, "per-sample gradient norms: in the backward (fast) or one backward per sample (naive reference)"),
         Key("per_sample.conv", Choice("auto", "gram", "materialise"), "auto", c => c.PerSampleConv, (c, v) => c with { PerSampleConv = v }, null, "convolution norms: Gram identity, materialised per sample, or the cheaper"),
-        Key("select.kind", Choice("none", "small_loss"), "none", c => c.SelectKind, (c, v) => c with { SelectKind = v }, null, "sample selection: keep the small-loss fraction of each batch"),
+        Key("select.kind", Choice("none", "small_loss", "co_teaching"), "none", c => c.SelectKind, (c, v) => c with { SelectKind = v }, null, "sample selection: keep the small-loss fraction of each batch; co_teaching: two networks, each trained on the other's small-loss samples"),
         Key("select.forget_rate", Number, 0.2, c => c.SelectForgetRate, (c, v) => c with { SelectForgetRate = v }, Range(0, 1), "forget rate tau (fraction dropped per batch at full rate)"),
         Key("select.forget_epochs", Int, 10, c => c.SelectForgetEpochs, (c, v) => c with { SelectForgetEpochs = v }, AtLeast(1), "epochs T_k over which the forget rate rises linearly to tau"),
         Key("detection.enabled", Bool, false, c => c.DetectionEnabled, (c, v) => c with { DetectionEnabled = v }, null, "noisy-label detection scores each epoch (detection.csv)"),
