@@ -132,4 +132,38 @@ public class PerSampleGradientTests(ITestOutputHelper output)
                 Assert.True(Math.Abs(actual[j] - expected[k][j]) <= 1e-5 * scale, $"{kind} parameter {k} element {j}: {actual[j]} vs {expected[k][j]}");
         }
     }
+    /// <summary>The fast pruning step (forward, deferred backward with norms, weights, re-weighted GEMMs) allocates nothing once warm.</summary>
+    [Theory]
+    [InlineData("mlp")]
+    [InlineData("cnn")]
+    public void A_pruning_step_allocates_nothing_once_warm(string kind)
+    {
+        var rng = new Rng(8);
+        Module model = kind == "mlp" ? new Mlp(12, [10], 4) : new SmallCnn(1, 8, 4, width: 2, hidden: 6);
+        Init.Apply(model, InitKind.Default, rng);
+        var x = GradCheck.Random(rng, kind == "mlp" ? [16, 12] : [16, 64]);
+        var labels = Labels(rng, 16, 4);
+        var psg = new PerSampleGradients(model);
+        var pruning = new GradientPruning(PruneStatistic.MedianIqr, PruneWeighting.Truncate, 1f, 1f);
+        var w = new float[16];
+        var tape = new Tape();
+        var parameters = model.Parameters();
+        void Step()
+        {
+            tape.Reset();
+            for (int k = 0; k < parameters.Count; k++) // not foreach: an interface enumerator is an allocation
+                parameters[k].ZeroGrad();
+            var loss = SoftmaxCrossEntropyOp.Forward(tape, model.Forward(tape, x), labels).Mean;
+            psg.DeferParameterGradients();
+            tape.Backward(loss);
+            pruning.Weights(psg.Norms, w);
+            psg.ApplySampleWeights(w);
+        }
+        for (int i = 0; i < 3; i++)
+            Step();
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 0; i < 5; i++)
+            Step();
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+    }
 }
