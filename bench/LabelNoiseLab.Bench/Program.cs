@@ -12,11 +12,13 @@ switch (args.Length > 0 ? args[0] : "")
         return DataBench.Run(args[1..]);
     case "online-linear":
         return OnlineLinearBench.Run(args[1..]);
+    case "per-sample-norms":
+        return PerSampleNormsBench.Run(args[1..]);
     case "spectral":
         return SpectralBench.Run(args[1..]);
     case "study":
         return StudyBench.Run(args[1..]);
     default:
-        Console.Error.WriteLine("usage: LabelNoiseLab.Bench <benchmark>   (benchmarks: gemm, mlp-epoch, data-load, online-linear, study, spectral)");
+        Console.Error.WriteLine("usage: LabelNoiseLab.Bench <benchmark>   (benchmarks: gemm, mlp-epoch, data-load, online-linear, study, spectral, per-sample-norms)");
         return 2;
 }

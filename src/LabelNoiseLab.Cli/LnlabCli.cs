@@ -81,9 +81,10 @@ public static class LnlabCli
         var presetSet = new Option<string[]>("--set") { Description = "override a preset setting: --set two_phase.rho=0.1 (repeatable)" };
         var presetOverwrite = new Option<bool>("--overwrite") { Description = "replace a complete run in --out" };
         var presetDataDir = new Option<string?>("--data-dir") { Description = "data folder for presets that load data (default $LNLAB_DATA, then /usr/share/datasets)" };
-        var run = new Command("run", "run a built-in preset: two-phase (label-noise SGD, SAM and the two phases of a two-layer linear network), two-phase-fmnist (plain vs label-noise SGD on Fashion-MNIST), spectral-tail (spectral probe and truncation under label noise)")
+        var presetSeeds = new Option<int?>("--seeds") { Description = "seeds per setting (robust preset; default 3, 1 with --quick)" };
+        var run = new Command("run", "run a built-in preset: two-phase (label-noise SGD, SAM and the two phases of a two-layer linear network), two-phase-fmnist (plain vs label-noise SGD on Fashion-MNIST), spectral-tail (spectral probe and truncation under label noise), robust (robust training methods on Fashion-MNIST)")
         {
-            preset, quick, presetOut, presetSet, presetOverwrite, presetDataDir,
+            preset, quick, presetOut, presetSet, presetOverwrite, presetDataDir, presetSeeds,
         };
         run.SetAction(p => new PresetWorker(stdout, host.RunsRoot).Run(new PresetOptions
         {
@@ -93,6 +94,7 @@ public static class LnlabCli
             Sets = p.GetValue(presetSet) ?? [],
             Overwrite = p.GetValue(presetOverwrite),
             DataDir = p.GetValue(presetDataDir),
+            Seeds = p.GetValue(presetSeeds),
         }));
 
         var resumeDir = new Argument<string>("run-dir") { Description = "the run directory to continue" };

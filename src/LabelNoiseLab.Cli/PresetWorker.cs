@@ -18,6 +18,8 @@ public sealed record PresetOptions
 
     /// <summary><c>--data-dir</c> for presets that load data (two-phase-fmnist, spectral-tail).</summary>
     public string? DataDir { get; init; }
+    /// <summary>Seeds per setting (robust preset); null = the preset's default.</summary>
+    public int? Seeds { get; init; }
 }
 
 /// <summary>
@@ -27,13 +29,14 @@ public sealed record PresetOptions
 /// </summary>
 public sealed class PresetWorker(TextWriter stdout, string runsRoot = "runs")
 {
-    public static IReadOnlyList<string> Presets { get; } = ["two-phase", "two-phase-fmnist", "spectral-tail"];
+    public static IReadOnlyList<string> Presets { get; } = ["two-phase", "two-phase-fmnist", "spectral-tail", "robust"];
 
     public int Run(PresetOptions options) => options.Preset switch
     {
         "two-phase" => RunTwoPhase(options),
         "two-phase-fmnist" => RunTwoPhaseFmnist(options),
         "spectral-tail" => RunSpectralTail(options),
+        "robust" => RunRobust(options),
         _ => throw new InputException($"preset '{options.Preset}': unknown; expected one of {string.Join(", ", Presets)}"),
     };
 
@@ -101,6 +104,18 @@ public sealed class PresetWorker(TextWriter stdout, string runsRoot = "runs")
                 dir.MarkFailed(e is InputException ? e.Message : $"{e.GetType().Name}: {e.Message}");
             throw;
         }
+    }
+
+    /// <summary>`lnlab run robust`: the grid of robust-training runs (issue 7), 3 seeds unless --seeds.</summary>
+    /// <summary><c>robust</c>: robust training methods compared on one benchmark (results.csv, table.md).</summary>
+    private int RunRobust(PresetOptions options)
+    {
+        int seeds = options.Seeds ?? (options.Quick ? 1 : 3);
+        if (seeds < 1)
+            throw new ConfigException("--seeds", $"must be at least 1, got {seeds}");
+        RobustPreset.Resolve(options.Quick, options.Sets);
+        var dir = RunDirectory.Create(options.OutDir, options.Quick ? "robust-quick" : "robust", options.Overwrite, runsRoot);
+        return Finish(dir, () => RobustPreset.Run(dir, options.Quick, seeds, options.Sets, options.DataDir, stdout.WriteLine));
     }
 }
 

@@ -81,6 +81,28 @@ public static class ConfigKeys
 
         Key("probe.neuron_norms", Bool, false, c => c.ProbeNeuronNorms, (c, v) => c with { ProbeNeuronNorms = v }, null, "metrics columns neuron_norm_mean/std: norms of the rows of the first weight matrix"),
         Key("probe.spectral_every", Int, 0, c => c.ProbeSpectralEvery, (c, v) => c with { ProbeSpectralEvery = v }, AtLeast(0), "spectral probe of the penultimate layer every N epochs (and at init) into spectral_epochs.csv; 0 = off"),
+        Key("robust.loss", Choice("ce", "gce", "sce", "mae", "nce_rce", "label_smoothing", "bootstrap_soft", "bootstrap_hard", "forward", "backward"), "ce", c => c.RobustLoss, (c, v) => c with { RobustLoss = v }, null, "robust loss or loss correction (ce = loss.kind unchanged)"),
+        Key("robust.gce_q", Number, 0.7, c => c.RobustGceQ, (c, v) => c with { RobustGceQ = v }, v => v > 0 && v <= 1 ? null : "must be in (0, 1]", "GCE exponent q"),
+        Key("robust.sce_alpha", Number, 0.1, c => c.RobustSceAlpha, (c, v) => c with { RobustSceAlpha = v }, Positive, "SCE weight of CE"),
+        Key("robust.sce_beta", Number, 1.0, c => c.RobustSceBeta, (c, v) => c with { RobustSceBeta = v }, Positive, "SCE weight of RCE"),
+        Key("robust.nce_alpha", Number, 1.0, c => c.RobustNceAlpha, (c, v) => c with { RobustNceAlpha = v }, Positive, "NCE+RCE weight of NCE"),
+        Key("robust.rce_beta", Number, 1.0, c => c.RobustRceBeta, (c, v) => c with { RobustRceBeta = v }, Positive, "NCE+RCE weight of RCE"),
+        Key("robust.smoothing", Number, 0.1, c => c.RobustSmoothing, (c, v) => c with { RobustSmoothing = v }, Range(0, 1, upperOpen: true), "label smoothing epsilon"),
+        Key("robust.bootstrap_beta", Number, 0.95, c => c.RobustBootstrapBeta, (c, v) => c with { RobustBootstrapBeta = v }, v => v > 0 && v <= 1 ? null : "must be in (0, 1]", "bootstrapping: weight of the given label (Reed: 0.95 soft, 0.8 hard)"),
+        Key("robust.T", Matrix, [], c => c.RobustTransition, (c, v) => c with { RobustTransition = v }, StochasticRows, "loss correction: T[true][given]; empty = estimated from anchor points after robust.estimate_after epochs"),
+        Key("robust.estimate_after", Int, 2, c => c.RobustEstimateAfter, (c, v) => c with { RobustEstimateAfter = v }, AtLeast(1), "loss correction with estimated T: epochs of plain CE before T is estimated"),
+        Key("robust.anchor_percentile", Number, 97.0, c => c.RobustAnchorPercentile, (c, v) => c with { RobustAnchorPercentile = v }, Range(0, 100), "anchor points: percentile of p(class)"),
+        Key("prune.kind", Choice("none", "truncate", "soft"), "none", c => c.PruneKind, (c, v) => c with { PruneKind = v }, null, "per-sample gradient pruning"),
+        Key("prune.stat", Choice("mean_std", "median_iqr"), "mean_std", c => c.PruneStat, (c, v) => c with { PruneStat = v }, null, "per-batch centre and spread of the gradient norms"),
+        Key("prune.alpha", Number, 2.0, c => c.PruneAlpha, (c, v) => c with { PruneAlpha = v }, Positive, "truncate above mu + alpha sigma"),
+        Key("prune.beta", Number, 2.0, c => c.PruneBeta, (c, v) => c with { PruneBeta = v }, Positive, "truncate below mu - beta sigma"),
+        Key("per_sample.mode", Choice("fast", "naive"), "fast", c => c.PerSampleMode, (c, v) => c with { PerSampleMode = v }, null, "per-sample gradient norms: in the backward (fast) or one backward per sample (naive reference)"),
+        Key("per_sample.conv", Choice("auto", "gram", "materialise"), "auto", c => c.PerSampleConv, (c, v) => c with { PerSampleConv = v }, null, "convolution norms: Gram identity, materialised per sample, or the cheaper"),
+        Key("select.kind", Choice("none", "small_loss", "co_teaching"), "none", c => c.SelectKind, (c, v) => c with { SelectKind = v }, null, "sample selection: keep the small-loss fraction of each batch; co_teaching: two networks, each trained on the other's small-loss samples"),
+        Key("select.forget_rate", Number, 0.2, c => c.SelectForgetRate, (c, v) => c with { SelectForgetRate = v }, Range(0, 1), "forget rate tau (fraction dropped per batch at full rate)"),
+        Key("select.forget_epochs", Int, 10, c => c.SelectForgetEpochs, (c, v) => c with { SelectForgetEpochs = v }, AtLeast(1), "epochs T_k over which the forget rate rises linearly to tau"),
+        Key("detection.enabled", Bool, false, c => c.DetectionEnabled, (c, v) => c with { DetectionEnabled = v }, null, "noisy-label detection scores each epoch (detection.csv)"),
+        Key("detection.suspects", Int, 0, c => c.DetectionSuspects, (c, v) => c with { DetectionSuspects = v }, AtLeast(0), "write the N most suspicious training samples to suspects.csv; 0 = none"),
     ];
 
     private static readonly Dictionary<string, ConfigKey> ByName = All.ToDictionary(k => k.Name, StringComparer.Ordinal);

@@ -88,6 +88,29 @@ public sealed record ExperimentConfig
 
     public bool ProbeNeuronNorms { get; init; }
     public int ProbeSpectralEvery { get; init; }
+    // Robust training (issue 7): robust losses, loss correction, gradient pruning, selection, detection.
+    public string RobustLoss { get; init; } = "";
+    public double RobustGceQ { get; init; }
+    public double RobustSceAlpha { get; init; }
+    public double RobustSceBeta { get; init; }
+    public double RobustNceAlpha { get; init; }
+    public double RobustRceBeta { get; init; }
+    public double RobustSmoothing { get; init; }
+    public double RobustBootstrapBeta { get; init; }
+    public IReadOnlyList<IReadOnlyList<double>> RobustTransition { get; init; } = [];
+    public int RobustEstimateAfter { get; init; }
+    public double RobustAnchorPercentile { get; init; }
+    public string PruneKind { get; init; } = "";
+    public string PruneStat { get; init; } = "";
+    public double PruneAlpha { get; init; }
+    public double PruneBeta { get; init; }
+    public string PerSampleMode { get; init; } = "";
+    public string PerSampleConv { get; init; } = "";
+    public string SelectKind { get; init; } = "";
+    public double SelectForgetRate { get; init; }
+    public int SelectForgetEpochs { get; init; }
+    public bool DetectionEnabled { get; init; }
+    public int DetectionSuspects { get; init; }
 
     /// <summary>
     /// Reads a YAML config file, applies <c>--set key=value</c> overrides, validates.

@@ -46,8 +46,10 @@ public sealed class Trainer : IExperimentRunner
         int[] evalSubset = EvaluationSubset(train.Count, config.EvalTrainSamples, config.Seed);
         var progress = context.Progress;
         var run = new TrainingRun(config, dir, data, model, optimizer, batcher, progress);
-        var objective = TrainerHooks.Objectives.Select(f => f(config, run)).FirstOrDefault(o => o is not null)
-            ?? new PlainObjective(config.LossKind, regression ? train.TargetLength : 0);
+        var objectives = TrainerHooks.Objectives.Select(f => f(config, run)).OfType<ITrainingObjective>().ToList();
+        if (objectives.Count > 1)
+            throw new ConfigException("label_noise.kind", "per-step label noise cannot be combined with robust.loss, prune.* or select.* (one training objective per run)");
+        var objective = objectives.FirstOrDefault() ?? new PlainObjective(config.LossKind, regression ? train.TargetLength : 0);
         var hooks = TrainerHooks.Factories.Select(f => f(config)).OfType<ITrainerHook>().ToList();
         if (objective is ITrainerHook objectiveHook) // an objective may report too (label noise: realised rates)
             hooks.Add(objectiveHook);
@@ -107,6 +109,7 @@ public sealed class Trainer : IExperimentRunner
                     if (float.IsFinite(lossValue))
                     {
                         tape.Backward(loss);
+                        objective.AfterBackward(tape, batcher, step);
                         optimizer.Step();
                     }
                 }

@@ -24,6 +24,11 @@ public interface ITrainingObjective
 {
     /// <summary>The scalar to back-propagate for this batch (recorded on <paramref name="tape"/>).</summary>
     Tensor Loss(Tape tape, Tensor output, Batcher batch, long step);
+
+    /// <summary>After the backward, before the optimizer step (per-sample re-weighting of the gradients).</summary>
+    void AfterBackward(Tape tape, Batcher batch, long step)
+    {
+    }
 }
 
 /// <summary>
@@ -63,9 +68,13 @@ public static class TrainerHooks
         c => c.ProbeSpectralEvery > 0 ? new SpectralTrainerHook(c.ProbeSpectralEvery) : null,
     ];
 
-    /// <summary>Objective factories, tried in order; the first non-null wins, else the plain loss.</summary>
+    /// <summary>
+    /// Objective factories, tried in order; the first non-null wins, else the plain loss. An
+    /// objective that is also an <see cref="ITrainerHook"/> is run as one (its metrics columns).
+    /// </summary>
     public static IReadOnlyList<Func<ExperimentConfig, TrainingRun, ITrainingObjective?>> Objectives { get; } =
     [
         LabelNoiseObjective.Create,
+        (c, run) => Robust.RobustObjective.TryCreate(c, run),
     ];
 }

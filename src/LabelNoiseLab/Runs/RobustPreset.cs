@@ -1,0 +1,191 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json.Nodes;
+
+namespace LabelNoiseLab.Runs;
+
+/// <summary>
+/// The <c>robust</c> preset (issue 7): one training run per (method, noise setting, seed) with the
+/// ordinary <see cref="Trainer"/>, each in <c>runs/&lt;method&gt;_&lt;kind&gt;&lt;rate&gt;_s&lt;seed&gt;/</c>, then
+/// <c>results.csv</c> (one row per run), <c>table.md</c> (mean ± std over seeds) and <c>metrics.csv</c>
+/// (each run's last metrics row with its name in a final <c>run</c> column). Every run
+/// logs detection scores, so <c>detection_auroc</c> is the last epoch's AUROC of the per-sample
+/// gradient norm against the noise mask.
+/// </summary>
+public static class RobustPreset
+{
+    /// <summary>Method name → config overrides. SAM and label-noise SGD are not trainer options yet, so absent.</summary>
+    public static IReadOnlyList<(string Method, Func<ExperimentConfig, double, ExperimentConfig> Apply)> Methods { get; } =
+    [
+        ("ce", (c, _) => c),
+        ("prune_truncate", (c, _) => c with { PruneKind = "truncate" }),
+        ("prune_soft", (c, _) => c with { PruneKind = "soft" }),
+        ("gce", (c, _) => c with { RobustLoss = "gce" }),
+        ("sce", (c, _) => c with { RobustLoss = "sce" }),
+        // T estimated from anchor points after the first fifth of training (at least one epoch).
+        ("forward_t", (c, _) => c with { RobustLoss = "forward", RobustEstimateAfter = Math.Max(1, c.Epochs / 5) }),
+        // Han et al.: τ = the noise rate, reached after T_k = 10 epochs (or all epochs when fewer).
+        ("co_teaching", (c, rate) => c with { SelectKind = "co_teaching", SelectForgetRate = rate, SelectForgetEpochs = Math.Min(10, c.Epochs) }),
+    ];
+
+    public const string DefaultSettings = "symmetric:0.2,symmetric:0.4,symmetric:0.6,symmetric:0.8,asymmetric:0.4";
+
+    /// <summary>The base config of every run: Fashion-MNIST, MLP 512-512, SGD with momentum, detection on.</summary>
+    public static ExperimentConfig Base(bool quick) => ExperimentConfig.Default with
+    {
+        Name = "robust",
+        DataName = "fashion-mnist",
+        ModelKind = "mlp",
+        ModelHidden = [512, 512],
+        OptimKind = "sgd",
+        OptimLr = 0.01,
+        OptimMomentum = 0.9,
+        Epochs = quick ? 3 : 20,
+        DataSubset = quick ? 3000 : 0,
+        EvalTrainSamples = quick ? 3000 : 10000,
+        DetectionEnabled = true,
+    };
+
+    /// <summary>
+    /// Runs the grid. <paramref name="sets"/>: any config key (<c>epochs=5</c>, <c>model.kind=small_cnn</c>),
+    /// plus <c>preset.methods=ce,gce</c> and <c>preset.settings=symmetric:0.4,asymmetric:0.4</c>.
+    /// </summary>
+    public static RunResult Run(RunDirectory dir, bool quick, int seeds, IReadOnlyList<string> sets, string? dataDir, Action<string> log)
+    {
+        var (config, methods, settings) = Resolve(quick, sets);
+        if (seeds < 1)
+            throw new ConfigException("--seeds", $"must be at least 1, got {seeds}");
+        dir.WriteText("config.yaml", config.ToYaml() + $"# preset\npreset.methods: {string.Join(",", methods)}\npreset.settings: {string.Join(",", settings.Select(s => $"{s.Kind}:{F(s.Rate)}"))}\npreset.seeds: {seeds}\n");
+        var rows = new List<Row>();
+        var metrics = new StringBuilder(); // each run's last metrics row, the run's name appended
+        var csv = new StringBuilder("method,noise_kind,noise_rate,seed,best_test_acc,last_test_acc,detection_auroc,epoch_seconds\n");
+        foreach (var (kind, rate) in settings)
+            for (int seed = 0; seed < seeds; seed++)
+                foreach (var method in methods)
+                {
+                    var apply = Methods.First(m => m.Method == method).Apply;
+                    var c = apply(config with { Seed = seed, NoiseSeed = seed, NoiseKind = kind, NoiseRate = rate, Name = $"{method}_{kind}{F(rate)}_s{seed}" }, rate);
+                    c.Validate();
+                    var sub = RunDirectory.Create(Path.Combine(dir.Path, "runs", c.Name), c.Name, overwrite: true);
+                    sub.WriteConfig(c);
+                    var result = new Trainer().Run(c, sub, new RunContext(dataDir, NullProgressSink.Instance));
+                    if (result.Status == RunStatus.Complete)
+                        sub.MarkComplete();
+                    else if (result.Status == RunStatus.Diverged)
+                        sub.MarkDiverged(result.Reason ?? "diverged");
+                    else
+                        sub.MarkFailed(result.Reason ?? "failed");
+                    var lines = File.ReadAllLines(Path.Combine(sub.Path, RunDirectory.MetricsFile));
+                    if (metrics.Length == 0)
+                        metrics.Append(lines[0]).Append(",run\n");
+                    if (lines.Length > 1)
+                        metrics.Append(lines[^1]).Append(',').Append(c.Name).Append('\n');
+                    dir.WriteText(RunDirectory.MetricsFile, metrics.ToString());
+                    var row = ReadRow(sub.Path, method, kind, rate, seed);
+                    rows.Add(row);
+                    csv.Append(string.Create(CultureInfo.InvariantCulture,
+                        $"{method},{kind},{F(rate)},{seed},{row.Best:G5},{row.Last:G5},{row.Auroc:G5},{row.EpochSeconds:G4}\n"));
+                    dir.WriteText("results.csv", csv.ToString());
+                    log(string.Create(CultureInfo.InvariantCulture,
+                        $"{method,-15} {kind} {F(rate)} seed {seed}: best {row.Best:F4} last {row.Last:F4} grad-norm AUROC {row.Auroc:F3} ({row.EpochSeconds:F2} s/epoch){(result.Status == RunStatus.Complete ? "" : " " + result.Reason)}"));
+                }
+        dir.WriteText("table.md", Table(rows, methods, settings, config, seeds));
+        var summary = new JsonObject
+        {
+            ["runs"] = rows.Count,
+            ["epochs"] = config.Epochs,
+            ["subset"] = config.DataSubset,
+            ["model"] = config.ModelKind,
+            ["seeds"] = seeds,
+        };
+        foreach (var method in methods)
+        {
+            var mine = rows.Where(r => r.Method == method).ToList();
+            summary[method] = new JsonObject
+            {
+                ["mean_best_test_acc"] = mine.Average(r => r.Best),
+                ["mean_last_test_acc"] = mine.Average(r => r.Last),
+                ["mean_detection_auroc"] = mine.Average(r => r.Auroc),
+            };
+        }
+        dir.WriteSummary(summary);
+        return RunResult.Complete;
+    }
+
+    public static (ExperimentConfig Config, List<string> Methods, List<(string Kind, double Rate)> Settings) Resolve(bool quick, IReadOnlyList<string> sets)
+    {
+        var config = Base(quick);
+        var methods = Methods.Select(m => m.Method).ToList();
+        string settingsText = quick ? "symmetric:0.4" : DefaultSettings;
+        var rest = new List<string>();
+        foreach (var set in sets)
+        {
+            if (set.StartsWith("preset.methods=", StringComparison.Ordinal))
+            {
+                methods = set["preset.methods=".Length..].Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).ToList();
+                foreach (var m in methods.Where(m => Methods.All(k => k.Method != m)))
+                    throw new ConfigException("preset.methods", $"unknown method '{m}'; known: {string.Join(", ", Methods.Select(k => k.Method))}");
+            }
+            else if (set.StartsWith("preset.settings=", StringComparison.Ordinal))
+                settingsText = set["preset.settings=".Length..];
+            else
+                rest.Add(set);
+        }
+        config = config.WithOverrides(rest);
+        config.Validate();
+        var settings = new List<(string, double)>();
+        foreach (var item in settingsText.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
+        {
+            var parts = item.Split(':');
+            if (parts.Length != 2 || parts[0] is not ("symmetric" or "asymmetric" or "pairflip")
+                || !double.TryParse(parts[1], NumberStyles.Float, CultureInfo.InvariantCulture, out double rate) || rate is < 0 or > 1)
+                throw new ConfigException("preset.settings", $"'{item}': expected kind:rate with kind symmetric, asymmetric or pairflip and rate in [0, 1]");
+            settings.Add((parts[0], rate));
+        }
+        if (methods.Count == 0 || settings.Count == 0)
+            throw new ConfigException(methods.Count == 0 ? "preset.methods" : "preset.settings", "must name at least one");
+        return (config, methods, settings);
+    }
+
+    private sealed record Row(string Method, string Kind, double Rate, int Seed, double Best, double Last, double Auroc, double EpochSeconds);
+
+    private static Row ReadRow(string path, string method, string kind, double rate, int seed)
+    {
+        var s = JsonNode.Parse(File.ReadAllText(Path.Combine(path, RunDirectory.SummaryFile)))!;
+        double Num(JsonNode? n) => n is null ? double.NaN : n.GetValue<double>();
+        int epochs = s["epochs_completed"]!.GetValue<int>();
+        return new Row(method, kind, rate, seed, Num(s["best_test_acc"]), Num(s["final"]?["test_acc"]),
+            Num(s["robust"]?["detection_auroc_grad_norm"]), epochs == 0 ? double.NaN : Num(s["seconds_training"]) / epochs);
+    }
+
+    private static string Table(List<Row> rows, List<string> methods, List<(string Kind, double Rate)> settings, ExperimentConfig c, int seeds)
+    {
+        var sb = new StringBuilder();
+        sb.Append(string.Create(CultureInfo.InvariantCulture,
+            $"# Robust training: test accuracy, mean ± std over {seeds} seed(s)\n\n{c.DataName}{(c.DataSubset > 0 ? $" (first {c.DataSubset} training samples)" : "")}, {c.ModelKind} {string.Join("-", c.ModelHidden)}, {c.Epochs} epochs, {c.OptimKind} lr {F(c.OptimLr)} momentum {F(c.OptimMomentum)}, batch {c.BatchSize}.\n"));
+        sb.Append("Each cell: best-epoch / last-epoch test accuracy; AUROC of the per-sample gradient norm (last epoch) in brackets.\n\n");
+        sb.Append("| method | ").Append(string.Join(" | ", settings.Select(s => $"{s.Kind} {F(s.Rate)}"))).Append(" |\n");
+        sb.Append("|---|").Append(string.Concat(settings.Select(_ => "---|"))).Append('\n');
+        foreach (var m in methods)
+        {
+            sb.Append("| ").Append(m).Append(" |");
+            foreach (var (kind, rate) in settings)
+            {
+                var r = rows.Where(x => x.Method == m && x.Kind == kind && x.Rate == rate).ToList();
+                sb.Append(string.Create(CultureInfo.InvariantCulture, $" {Ms(r.Select(x => x.Best))} / {Ms(r.Select(x => x.Last))} [{r.Average(x => x.Auroc):F2}] |"));
+            }
+            sb.Append('\n');
+        }
+        return sb.ToString();
+    }
+
+    private static string Ms(IEnumerable<double> values)
+    {
+        var v = values.ToArray();
+        double mean = v.Average();
+        double std = v.Length > 1 ? Math.Sqrt(v.Sum(x => (x - mean) * (x - mean)) / (v.Length - 1)) : 0;
+        return string.Create(CultureInfo.InvariantCulture, $"{mean:F4} ± {std:F4}");
+    }
+
+    private static string F(double v) => ConfigTypes.FormatDouble(v);
+}
