@@ -59,6 +59,13 @@ public static class ConfigKeys
 
         Key("early_stop.patience", Int, 0, c => c.EarlyStopPatience, (c, v) => c with { EarlyStopPatience = v }, AtLeast(0), "stop after N evaluations without a better validation loss; 0 = never"),
         Key("eval.train_samples", Int, 10000, c => c.EvalTrainSamples, (c, v) => c with { EvalTrainSamples = v }, AtLeast(0), "training samples scored at each evaluation (a fixed random subset, same clean/noisy mix); 0 = all"),
+
+        Key("probe.activations_every", Int, 0, c => c.ProbeActivationsEvery, (c, v) => c with { ProbeActivationsEvery = v }, AtLeast(0), "activation probe (activations.csv) every N epochs and at the last; 0 = off"),
+        Key("probe.set_size", Int, 1000, c => c.ProbeSetSize, (c, v) => c with { ProbeSetSize = v }, AtLeast(1), "activation probe: fixed training samples, stratified by given class and clean/noisy"),
+        Key("probe.layers", IntList, [], c => c.ProbeLayers, (c, v) => c with { ProbeLayers = v }, NonNegativeIndices, "activation probe: hidden activation layers by index from 0; empty = all"),
+        Key("probe.phases", Bool, false, c => c.ProbePhases, (c, v) => c with { ProbePhases = v }, null, "epoch-wise double-descent phase detection on the test loss, into summary.json"),
+        Key("probe.phase_rise", Number, 0.05, c => c.ProbePhaseRise, (c, v) => c with { ProbePhaseRise = v }, Positive, "phase detection: relative rise of the test loss above its first minimum that counts"),
+        Key("probe.phase_fall", Number, 0.05, c => c.ProbePhaseFall, (c, v) => c with { ProbePhaseFall = v }, Range(0, 1, upperOpen: true), "phase detection: relative fall below the following maximum that counts as a second descent"),
     ];
 
     private static readonly Dictionary<string, ConfigKey> ByName = All.ToDictionary(k => k.Name, StringComparer.Ordinal);
@@ -101,6 +108,9 @@ public static class ConfigKeys
 
     private static string? PositiveWidths(IReadOnlyList<int> widths) =>
         widths.All(w => w > 0) ? null : "must be greater than 0 (every width)";
+
+    private static string? NonNegativeIndices(IReadOnlyList<int> indices) =>
+        indices.All(i => i >= 0) ? null : "must be layer indices ≥ 0";
 
     private static string? Betas(IReadOnlyList<double> b) =>
         b.Count == 2 && b.All(x => x >= 0 && x < 1) ? null : "must be two numbers in [0, 1)";

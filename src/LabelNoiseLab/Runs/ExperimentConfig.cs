@@ -67,6 +67,13 @@ public sealed record ExperimentConfig
 
     public int EvalTrainSamples { get; init; }
 
+    public int ProbeActivationsEvery { get; init; }
+    public int ProbeSetSize { get; init; }
+    public IReadOnlyList<int> ProbeLayers { get; init; } = [];
+    public bool ProbePhases { get; init; }
+    public double ProbePhaseRise { get; init; }
+    public double ProbePhaseFall { get; init; }
+
     /// <summary>
     /// Reads a YAML config file, applies <c>--set key=value</c> overrides, validates.
     /// Throws <see cref="InputException"/> for a missing or malformed file and

@@ -59,6 +59,8 @@ public static class TrainerHooks
 {
     public static IReadOnlyList<Func<ExperimentConfig, ITrainerHook?>> Factories { get; } =
     [
+        c => c.ProbeActivationsEvery > 0 ? new Probes.ActivationProbe(c) : null,
+        c => c.ProbePhases ? new Probes.PhaseDetectionHook(c) : null,
     ];
 
     /// <summary>Objective factories, tried in order; the first non-null wins, else the plain loss.</summary>
