@@ -80,9 +80,11 @@ public static class LnlabCli
         var presetOut = new Option<string?>("--out", "-o") { Description = "run directory (default runs/<preset>-<timestamp>)" };
         var presetSet = new Option<string[]>("--set") { Description = "override a preset setting: --set two_phase.rho=0.1 (repeatable)" };
         var presetOverwrite = new Option<bool>("--overwrite") { Description = "replace a complete run in --out" };
-        var run = new Command("run", "run a built-in preset: two-phase (label-noise SGD, SAM and the two phases of a two-layer linear network)")
+        var presetDataDir = new Option<string?>("--data-dir") { Description = "data folder for double-descent (default $LNLAB_DATA, then /usr/share/datasets)" };
+        var run = new Command("run", "run a built-in preset: two-phase (label-noise SGD, SAM and the two phases of a two-layer linear network); "
+            + "double-descent (MLP3/5/7 on Fashion-MNIST with 30% label noise: epoch-wise double descent, activation probe)")
         {
-            preset, quick, presetOut, presetSet, presetOverwrite,
+            preset, quick, presetOut, presetSet, presetOverwrite, presetDataDir,
         };
         run.SetAction(p => new PresetWorker(stdout, host.RunsRoot).Run(new PresetOptions
         {
@@ -91,6 +93,7 @@ public static class LnlabCli
             OutDir = p.GetValue(presetOut),
             Sets = p.GetValue(presetSet) ?? [],
             Overwrite = p.GetValue(presetOverwrite),
+            DataDir = p.GetValue(presetDataDir),
         }));
 
         return new RootCommand("lnlab: deep learning with wrong labels") { train, demo, run };

@@ -15,6 +15,9 @@ public sealed record PresetOptions
     public IReadOnlyList<string> Sets { get; init; } = [];
 
     public bool Overwrite { get; init; }
+
+    /// <summary><c>--data-dir</c> for presets that read a data set (double-descent).</summary>
+    public string? DataDir { get; init; }
 }
 
 /// <summary>
@@ -23,10 +26,12 @@ public sealed record PresetOptions
 /// </summary>
 public sealed class PresetWorker(TextWriter stdout, string runsRoot = "runs")
 {
-    public static IReadOnlyList<string> Presets { get; } = ["two-phase"];
+    public static IReadOnlyList<string> Presets { get; } = ["two-phase", "double-descent"];
 
     public int Run(PresetOptions options)
     {
+        if (options.Preset == "double-descent")
+            return RunDoubleDescent(options);
         if (options.Preset != "two-phase")
             throw new InputException($"preset '{options.Preset}': unknown; expected one of {string.Join(", ", Presets)}");
         var settings = options.Quick ? TwoPhaseOptions.Quick : new TwoPhaseOptions();
@@ -48,6 +53,38 @@ public sealed class PresetWorker(TextWriter stdout, string runsRoot = "runs")
             dir.MarkDiverged(result.Reason ?? "diverged");
             stdout.WriteLine($"diverged: {dir.StatusReason} ({dir.Path})");
             return ExitCodes.Diverged;
+        }
+        catch (Exception e)
+        {
+            if (dir.Status == RunStatus.Running)
+                dir.MarkFailed(e is InputException ? e.Message : $"{e.GetType().Name}: {e.Message}");
+            throw;
+        }
+    }
+
+    private int RunDoubleDescent(PresetOptions options)
+    {
+        var settings = DoubleDescentPreset.Resolve(options.Quick, options.Sets); // before a run directory exists
+        var dir = RunDirectory.Create(options.OutDir, options.Quick ? "double-descent-quick" : "double-descent", options.Overwrite, runsRoot);
+        stdout.WriteLine($"run directory: {dir.Path}");
+        try
+        {
+            var result = DoubleDescentPreset.Run(settings, dir, options.DataDir, stdout.WriteLine);
+            switch (result.Status)
+            {
+                case RunStatus.Complete:
+                    dir.MarkComplete();
+                    stdout.WriteLine($"complete: {dir.Path}");
+                    return ExitCodes.Complete;
+                case RunStatus.Diverged:
+                    dir.MarkDiverged(result.Reason ?? "diverged");
+                    stdout.WriteLine($"diverged: {dir.StatusReason} ({dir.Path})");
+                    return ExitCodes.Diverged;
+                default:
+                    dir.MarkFailed(result.Reason ?? "failed");
+                    stdout.WriteLine($"failed: {dir.StatusReason} ({dir.Path})");
+                    return ExitCodes.Failed;
+            }
         }
         catch (Exception e)
         {
