@@ -19,10 +19,30 @@ public sealed record Phases(int FirstMin, int? Max, int? LaterMin, bool DoubleDe
 /// <item>the later minimum: the smallest value after that maximum.</item>
 /// </list>
 /// <c>double_descent</c> is true when both the rise and the fall happened. Thresholds are
-/// relative so the same settings read a cross-entropy and an error curve.
+/// relative so the same settings read a cross-entropy and an error curve. Real test-loss curves
+/// under label noise jitter by several percent from epoch to epoch (Adam, small subsets), so the
+/// hook smooths them first (<see cref="Smooth"/>) and the default thresholds are 10%.
 /// </summary>
 public static class PhaseDetector
 {
+    /// <summary>Centred moving average over <paramref name="window"/> points (odd), the window shrinking at the ends.</summary>
+    public static double[] Smooth(ReadOnlySpan<double> curve, int window)
+    {
+        if (window < 1 || window % 2 == 0)
+            throw new ArgumentOutOfRangeException(nameof(window), window, "window must be odd and ≥ 1");
+        int half = window / 2, n = curve.Length;
+        var result = new double[n];
+        for (int i = 0; i < n; i++)
+        {
+            int lo = Math.Max(0, i - half), hi = Math.Min(n - 1, i + half);
+            double sum = 0;
+            for (int j = lo; j <= hi; j++)
+                sum += curve[j];
+            result[i] = sum / (hi - lo + 1);
+        }
+        return result;
+    }
+
     public static Phases Detect(ReadOnlySpan<double> curve, double rise, double fall)
     {
         int n = curve.Length;
@@ -79,14 +99,14 @@ public sealed class PhaseDetectionHook(ExperimentConfig config) : ITrainerHook
             summary["phases"] = null;
             return;
         }
-        summary["phases"] = Describe(rows, config.ProbePhaseRise, config.ProbePhaseFall);
+        summary["phases"] = Describe(rows, config.ProbePhaseRise, config.ProbePhaseFall, config.ProbePhaseSmooth);
     }
 
     /// <summary>The summary block for a list of metrics rows (in order).</summary>
-    public static Dictionary<string, object?> Describe(IReadOnlyList<MetricsRow> rows, double rise, double fall)
+    public static Dictionary<string, object?> Describe(IReadOnlyList<MetricsRow> rows, double rise, double fall, int smooth = 1)
     {
-        var loss = rows.Select(r => r.TestLoss).ToArray();
-        var error = rows.Select(r => 1 - r.TestAcc).ToArray();
+        var loss = PhaseDetector.Smooth(rows.Select(r => r.TestLoss).ToArray(), smooth);
+        var error = PhaseDetector.Smooth(rows.Select(r => 1 - r.TestAcc).ToArray(), smooth);
         var p = PhaseDetector.Detect(loss, rise, fall);
         var block = new Dictionary<string, object?>();
         AddPoints(block, "test_loss_", p, loss, rows);
@@ -95,7 +115,8 @@ public sealed class PhaseDetectionHook(ExperimentConfig config) : ITrainerHook
         block["fall"] = p.Fall;
         block["rise_fraction"] = rise;
         block["fall_fraction"] = fall;
-        block["final_test_loss"] = loss[^1];
+        block["smooth_window"] = smooth;
+        block["final_test_loss"] = rows[^1].TestLoss;
         block["noisy_fit_epoch"] = FirstEpoch(rows, r => r.NoisyGivenAcc >= FittedAccuracy);
         block["clean_fit_epoch"] = FirstEpoch(rows, r => r.CleanAcc >= FittedAccuracy);
         block["noisy_half_epoch"] = FirstEpoch(rows, r => r.NoisyGivenAcc >= 0.5);
@@ -108,7 +129,7 @@ public sealed class PhaseDetectionHook(ExperimentConfig config) : ITrainerHook
             err["double_descent"] = e.DoubleDescent;
             block["test_error"] = err;
         }
-        block["notes"] = "first minimum = running minimum when the test loss first rises by more than rise_fraction (relative); "
+        block["notes"] = $"curves smoothed by a centred moving average over {smooth} evaluations first (values reported are smoothed); first minimum = running minimum when the test loss first rises by more than rise_fraction (relative); "
             + "maximum = running maximum until it falls by more than fall_fraction (relative); later minimum = smallest value after that maximum. "
             + "Epochs of metrics rows; *_fit_epoch: first epoch with accuracy on the given label ≥ 0.99 (half: ≥ 0.5).";
         return block;

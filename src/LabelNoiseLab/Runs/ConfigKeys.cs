@@ -64,8 +64,9 @@ public static class ConfigKeys
         Key("probe.set_size", Int, 1000, c => c.ProbeSetSize, (c, v) => c with { ProbeSetSize = v }, AtLeast(1), "activation probe: fixed training samples, stratified by given class and clean/noisy"),
         Key("probe.layers", IntList, [], c => c.ProbeLayers, (c, v) => c with { ProbeLayers = v }, NonNegativeIndices, "activation probe: hidden activation layers by index from 0; empty = all"),
         Key("probe.phases", Bool, false, c => c.ProbePhases, (c, v) => c with { ProbePhases = v }, null, "epoch-wise double-descent phase detection on the test loss, into summary.json"),
-        Key("probe.phase_rise", Number, 0.05, c => c.ProbePhaseRise, (c, v) => c with { ProbePhaseRise = v }, Positive, "phase detection: relative rise of the test loss above its first minimum that counts"),
-        Key("probe.phase_fall", Number, 0.05, c => c.ProbePhaseFall, (c, v) => c with { ProbePhaseFall = v }, Range(0, 1, upperOpen: true), "phase detection: relative fall below the following maximum that counts as a second descent"),
+        Key("probe.phase_smooth", Int, 5, c => c.ProbePhaseSmooth, (c, v) => c with { ProbePhaseSmooth = v }, v => v >= 1 && v % 2 == 1 ? null : "must be an odd number ≥ 1", "phase detection: centred moving-average window (evaluations) applied to the curve first; 1 = none"),
+        Key("probe.phase_rise", Number, 0.1, c => c.ProbePhaseRise, (c, v) => c with { ProbePhaseRise = v }, Positive, "phase detection: relative rise of the test loss above its first minimum that counts"),
+        Key("probe.phase_fall", Number, 0.1, c => c.ProbePhaseFall, (c, v) => c with { ProbePhaseFall = v }, Range(0, 1, upperOpen: true), "phase detection: relative fall below the following maximum that counts as a second descent"),
     ];
 
     private static readonly Dictionary<string, ConfigKey> ByName = All.ToDictionary(k => k.Name, StringComparer.Ordinal);

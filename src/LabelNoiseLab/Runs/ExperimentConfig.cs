@@ -71,6 +71,7 @@ public sealed record ExperimentConfig
     public int ProbeSetSize { get; init; }
     public IReadOnlyList<int> ProbeLayers { get; init; } = [];
     public bool ProbePhases { get; init; }
+    public int ProbePhaseSmooth { get; init; }
     public double ProbePhaseRise { get; init; }
     public double ProbePhaseFall { get; init; }
 
