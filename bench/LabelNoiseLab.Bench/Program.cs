@@ -8,7 +8,9 @@ switch (args.Length > 0 ? args[0] : "")
         return GemmBench.Run(args[1..]);
     case "online-linear":
         return OnlineLinearBench.Run(args[1..]);
+    case "activation-probe":
+        return ProbeBench.Run(args[1..]);
     default:
-        Console.Error.WriteLine("usage: LabelNoiseLab.Bench <benchmark>   (benchmarks: gemm, online-linear)");
+        Console.Error.WriteLine("usage: LabelNoiseLab.Bench <benchmark>   (benchmarks: gemm, online-linear, activation-probe)");
         return 2;
 }

@@ -36,7 +36,7 @@ public sealed class DoubleDescentTests : IDisposable
         ];
         int[] given = [0, 0, 0, 1, 1, 1, 2];
         bool[] noisy = [false, false, true, false, true, true, false];
-        var scratch = new double[2 * 3 * 3];
+        var scratch = new float[2 * 3 * 3];
         var counts = new int[6];
         double cos = ActivationStats.CleanNoisyCosine(acts, 3, given, noisy, 3, scratch, counts);
         Assert.Equal((1 / Math.Sqrt(2) + 1) / 2, cos, 12);
@@ -53,7 +53,7 @@ public sealed class DoubleDescentTests : IDisposable
     public void Clean_noisy_cosine_is_nan_without_noisy_samples_and_skips_all_zero_means()
     {
         float[] acts = [1, 2, 3, 4];
-        var scratch = new double[8];
+        var scratch = new float[8];
         var counts = new int[4];
         Assert.True(double.IsNaN(ActivationStats.CleanNoisyCosine(acts, 2, [0, 1], [false, false], 2, scratch, counts)));
         // Class 0: noisy mean is zero (a dead ReLU pattern): no cosine, so only class 1 counts.

@@ -49,11 +49,12 @@ public sealed class ActivationProbe : ITrainerHook
     private float[]?[] _acts = [];
     private int[] _units = [];
     private float[] _absScratch = [];
-    private double[] _sumScratch = [];
+    private float[] _sumScratch = [];
     private int[] _countScratch = [];
     private int _chunkStart;
     private int _classes;
     private double _seconds;
+    private double _forwardSeconds;
 
     public ActivationProbe(ExperimentConfig config) => _config = config;
 
@@ -159,6 +160,7 @@ public sealed class ActivationProbe : ITrainerHook
                 _layers[l].Module.RemoveForwardHook(_captures[l]);
             model.SetTraining(wasTraining);
         }
+        _forwardSeconds += Stopwatch.GetElapsedTime(t0).TotalSeconds;
 
         for (int l = 0; l < _layers.Length; l++)
         {
@@ -188,7 +190,7 @@ public sealed class ActivationProbe : ITrainerHook
             _acts[slot] = new float[_indices.Length * units];
             int cells = 2 * _classes * units;
             if (_sumScratch.Length < cells)
-                _sumScratch = new double[cells];
+                _sumScratch = new float[cells];
             if (_absScratch.Length < _acts[slot]!.Length)
                 _absScratch = new float[_acts[slot]!.Length];
             _countScratch = new int[2 * _classes];
@@ -296,6 +298,7 @@ public sealed class ActivationProbe : ITrainerHook
             },
             ["most_massive_final_layer"] = finals.Count == 0 ? null : finals.MaxBy(r => r.Massive.Ratio)!.Layer,
             ["seconds"] = _seconds,
+            ["seconds_forward"] = _forwardSeconds,
             ["layers"] = layers,
             ["notes"] = "layer = index of the hidden activation module (0 = shallowest). median_abs_activation is over the layer's nonzero entries on the probe set (a ReLU layer is mostly exact zeros). "
                 + "top_unit_stability = share of consecutive probes (epoch 0 included) whose max_unit is unchanged. Cosines: per class, clean-mean vs noisy-mean, averaged over classes.",

@@ -1,3 +1,5 @@
+using System.Numerics.Tensors;
+
 namespace LabelNoiseLab.Probes;
 
 /// <summary>The largest |activation| of a layer on a probe set and how it compares with the rest.</summary>
@@ -22,9 +24,9 @@ public static class ActivationStats
     /// true labels); averaged over the classes where both groups exist and both means are
     /// nonzero. NaN when no class qualifies (no noisy samples, or all-zero means).
     /// </summary>
-    /// <param name="scratch">At least 2 · classes · units doubles.</param>
+    /// <param name="scratch">At least 2 · classes · units floats (float sums: vectorised, and exact enough for a few thousand samples).</param>
     public static double CleanNoisyCosine(ReadOnlySpan<float> acts, int units, ReadOnlySpan<int> groups,
-        ReadOnlySpan<bool> noisy, int classes, Span<double> scratch, Span<int> counts)
+        ReadOnlySpan<bool> noisy, int classes, Span<float> scratch, Span<int> counts)
     {
         int n = groups.Length;
         if (acts.Length != n * units || noisy.Length != n)
@@ -38,10 +40,8 @@ public static class ActivationStats
         {
             int cell = 2 * groups[i] + (noisy[i] ? 1 : 0);
             counts[cell]++;
-            var row = acts.Slice(i * units, units);
             var sum = sums.Slice(cell * units, units);
-            for (int u = 0; u < units; u++)
-                sum[u] += row[u];
+            TensorPrimitives.Add(sum, acts.Slice(i * units, units), sum);
         }
         // The cosine of two means is the cosine of the two sums: the counts cancel.
         double total = 0;
@@ -59,15 +59,16 @@ public static class ActivationStats
         return used == 0 ? double.NaN : total / used;
     }
 
-    /// <summary>Cosine similarity; NaN when either vector is zero.</summary>
-    public static double Cosine(ReadOnlySpan<double> a, ReadOnlySpan<double> b)
+    /// <summary>Cosine similarity (in double); NaN when either vector is zero.</summary>
+    public static double Cosine(ReadOnlySpan<float> a, ReadOnlySpan<float> b)
     {
         double dot = 0, na = 0, nb = 0;
         for (int i = 0; i < a.Length; i++)
         {
-            dot += a[i] * b[i];
-            na += a[i] * a[i];
-            nb += b[i] * b[i];
+            double x = a[i], y = b[i];
+            dot += x * y;
+            na += x * x;
+            nb += y * y;
         }
         return na == 0 || nb == 0 ? double.NaN : dot / Math.Sqrt(na * nb);
     }
@@ -80,21 +81,16 @@ public static class ActivationStats
             throw new ArgumentException($"{acts.Length} activations are not a whole number of rows of {units} units");
         if (scratch.Length < acts.Length)
             throw new ArgumentException("scratch buffer is too small", nameof(scratch));
-        float max = -1f;
-        int at = 0, nonzero = 0;
-        for (int i = 0; i < acts.Length; i++)
-        {
-            float a = Math.Abs(acts[i]);
-            if (a > max)
-            {
-                max = a;
-                at = i;
-            }
-            if (a != 0f)
-                scratch[nonzero++] = a;
-        }
         if (acts.Length == 0)
             return new MassiveActivation(double.NaN, -1, -1, double.NaN, double.NaN);
+        int at = TensorPrimitives.IndexOfMaxMagnitude(acts);
+        float max = Math.Abs(acts[at]);
+        int nonzero = 0;
+        foreach (float v in acts)
+        {
+            if (v != 0f)
+                scratch[nonzero++] = Math.Abs(v);
+        }
         double median = nonzero == 0 ? 0 : Median(scratch[..nonzero]);
         double ratio = median == 0 ? double.NaN : max / median;
         return new MassiveActivation(max, at / units, at % units, median, ratio);

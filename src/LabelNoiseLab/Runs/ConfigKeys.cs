@@ -61,7 +61,7 @@ public static class ConfigKeys
         Key("eval.train_samples", Int, 10000, c => c.EvalTrainSamples, (c, v) => c with { EvalTrainSamples = v }, AtLeast(0), "training samples scored at each evaluation (a fixed random subset, same clean/noisy mix); 0 = all"),
 
         Key("probe.activations_every", Int, 0, c => c.ProbeActivationsEvery, (c, v) => c with { ProbeActivationsEvery = v }, AtLeast(0), "activation probe (activations.csv) every N epochs and at the last; 0 = off"),
-        Key("probe.set_size", Int, 1000, c => c.ProbeSetSize, (c, v) => c with { ProbeSetSize = v }, AtLeast(1), "activation probe: fixed training samples, stratified by given class and clean/noisy"),
+        Key("probe.set_size", Int, 500, c => c.ProbeSetSize, (c, v) => c with { ProbeSetSize = v }, AtLeast(1), "activation probe: fixed training samples, stratified by given class and clean/noisy"),
         Key("probe.layers", IntList, [], c => c.ProbeLayers, (c, v) => c with { ProbeLayers = v }, NonNegativeIndices, "activation probe: hidden activation layers by index from 0; empty = all"),
         Key("probe.phases", Bool, false, c => c.ProbePhases, (c, v) => c with { ProbePhases = v }, null, "epoch-wise double-descent phase detection on the test loss, into summary.json"),
         Key("probe.phase_smooth", Int, 5, c => c.ProbePhaseSmooth, (c, v) => c with { ProbePhaseSmooth = v }, v => v >= 1 && v % 2 == 1 ? null : "must be an odd number ≥ 1", "phase detection: centred moving-average window (evaluations) applied to the curve first; 1 = none"),

@@ -43,7 +43,7 @@ public static class DoubleDescentPreset
 
     /// <summary>
     /// The config every model shares before <c>--set</c>. Full: 4,000 training samples, 150 epochs,
-    /// probe every epoch on 1,000 samples. Quick (CI, under a minute): 1,000 samples, 6 epochs,
+    /// probe every epoch on 500 samples. Quick (CI, under a minute): 1,000 samples, 6 epochs,
     /// 200 probe samples.
     /// </summary>
     public static ExperimentConfig BaseConfig(bool quick) => ExperimentConfig.Default with
@@ -65,7 +65,7 @@ public static class DoubleDescentPreset
         OptimLr = 1e-3,
         EvalTrainSamples = 0,
         ProbeActivationsEvery = 1,
-        ProbeSetSize = quick ? 200 : 1000,
+        ProbeSetSize = quick ? 200 : 500,
         ProbePhases = true,
     };
 
