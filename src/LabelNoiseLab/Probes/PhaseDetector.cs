@@ -14,14 +14,17 @@ public sealed record Phases(int FirstMin, int? Max, int? LaterMin, bool DoubleDe
 /// <list type="number">
 /// <item>the first minimum: the running minimum at the moment the curve first rises more than
 /// <c>rise</c> (relative) above it; if it never does, the global minimum and no descent;</item>
-/// <item>the following maximum: the running maximum after that, up to the moment the curve falls
-/// more than <c>fall</c> (relative) below it; if it never does, the maximum after the first minimum;</item>
+/// <item>the following maximum: the largest value after that minimum;</item>
 /// <item>the later minimum: the smallest value after that maximum.</item>
 /// </list>
-/// <c>double_descent</c> is true when both the rise and the fall happened. Thresholds are
-/// relative so the same settings read a cross-entropy and an error curve. Real test-loss curves
-/// under label noise jitter by several percent from epoch to epoch (Adam, small subsets), so the
-/// hook smooths them first (<see cref="Smooth"/>) and the default thresholds are 10%.
+/// <c>double_descent</c> is true when the later minimum lies more than <c>fall</c> (relative)
+/// below the maximum. Taking the maximum over the whole rest of the curve means a dip inside a
+/// continuing ascent (Adam's loss spikes while the noisy labels are memorised) is not a second
+/// descent; a curve that descends a second time and then climbs above its first peak is not
+/// counted either (conservative). Thresholds are relative so the same settings read a
+/// cross-entropy and an error curve. Test-loss curves under label noise jitter by several
+/// percent from epoch to epoch, so the hook smooths them first (<see cref="Smooth"/>) and the
+/// default thresholds are 10%.
 /// </summary>
 public static class PhaseDetector
 {
@@ -61,23 +64,15 @@ public static class PhaseDetector
         }
         if (riseAt < 0)
             return new Phases(min, null, null, false, 0, 0);
-        int max = riseAt, fallAt = -1;
-        for (int i = riseAt + 1; i < n; i++) // without a fall this runs to the end: max is then the maximum after the rise
-        {
-            if (curve[i] > curve[max])
-                max = i;
-            else if (curve[i] < curve[max] * (1 - fall))
-            {
-                fallAt = i;
-                break;
-            }
-        }
+        int max = riseAt;
+        for (int i = riseAt + 1; i < n; i++)
+            max = curve[i] > curve[max] ? i : max;
         int? later = null;
         for (int i = max + 1; i < n; i++)
             later = later is null || curve[i] < curve[later.Value] ? i : later;
         double riseBy = (curve[max] - curve[min]) / curve[min];
         double fallBy = later is null ? 0 : (curve[max] - curve[later.Value]) / curve[max];
-        return new Phases(min, max, later, fallAt >= 0, riseBy, fallBy);
+        return new Phases(min, max, later, fallBy > fall, riseBy, fallBy);
     }
 }
 
@@ -130,7 +125,7 @@ public sealed class PhaseDetectionHook(ExperimentConfig config) : ITrainerHook
             block["test_error"] = err;
         }
         block["notes"] = $"curves smoothed by a centred moving average over {smooth} evaluations first (values reported are smoothed); first minimum = running minimum when the test loss first rises by more than rise_fraction (relative); "
-            + "maximum = running maximum until it falls by more than fall_fraction (relative); later minimum = smallest value after that maximum. "
+            + "maximum = largest value after it; later minimum = smallest value after that maximum; double_descent = later minimum more than fall_fraction below the maximum. "
             + "Epochs of metrics rows; *_fit_epoch: first epoch with accuracy on the given label ≥ 0.99 (half: ≥ 0.5).";
         return block;
     }
