@@ -12,6 +12,8 @@ switch (args.Length > 0 ? args[0] : "")
         return DataBench.Run(args[1..]);
     case "online-linear":
         return OnlineLinearBench.Run(args[1..]);
+    case "activation-probe":
+        return ProbeBench.Run(args[1..]);
     case "per-sample-norms":
         return PerSampleNormsBench.Run(args[1..]);
     case "spectral":
@@ -19,6 +21,6 @@ switch (args.Length > 0 ? args[0] : "")
     case "study":
         return StudyBench.Run(args[1..]);
     default:
-        Console.Error.WriteLine("usage: LabelNoiseLab.Bench <benchmark>   (benchmarks: gemm, mlp-epoch, data-load, online-linear, study, spectral, per-sample-norms)");
+        Console.Error.WriteLine("usage: LabelNoiseLab.Bench <benchmark>   (benchmarks: gemm, mlp-epoch, data-load, online-linear, study, spectral, per-sample-norms, activation-probe)");
         return 2;
 }

@@ -82,7 +82,7 @@ public static class LnlabCli
         var presetOverwrite = new Option<bool>("--overwrite") { Description = "replace a complete run in --out" };
         var presetDataDir = new Option<string?>("--data-dir") { Description = "data folder for presets that load data (default $LNLAB_DATA, then /usr/share/datasets)" };
         var presetSeeds = new Option<int?>("--seeds") { Description = "seeds per setting (robust preset; default 3, 1 with --quick)" };
-        var run = new Command("run", "run a built-in preset: two-phase (label-noise SGD, SAM and the two phases of a two-layer linear network), two-phase-fmnist (plain vs label-noise SGD on Fashion-MNIST), spectral-tail (spectral probe and truncation under label noise), robust (robust training methods on Fashion-MNIST)")
+        var run = new Command("run", "run a built-in preset: two-phase (label-noise SGD, SAM and the two phases of a two-layer linear network), two-phase-fmnist (plain vs label-noise SGD on Fashion-MNIST), spectral-tail (spectral probe and truncation under label noise), double-descent (MLP3/5/7 under 30% label noise: epoch-wise double descent, activation probe), robust (robust training methods on Fashion-MNIST)")
         {
             preset, quick, presetOut, presetSet, presetOverwrite, presetDataDir, presetSeeds,
         };

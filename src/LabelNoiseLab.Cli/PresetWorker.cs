@@ -29,13 +29,14 @@ public sealed record PresetOptions
 /// </summary>
 public sealed class PresetWorker(TextWriter stdout, string runsRoot = "runs")
 {
-    public static IReadOnlyList<string> Presets { get; } = ["two-phase", "two-phase-fmnist", "spectral-tail", "robust"];
+    public static IReadOnlyList<string> Presets { get; } = ["two-phase", "two-phase-fmnist", "spectral-tail", "double-descent", "robust"];
 
     public int Run(PresetOptions options) => options.Preset switch
     {
         "two-phase" => RunTwoPhase(options),
         "two-phase-fmnist" => RunTwoPhaseFmnist(options),
         "spectral-tail" => RunSpectralTail(options),
+        "double-descent" => RunDoubleDescent(options),
         "robust" => RunRobust(options),
         _ => throw new InputException($"preset '{options.Preset}': unknown; expected one of {string.Join(", ", Presets)}"),
     };
@@ -106,7 +107,14 @@ public sealed class PresetWorker(TextWriter stdout, string runsRoot = "runs")
         }
     }
 
-    /// <summary>`lnlab run robust`: the grid of robust-training runs (issue 7), 3 seeds unless --seeds.</summary>
+    /// <summary><c>double-descent</c>: MLP3/5/7 under 30% label noise, with the activation probe and phase detection.</summary>
+    private int RunDoubleDescent(PresetOptions options)
+    {
+        var settings = DoubleDescentPreset.Resolve(options.Quick, options.Sets);
+        var dir = RunDirectory.Create(options.OutDir, options.Quick ? "double-descent-quick" : "double-descent", options.Overwrite, runsRoot);
+        return Finish(dir, () => DoubleDescentPreset.Run(settings, dir, options.DataDir, stdout.WriteLine));
+    }
+
     /// <summary><c>robust</c>: robust training methods compared on one benchmark (results.csv, table.md).</summary>
     private int RunRobust(PresetOptions options)
     {

@@ -103,6 +103,13 @@ public static class ConfigKeys
         Key("select.forget_epochs", Int, 10, c => c.SelectForgetEpochs, (c, v) => c with { SelectForgetEpochs = v }, AtLeast(1), "epochs T_k over which the forget rate rises linearly to tau"),
         Key("detection.enabled", Bool, false, c => c.DetectionEnabled, (c, v) => c with { DetectionEnabled = v }, null, "noisy-label detection scores each epoch (detection.csv)"),
         Key("detection.suspects", Int, 0, c => c.DetectionSuspects, (c, v) => c with { DetectionSuspects = v }, AtLeast(0), "write the N most suspicious training samples to suspects.csv; 0 = none"),
+        Key("probe.activations_every", Int, 0, c => c.ProbeActivationsEvery, (c, v) => c with { ProbeActivationsEvery = v }, AtLeast(0), "activation probe (activations.csv) every N epochs and at the last; 0 = off"),
+        Key("probe.set_size", Int, 500, c => c.ProbeSetSize, (c, v) => c with { ProbeSetSize = v }, AtLeast(1), "activation probe: fixed training samples, stratified by given class and clean/noisy"),
+        Key("probe.layers", IntList, [], c => c.ProbeLayers, (c, v) => c with { ProbeLayers = v }, NonNegativeIndices, "activation probe: hidden activation layers by index from 0; empty = all"),
+        Key("probe.phases", Bool, false, c => c.ProbePhases, (c, v) => c with { ProbePhases = v }, null, "epoch-wise double-descent phase detection on the test loss, into summary.json"),
+        Key("probe.phase_smooth", Int, 5, c => c.ProbePhaseSmooth, (c, v) => c with { ProbePhaseSmooth = v }, v => v >= 1 && v % 2 == 1 ? null : "must be an odd number ≥ 1", "phase detection: centred moving-average window (evaluations) applied to the curve first; 1 = none"),
+        Key("probe.phase_rise", Number, 0.1, c => c.ProbePhaseRise, (c, v) => c with { ProbePhaseRise = v }, Positive, "phase detection: relative rise of the test loss above its first minimum that counts"),
+        Key("probe.phase_fall", Number, 0.1, c => c.ProbePhaseFall, (c, v) => c with { ProbePhaseFall = v }, Range(0, 1, upperOpen: true), "phase detection: relative fall below the following maximum that counts as a second descent"),
     ];
 
     private static readonly Dictionary<string, ConfigKey> ByName = All.ToDictionary(k => k.Name, StringComparer.Ordinal);
@@ -145,6 +152,9 @@ public static class ConfigKeys
 
     private static string? PositiveWidths(IReadOnlyList<int> widths) =>
         widths.All(w => w > 0) ? null : "must be greater than 0 (every width)";
+
+    private static string? NonNegativeIndices(IReadOnlyList<int> indices) =>
+        indices.All(i => i >= 0) ? null : "must be layer indices ≥ 0";
 
     private static string? Betas(IReadOnlyList<double> b) =>
         b.Count == 2 && b.All(x => x >= 0 && x < 1) ? null : "must be two numbers in [0, 1)";

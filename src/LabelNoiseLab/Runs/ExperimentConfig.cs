@@ -111,6 +111,13 @@ public sealed record ExperimentConfig
     public int SelectForgetEpochs { get; init; }
     public bool DetectionEnabled { get; init; }
     public int DetectionSuspects { get; init; }
+    public int ProbeActivationsEvery { get; init; }
+    public int ProbeSetSize { get; init; }
+    public IReadOnlyList<int> ProbeLayers { get; init; } = [];
+    public bool ProbePhases { get; init; }
+    public int ProbePhaseSmooth { get; init; }
+    public double ProbePhaseRise { get; init; }
+    public double ProbePhaseFall { get; init; }
 
     /// <summary>
     /// Reads a YAML config file, applies <c>--set key=value</c> overrides, validates.
@@ -180,7 +187,11 @@ public sealed record ExperimentConfig
     {
         var sb = new StringBuilder();
         string? section = null;
-        foreach (var key in ConfigKeys.All)
+        // Keys of one section together (in table order of first appearance): a section written
+        // twice would be a duplicate YAML key.
+        static string? SectionOf(ConfigKey k) => k.Name.Contains('.', StringComparison.Ordinal) ? k.Name[..k.Name.IndexOf('.', StringComparison.Ordinal)] : null;
+        var order = ConfigKeys.All.Select(SectionOf).Distinct().ToList();
+        foreach (var key in ConfigKeys.All.OrderBy(k => order.IndexOf(SectionOf(k))))
         {
             int dot = key.Name.IndexOf('.', StringComparison.Ordinal);
             string? keySection = dot < 0 ? null : key.Name[..dot];

@@ -66,6 +66,8 @@ public static class TrainerHooks
     [
         NeuronNormHook.Create,
         c => c.ProbeSpectralEvery > 0 ? new SpectralTrainerHook(c.ProbeSpectralEvery) : null,
+        c => c.ProbeActivationsEvery > 0 ? new Probes.ActivationProbe(c) : null,
+        c => c.ProbePhases ? new Probes.PhaseDetectionHook(c) : null,
     ];
 
     /// <summary>

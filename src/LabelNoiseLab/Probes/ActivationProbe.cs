@@ -1,0 +1,307 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using LabelNoiseLab.Autograd;
+using LabelNoiseLab.Data;
+using LabelNoiseLab.Nn;
+using LabelNoiseLab.Runs;
+using LabelNoiseLab.Tensors;
+
+namespace LabelNoiseLab.Probes;
+
+/// <summary>
+/// The activation probe of the epoch-wise double-descent study (<c>probe.activations_every</c>):
+/// on a fixed, stratified set of training samples (clean and noisy samples of every given class,
+/// <c>probe.set_size</c> in all) it reads the output of every hidden activation module through the
+/// modules' forward hooks, at initialisation and every E epochs (and after the last), and writes
+/// one row per (epoch, layer) to <c>activations.csv</c>:
+/// clean/noisy cosine of class means (grouped by given and by true label), the largest
+/// |activation|, its unit, the median |activation| (nonzero entries) and their ratio, and how the
+/// top unit's magnitude correlates with the input's L2 norm and with the logit margin.
+/// <c>summary.json</c> gets per-layer figures, among them how often the top unit stayed the same.
+/// The hooks are attached only for the probe's own forward pass, so training steps pay nothing.
+/// </summary>
+public sealed class ActivationProbe : ITrainerHook
+{
+    public const string FileName = "activations.csv";
+
+    public const string Header = "epoch,layer,clean_noisy_cosine_given,clean_noisy_cosine_true,max_abs_activation,max_unit,"
+        + "median_abs_activation,max_to_median_ratio,max_unit_input_corr,max_unit_output_corr";
+
+    private const int Chunk = 500;
+
+    private readonly ExperimentConfig _config;
+    private readonly StringBuilder _csv = new(Header + "\n");
+    private readonly Tape _tape = new(recording: false);
+    private readonly List<ProbeRow> _rows = [];
+    private int[] _indices = [];
+    private int[] _given = [];
+    private int[] _true = [];
+    private bool[] _noisy = [];
+    private double[] _inputNorms = [];
+    private double[] _margins = [];
+    private double[] _unitMagnitude = [];
+    private Tensor _x = new(0, 1);
+    private Tensor _chunk = new(0, 1);
+    private (string Name, Module Module)[] _layers = [];
+    private int[] _layerIndex = [];
+    private ForwardHook[] _captures = [];
+    private float[]?[] _acts = [];
+    private int[] _units = [];
+    private float[] _absScratch = [];
+    private float[] _sumScratch = [];
+    private int[] _countScratch = [];
+    private int _chunkStart;
+    private int _classes;
+    private double _seconds;
+    private double _forwardSeconds;
+
+    public ActivationProbe(ExperimentConfig config) => _config = config;
+
+    /// <summary>One (epoch, layer) row of activations.csv.</summary>
+    public sealed record ProbeRow(int Epoch, int Layer, double CosineGiven, double CosineTrue, MassiveActivation Massive,
+        double InputCorr, double OutputCorr);
+
+    public IReadOnlyList<ProbeRow> Rows => _rows;
+
+    /// <summary>Indices (into the training set) of the probe samples, ascending.</summary>
+    public IReadOnlyList<int> ProbeIndices => _indices;
+
+    public void OnStart(TrainingRun run)
+    {
+        var train = run.Data.Train;
+        if (train.NumClasses == 0)
+            throw new ConfigException("probe.activations_every", $"the activation probe needs a classification data set; {_config.DataName} is a regression set");
+        if (_config.ProbeSetSize > train.Count)
+            throw new ConfigException("probe.set_size", $"{_config.ProbeSetSize} is larger than the training set ({train.Count} samples)");
+        var all = run.Model.NamedModules().Where(m => m.Module is Activation).ToArray();
+        if (all.Length == 0)
+            throw new ConfigException("probe.activations_every", $"model.kind={_config.ModelKind} has no hidden activation layers to probe");
+        foreach (int l in _config.ProbeLayers)
+        {
+            if (l >= all.Length)
+                throw new ConfigException("probe.layers", $"layer {l} does not exist; the model has {all.Length} hidden activation layers (0..{all.Length - 1})");
+        }
+        _layerIndex = _config.ProbeLayers.Count == 0 ? [.. Enumerable.Range(0, all.Length)] : [.. _config.ProbeLayers.Distinct().Order()];
+        _layers = [.. _layerIndex.Select(i => all[i])];
+
+        _classes = train.NumClasses;
+        _indices = StratifiedSample(train, _config.ProbeSetSize, Rng.ForPurpose(_config.Seed, "activation-probe-set"));
+        int n = _indices.Length, d = train.FeatureLength;
+        _x = new Tensor(n, d);
+        _chunk = new Tensor(Math.Min(Chunk, n), d);
+        _given = new int[n];
+        _true = new int[n];
+        _noisy = new bool[n];
+        _inputNorms = new double[n];
+        _margins = new double[n];
+        _unitMagnitude = new double[n];
+        for (int i = 0; i < n; i++)
+        {
+            int s = _indices[i];
+            var sample = train.Sample(s);
+            sample.CopyTo(_x.Span.Slice(i * d, d));
+            _given[i] = train.Labels[s];
+            _true[i] = train.TrueLabels[s];
+            _noisy[i] = train.NoiseMask[s];
+            double sq = 0;
+            foreach (float v in sample)
+                sq += (double)v * v;
+            _inputNorms[i] = Math.Sqrt(sq);
+        }
+        _acts = new float[]?[_layers.Length];
+        _units = new int[_layers.Length];
+        _captures = new ForwardHook[_layers.Length];
+        for (int l = 0; l < _layers.Length; l++)
+        {
+            int slot = l;
+            _captures[l] = (_, _, output) => Capture(slot, output);
+        }
+        Probe(run, 0);
+    }
+
+    public void OnEvaluation(TrainingRun run, int epoch, long step, IDictionary<string, double> extra)
+    {
+        // Only the evaluation that ends an epoch (not the eval_every_steps ones inside it).
+        bool epochEnd = step == (long)epoch * run.Batcher.BatchesPerEpoch;
+        if (epochEnd && (epoch % _config.ProbeActivationsEvery == 0 || epoch == _config.Epochs))
+            Probe(run, epoch);
+    }
+
+    public void OnEnd(TrainingRun run, IDictionary<string, object?> summary) => summary["activations"] = Summary();
+
+    /// <summary>Runs the probe set through the model (evaluation mode, hooks on) and appends one row per layer.</summary>
+    public void Probe(TrainingRun run, int epoch)
+    {
+        long t0 = Stopwatch.GetTimestamp();
+        var model = run.Model;
+        int n = _indices.Length, d = _x.RowLength;
+        bool wasTraining = model.Training;
+        model.SetTraining(false);
+        for (int l = 0; l < _layers.Length; l++)
+            _layers[l].Module.AddForwardHook(_captures[l]);
+        try
+        {
+            for (_chunkStart = 0; _chunkStart < n; _chunkStart += Chunk)
+            {
+                int len = Math.Min(Chunk, n - _chunkStart);
+                _chunk.Resize([len, d]);
+                _x.Span.Slice(_chunkStart * d, len * d).CopyTo(_chunk.Span);
+                _tape.Reset();
+                var logits = model.Forward(_tape, _chunk);
+                int k = logits.RowLength;
+                for (int i = 0; i < len; i++)
+                    _margins[_chunkStart + i] = ActivationStats.LogitMargin(logits.Span.Slice(i * k, k));
+            }
+        }
+        finally
+        {
+            for (int l = 0; l < _layers.Length; l++)
+                _layers[l].Module.RemoveForwardHook(_captures[l]);
+            model.SetTraining(wasTraining);
+        }
+        _forwardSeconds += Stopwatch.GetElapsedTime(t0).TotalSeconds;
+
+        for (int l = 0; l < _layers.Length; l++)
+        {
+            var acts = _acts[l]!;
+            int units = _units[l];
+            double cosGiven = ActivationStats.CleanNoisyCosine(acts, units, _given, _noisy, _classes, _sumScratch, _countScratch);
+            double cosTrue = ActivationStats.CleanNoisyCosine(acts, units, _true, _noisy, _classes, _sumScratch, _countScratch);
+            var massive = ActivationStats.Massive(acts, units, _absScratch);
+            for (int i = 0; i < n; i++)
+                _unitMagnitude[i] = Math.Abs(acts[i * units + massive.Unit]);
+            var row = new ProbeRow(epoch, _layerIndex[l], cosGiven, cosTrue, massive,
+                ActivationStats.Pearson(_unitMagnitude, _inputNorms), ActivationStats.Pearson(_unitMagnitude, _margins));
+            _rows.Add(row);
+            AppendCsv(_csv, row);
+        }
+        run.Directory.WriteText(FileName, _csv.ToString());
+        _seconds += Stopwatch.GetElapsedTime(t0).TotalSeconds;
+    }
+
+    private void Capture(int slot, Tensor output)
+    {
+        int rows = output.Shape[0];
+        int units = output.Length / rows;
+        if (_acts[slot] is null)
+        {
+            _units[slot] = units;
+            _acts[slot] = new float[_indices.Length * units];
+            int cells = 2 * _classes * units;
+            if (_sumScratch.Length < cells)
+                _sumScratch = new float[cells];
+            if (_absScratch.Length < _acts[slot]!.Length)
+                _absScratch = new float[_acts[slot]!.Length];
+            _countScratch = new int[2 * _classes];
+        }
+        output.Span[..(rows * units)].CopyTo(_acts[slot].AsSpan(_chunkStart * units, rows * units));
+    }
+
+    internal static void AppendCsv(StringBuilder csv, ProbeRow r)
+    {
+        var inv = CultureInfo.InvariantCulture;
+        csv.Append(r.Epoch.ToString(inv)).Append(',').Append(r.Layer.ToString(inv)).Append(',')
+            .Append(MetricsWriter.Format(r.CosineGiven)).Append(',')
+            .Append(MetricsWriter.Format(r.CosineTrue)).Append(',')
+            .Append(MetricsWriter.Format(r.Massive.MaxAbs)).Append(',')
+            .Append(r.Massive.Unit.ToString(inv)).Append(',')
+            .Append(MetricsWriter.Format(r.Massive.MedianAbs)).Append(',')
+            .Append(MetricsWriter.Format(r.Massive.Ratio)).Append(',')
+            .Append(MetricsWriter.Format(r.InputCorr)).Append(',')
+            .Append(MetricsWriter.Format(r.OutputCorr)).Append('\n');
+    }
+
+    /// <summary>
+    /// A fixed probe set: the same number of samples from every (given class, clean/noisy) cell
+    /// where the cell has them, the rest filled at random from what is left, so the set has
+    /// exactly <paramref name="size"/> samples. Indices ascending.
+    /// </summary>
+    public static int[] StratifiedSample(Dataset train, int size, Rng rng)
+    {
+        if (size > train.Count)
+            throw new ConfigException("probe.set_size", $"{size} is larger than the training set ({train.Count} samples)");
+        int classes = Math.Max(1, train.NumClasses);
+        var cells = new List<int>[2 * classes];
+        for (int c = 0; c < cells.Length; c++)
+            cells[c] = [];
+        for (int i = 0; i < train.Count; i++)
+            cells[2 * train.Labels[i] + (train.NoiseMask[i] ? 1 : 0)].Add(i);
+        int quota = size / cells.Length;
+        var chosen = new List<int>(size);
+        var rest = new List<int>();
+        foreach (var cell in cells)
+        {
+            var arr = cell.ToArray();
+            rng.Shuffle(arr);
+            int take = Math.Min(quota, arr.Length);
+            chosen.AddRange(arr[..take]);
+            rest.AddRange(arr[take..]);
+        }
+        var leftover = rest.ToArray();
+        rng.Shuffle(leftover);
+        chosen.AddRange(leftover[..(size - chosen.Count)]);
+        var result = chosen.ToArray();
+        Array.Sort(result);
+        return result;
+    }
+
+    private Dictionary<string, object?> Summary()
+    {
+        var layers = new List<object?>();
+        for (int l = 0; l < _layers.Length; l++)
+        {
+            int index = _layerIndex[l];
+            var rows = _rows.Where(r => r.Layer == index).ToList();
+            if (rows.Count == 0)
+                continue;
+            int same = 0;
+            for (int i = 1; i < rows.Count; i++)
+                same += rows[i].Massive.Unit == rows[i - 1].Massive.Unit ? 1 : 0;
+            var mode = rows.GroupBy(r => r.Massive.Unit).MaxBy(g => g.Count())!;
+            var peak = rows.Where(r => !double.IsNaN(r.Massive.Ratio)).MaxBy(r => r.Massive.Ratio);
+            var trained = rows.Where(r => r.Epoch > 0).ToList();
+            var minGiven = trained.Where(r => !double.IsNaN(r.CosineGiven)).MinBy(r => r.CosineGiven);
+            var last = rows[^1];
+            layers.Add(new Dictionary<string, object?>
+            {
+                ["layer"] = index,
+                ["module"] = _layers[l].Name,
+                ["units"] = _units[l],
+                ["top_unit_stability"] = rows.Count < 2 ? double.NaN : (double)same / (rows.Count - 1),
+                ["top_unit_most_often"] = mode.Key,
+                ["top_unit_most_often_share"] = (double)mode.Count() / rows.Count,
+                ["final_max_unit"] = last.Massive.Unit,
+                ["final_max_abs_activation"] = last.Massive.MaxAbs,
+                ["final_max_to_median_ratio"] = last.Massive.Ratio,
+                ["peak_max_to_median_ratio"] = peak?.Massive.Ratio ?? double.NaN,
+                ["peak_ratio_epoch"] = peak?.Epoch,
+                ["initial_cosine_given"] = rows[0].CosineGiven,
+                ["min_cosine_given"] = minGiven?.CosineGiven ?? double.NaN,
+                ["min_cosine_given_epoch"] = minGiven?.Epoch,
+                ["final_cosine_given"] = last.CosineGiven,
+                ["final_cosine_true"] = last.CosineTrue,
+                ["final_max_unit_input_corr"] = last.InputCorr,
+                ["final_max_unit_output_corr"] = last.OutputCorr,
+            });
+        }
+        var finals = _rows.Where(r => r.Epoch == (_rows.Count == 0 ? 0 : _rows[^1].Epoch) && !double.IsNaN(r.Massive.Ratio)).ToList();
+        return new Dictionary<string, object?>
+        {
+            ["file"] = FileName,
+            ["every_epochs"] = _config.ProbeActivationsEvery,
+            ["probe_set"] = new Dictionary<string, object?>
+            {
+                ["size"] = _indices.Length,
+                ["clean"] = _noisy.Count(b => !b),
+                ["noisy"] = _noisy.Count(b => b),
+            },
+            ["most_massive_final_layer"] = finals.Count == 0 ? null : finals.MaxBy(r => r.Massive.Ratio)!.Layer,
+            ["seconds"] = _seconds,
+            ["seconds_forward"] = _forwardSeconds,
+            ["layers"] = layers,
+            ["notes"] = "layer = index of the hidden activation module (0 = shallowest). median_abs_activation is over the layer's nonzero entries on the probe set (a ReLU layer is mostly exact zeros). "
+                + "top_unit_stability = share of consecutive probes (epoch 0 included) whose max_unit is unchanged. Cosines: per class, clean-mean vs noisy-mean, averaged over classes.",
+        };
+    }
+}
