@@ -65,7 +65,7 @@ public static class ConfigKeys
         Key("schedule.warmup", Int, 0, c => c.ScheduleWarmup, (c, v) => c with { ScheduleWarmup = v }, AtLeast(0), "linear warm-up steps"),
 
         Key("early_stop.patience", Int, 0, c => c.EarlyStopPatience, (c, v) => c with { EarlyStopPatience = v }, AtLeast(0), "stop after N evaluations without a better validation loss; 0 = never"),
-        Key("eval.train_samples", Int, 10000, c => c.EvalTrainSamples, (c, v) => c with { EvalTrainSamples = v }, AtLeast(0), "training samples scored at each evaluation (a fixed random subset, same clean/noisy mix); 0 = all"),
+        Key("eval.train_samples", Int, 5000, c => c.EvalTrainSamples, (c, v) => c with { EvalTrainSamples = v }, AtLeast(0), "training samples scored at each evaluation (a fixed random subset, same clean/noisy mix); 0 = all"),
 
         Key("label_noise.kind", Choice("none", "classification", "regression"), "none", c => c.LabelNoiseKind, (c, v) => c with { LabelNoiseKind = v }, null, "label-noise SGD: fresh label noise at every step (classification: redraw labels; regression: add ε to targets)"),
         Key("label_noise.p", Number, 0.5, c => c.LabelNoiseP, (c, v) => c with { LabelNoiseP = v }, Range(0, 1), "classification: probability that a sample's label is redrawn uniformly from all classes at a step"),
