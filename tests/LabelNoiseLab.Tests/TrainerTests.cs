@@ -82,6 +82,20 @@ public sealed class TrainerTests : IDisposable
         Assert.Equal(double.Parse(reported, System.Globalization.CultureInfo.InvariantCulture), test, 12);
     }
 
+    [Theory]
+    [InlineData("detection.enabled=true")]
+    [InlineData("prune.kind=truncate")]
+    public void Sam_with_a_per_sample_objective_still_learns(string option)
+    {
+        // The per-sample objectives finish the weight gradients after the backward; SAM's two
+        // gradient evaluations must run that step too, or the weights never move.
+        string outDir = Path.Combine(_dir, "sam-" + option.Split('=')[0]);
+        var (code, stdout, stderr) = Train(Mixture, "--out", outDir, "--set", "sam.rho=0.05", "--set", option);
+        Assert.True(code == 0, stderr + stdout);
+        var last = File.ReadAllLines(Path.Combine(outDir, "metrics.csv"))[^1].Split(',');
+        Assert.True(double.Parse(last[6], System.Globalization.CultureInfo.InvariantCulture) > 0.5, string.Join(",", last));
+    }
+
     [Fact]
     public void A_nan_loss_ends_the_run_as_diverged_with_its_step_and_keeps_the_metrics()
     {

@@ -26,6 +26,12 @@ public static class RobustPreset
         ("forward_t", (c, _) => c with { RobustLoss = "forward", RobustEstimateAfter = Math.Max(1, c.Epochs / 5) }),
         // Han et al.: τ = the noise rate, reached after T_k = 10 epochs (or all epochs when fewer).
         ("co_teaching", (c, rate) => c with { SelectKind = "co_teaching", SelectForgetRate = rate, SelectForgetEpochs = Math.Min(10, c.Epochs) }),
+        // SAM with the common ρ = 0.05 (Foret et al.) around the same base optimizer.
+        ("sam", (c, _) => c with { SamRho = 0.05 }),
+        // Label-noise SGD, the classification setting of the two-phase paper's authors: each label
+        // redrawn uniformly with probability 0.5 at every step. It is its own training objective,
+        // so the detection scores (another objective) are off for it: no AUROC in its rows.
+        ("label_noise_sgd", (c, _) => c with { LabelNoiseKind = "classification", LabelNoiseP = 0.5, DetectionEnabled = false, DetectionSuspects = 0 }),
     ];
 
     public const string DefaultSettings = "symmetric:0.2,symmetric:0.4,symmetric:0.6,symmetric:0.8,asymmetric:0.4";
@@ -152,7 +158,10 @@ public static class RobustPreset
     private static Row ReadRow(string path, string method, string kind, double rate, int seed)
     {
         var s = JsonNode.Parse(File.ReadAllText(Path.Combine(path, RunDirectory.SummaryFile)))!;
-        double Num(JsonNode? n) => n is null ? double.NaN : n.GetValue<double>();
+        // summary.json writes non-finite numbers as strings ("NaN": e.g. no gradient norms under SAM).
+        double Num(JsonNode? n) => n is null ? double.NaN
+            : n.GetValueKind() == System.Text.Json.JsonValueKind.String ? double.Parse(n.GetValue<string>(), System.Globalization.CultureInfo.InvariantCulture)
+            : n.GetValue<double>();
         int epochs = s["epochs_completed"]!.GetValue<int>();
         return new Row(method, kind, rate, seed, Num(s["best_test_acc"]), Num(s["final"]?["test_acc"]),
             Num(s["robust"]?["detection_auroc_grad_norm"]), epochs == 0 ? double.NaN : Num(s["seconds_training"]) / epochs);

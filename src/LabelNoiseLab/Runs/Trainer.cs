@@ -170,7 +170,10 @@ public sealed class Trainer : IExperimentRunner
             var loss = objective.Loss(tape, output, batcher, step);
             float value = loss[0];
             if (float.IsFinite(value))
+            {
                 tape.Backward(loss);
+                objective.AfterBackward(tape, batcher, step); // per-sample re-weighting applies at both points
+            }
             return value;
         }
 
