@@ -76,35 +76,10 @@ public sealed class PresetWorker(TextWriter stdout, string runsRoot = "runs")
         });
     }
 
-    /// <summary>Runs a preset's body and writes the run's final status (complete last of all).</summary>
     private int Finish(RunDirectory dir, Func<RunResult> body)
     {
         stdout.WriteLine($"run directory: {dir.Path}");
-        try
-        {
-            var result = body();
-            switch (result.Status)
-            {
-                case RunStatus.Complete:
-                    dir.MarkComplete();
-                    stdout.WriteLine($"complete: {dir.Path}");
-                    return ExitCodes.Complete;
-                case RunStatus.Diverged:
-                    dir.MarkDiverged(result.Reason ?? "diverged");
-                    stdout.WriteLine($"diverged: {dir.StatusReason} ({dir.Path})");
-                    return ExitCodes.Diverged;
-                default:
-                    dir.MarkFailed(result.Reason ?? "failed");
-                    stdout.WriteLine($"failed: {dir.StatusReason} ({dir.Path})");
-                    return ExitCodes.Failed;
-            }
-        }
-        catch (Exception e)
-        {
-            if (dir.Status == RunStatus.Running)
-                dir.MarkFailed(e is InputException ? e.Message : $"{e.GetType().Name}: {e.Message}");
-            throw;
-        }
+        return RunEnding.Run(dir, stdout, body);
     }
 
     /// <summary><c>double-descent</c>: MLP3/5/7 under 30% label noise, with the activation probe and phase detection.</summary>

@@ -57,17 +57,32 @@ public sealed class TrainWorker(IExperimentRunner? runner, IProgressDisplay disp
         return RunToEnd(runner, config, dir, new RunContext(dataDir, display, ResumeFrom: checkpoint));
     }
 
-    private int RunToEnd(IExperimentRunner runner, ExperimentConfig config, RunDirectory dir, RunContext context)
+    private int RunToEnd(IExperimentRunner runner, ExperimentConfig config, RunDirectory dir, RunContext context) =>
+        RunEnding.Run(dir, stdout, () => display.Show(() => runner.Run(config, dir, context)),
+            onComplete: () =>
+            {
+                if (dir.Metrics is { Rows.Count: > 0 } metrics)
+                    stdout.WriteLine(FinalLine(metrics.Rows[^1]));
+            });
+}
+
+/// <summary>
+/// How every run that lnlab starts ends: the runner's result becomes the final status (complete
+/// last of all) and the exit code; an exception marks the run failed and goes on to the one
+/// place that reports it.
+/// </summary>
+internal static class RunEnding
+{
+    public static int Run(RunDirectory dir, TextWriter stdout, Func<RunResult> body, Action? onComplete = null)
     {
         try
         {
-            var result = display.Show(() => runner.Run(config, dir, context));
+            var result = body();
             switch (result.Status)
             {
                 case RunStatus.Complete:
                     dir.MarkComplete();
-                    if (dir.Metrics is { Rows.Count: > 0 } metrics)
-                        stdout.WriteLine(FinalLine(metrics.Rows[^1]));
+                    onComplete?.Invoke();
                     stdout.WriteLine($"complete: {dir.Path}");
                     return ExitCodes.Complete;
                 case RunStatus.Diverged:

@@ -57,27 +57,7 @@ public sealed record SpectralTailOptions
     ];
 
     /// <summary>Applies <c>key=value</c>; an unknown key or a value of the wrong type is a <see cref="ConfigException"/>.</summary>
-    public SpectralTailOptions With(string assignment)
-    {
-        int eq = assignment.IndexOf('=', StringComparison.Ordinal);
-        if (eq <= 0)
-            throw new InputException($"--set '{assignment}': expected key=value");
-        string key = assignment[..eq].Trim(), value = assignment[(eq + 1)..].Trim();
-        foreach (var (k, _, set) in Table)
-        {
-            if (k != key)
-                continue;
-            try
-            {
-                return set(this, value);
-            }
-            catch (Exception e) when (e is FormatException or OverflowException)
-            {
-                throw new ConfigException(key, $"'{value}' is not a valid value");
-            }
-        }
-        throw new ConfigException(key, "unknown key for the spectral-tail preset; known: " + string.Join(", ", Table.Select(t => t.Key)));
-    }
+    public SpectralTailOptions With(string assignment) => PresetSettings.Apply(this, assignment, "spectral-tail", Table);
 
     /// <summary>The experiment config of one run of the preset (validated).</summary>
     public ExperimentConfig RunConfig(string model, double noiseRate, int width)

@@ -60,27 +60,7 @@ public sealed record TwoPhaseOptions
     ];
 
     /// <summary>Applies <c>key=value</c>; an unknown key or a value of the wrong type is a <see cref="ConfigException"/>.</summary>
-    public TwoPhaseOptions With(string assignment)
-    {
-        int eq = assignment.IndexOf('=', StringComparison.Ordinal);
-        if (eq <= 0)
-            throw new InputException($"--set '{assignment}': expected key=value");
-        string key = assignment[..eq].Trim(), value = assignment[(eq + 1)..].Trim();
-        foreach (var (k, _, set) in Table)
-        {
-            if (k != key)
-                continue;
-            try
-            {
-                return set(this, value);
-            }
-            catch (Exception e) when (e is FormatException or OverflowException)
-            {
-                throw new ConfigException(key, $"expected a number, got '{value}'");
-            }
-        }
-        throw new ConfigException(key, "unknown key for the two-phase preset; known: " + string.Join(", ", Table.Select(t => t.Key)));
-    }
+    public TwoPhaseOptions With(string assignment) => PresetSettings.Apply(this, assignment, "two-phase", Table);
 
     /// <summary>Throws a <see cref="ConfigException"/> naming the first out-of-range key.</summary>
     public void Validate()
