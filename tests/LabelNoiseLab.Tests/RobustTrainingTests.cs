@@ -118,16 +118,7 @@ public sealed class RobustTrainingTests(ITestOutputHelper output) : IDisposable
         Assert.Equal(2.0 / 3, Detection.Auroc([0.9, 0.8, 0.2, 0.1], [false, true, false, false]), 10);
     }
 
-    private (int Code, string Out, string Err) Train(string yaml, params string[] extra)
-    {
-        string config = Path.Combine(_dir, "config.yaml");
-        File.WriteAllText(config, yaml);
-        var stdout = new StringWriter();
-        var stderr = new StringWriter();
-        int code = LnlabCli.Run(["train", "--config", config, .. extra], stdout, stderr,
-            new CliHost(new Trainer(), Interactive: false, RunsRoot: Path.Combine(_dir, "runs")));
-        return (code, stdout.ToString(), stderr.ToString());
-    }
+    private (int Code, string Out, string Err) Train(string yaml, params string[] extra) => TestCli.Train(_dir, yaml, extra);
 
     private const string Mixture = """
         name: robust

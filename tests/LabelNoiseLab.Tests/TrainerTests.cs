@@ -13,16 +13,7 @@ public sealed class TrainerTests : IDisposable
 
     public void Dispose() => Directory.Delete(_dir, recursive: true);
 
-    private (int Code, string Out, string Err) Train(string yaml, params string[] extra)
-    {
-        string config = Path.Combine(_dir, "config.yaml");
-        File.WriteAllText(config, yaml);
-        var stdout = new StringWriter();
-        var stderr = new StringWriter();
-        int code = LnlabCli.Run(["train", "--config", config, .. extra], stdout, stderr,
-            new CliHost(new Trainer(), Interactive: false, RunsRoot: Path.Combine(_dir, "runs")));
-        return (code, stdout.ToString(), stderr.ToString());
-    }
+    private (int Code, string Out, string Err) Train(string yaml, params string[] extra) => TestCli.Train(_dir, yaml, extra);
 
     private const string Mixture = """
         name: mixture
