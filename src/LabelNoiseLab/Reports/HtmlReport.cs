@@ -167,44 +167,36 @@ public static class HtmlReport
             encoding["detail"] = new JsonObject { ["field"] = "run", ["type"] = "nominal" };
         if (facet is not null)
             encoding["strokeDash"] = new JsonObject { ["field"] = Field(facet), ["type"] = "nominal", ["title"] = facet };
-        var spec = new JsonObject
-        {
-            ["$schema"] = "https://vega.github.io/schema/vega-lite/v5.json",
-            ["title"] = title,
-            ["width"] = 420,
-            ["height"] = 240,
-            ["data"] = new JsonObject { ["values"] = new JsonArray([.. values]) },
-            ["transform"] = new JsonArray(new JsonObject { ["fold"] = new JsonArray([.. ys.Select(y => (JsonNode)Field(y))]), ["as"] = new JsonArray("series", "value") },
-                new JsonObject { ["filter"] = "isValid(datum.value) && isFinite(datum.value)" }),
-            ["mark"] = new JsonObject { ["type"] = "line", ["point"] = values.Count <= 60, ["opacity"] = runColumn ? 0.6 : 1 },
-            ["encoding"] = encoding,
-        };
-        Emit(charts, page, spec);
+        var mark = new JsonObject { ["type"] = "line", ["point"] = values.Count <= 60, ["opacity"] = runColumn ? 0.6 : 1 };
+        Emit(charts, page, FoldedSpec(title, values, ys, mark, encoding));
     }
 
     private static void AddBarChart(List<JsonObject> charts, StringBuilder page, string title, CsvTable table, string category, List<string> ys)
     {
         var values = Thin(table.Rows).Select(r => Pick(r, [category, .. ys])).ToList();
-        var spec = new JsonObject
+        var encoding = new JsonObject
         {
-            ["$schema"] = "https://vega.github.io/schema/vega-lite/v5.json",
-            ["title"] = title,
-            ["width"] = 420,
-            ["height"] = 240,
-            ["data"] = new JsonObject { ["values"] = new JsonArray([.. values]) },
-            ["transform"] = new JsonArray(new JsonObject { ["fold"] = new JsonArray([.. ys.Select(y => (JsonNode)Field(y))]), ["as"] = new JsonArray("series", "value") },
-                new JsonObject { ["filter"] = "isValid(datum.value) && isFinite(datum.value)" }),
-            ["mark"] = "bar",
-            ["encoding"] = new JsonObject
-            {
-                ["x"] = new JsonObject { ["field"] = Field(category), ["type"] = "nominal", ["title"] = category },
-                ["xOffset"] = new JsonObject { ["field"] = "series", ["type"] = "nominal" },
-                ["y"] = new JsonObject { ["field"] = "value", ["type"] = "quantitative" },
-                ["color"] = new JsonObject { ["field"] = "series", ["type"] = "nominal" },
-            },
+            ["x"] = new JsonObject { ["field"] = Field(category), ["type"] = "nominal", ["title"] = category },
+            ["xOffset"] = new JsonObject { ["field"] = "series", ["type"] = "nominal" },
+            ["y"] = new JsonObject { ["field"] = "value", ["type"] = "quantitative" },
+            ["color"] = new JsonObject { ["field"] = "series", ["type"] = "nominal" },
         };
-        Emit(charts, page, spec);
+        Emit(charts, page, FoldedSpec(title, values, ys, "bar", encoding));
     }
+
+    /// <summary>A Vega-Lite spec that folds the <paramref name="ys"/> columns into (series, value) rows, dropping non-finite values.</summary>
+    private static JsonObject FoldedSpec(string title, List<JsonObject> values, List<string> ys, JsonNode mark, JsonObject encoding) => new()
+    {
+        ["$schema"] = "https://vega.github.io/schema/vega-lite/v5.json",
+        ["title"] = title,
+        ["width"] = 420,
+        ["height"] = 240,
+        ["data"] = new JsonObject { ["values"] = new JsonArray([.. values]) },
+        ["transform"] = new JsonArray(new JsonObject { ["fold"] = new JsonArray([.. ys.Select(y => (JsonNode)Field(y))]), ["as"] = new JsonArray("series", "value") },
+            new JsonObject { ["filter"] = "isValid(datum.value) && isFinite(datum.value)" }),
+        ["mark"] = mark,
+        ["encoding"] = encoding,
+    };
 
     private static void Emit(List<JsonObject> charts, StringBuilder page, JsonObject spec)
     {

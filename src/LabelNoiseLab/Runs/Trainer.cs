@@ -55,7 +55,8 @@ public sealed class Trainer : IExperimentRunner
             hooks.Add(objectiveHook);
         var dropoutGenerators = TrainingCheckpoint.DropoutGenerators(model);
         var tape = new Tape();
-        var x = new Tensor(config.BatchSize, train.FeatureLength);
+        // The batch tensor is a view of the batcher's own buffer: the batcher's copy is the only one.
+        var x = new Tensor(batcher.FeatureBuffer, config.BatchSize, train.FeatureLength);
         var best = new BestTracker();
 
         long step = 0;
@@ -90,7 +91,6 @@ public sealed class Trainer : IExperimentRunner
                     return RunResult.Failed($"interrupted at step {step}");
                 // One step: forward, loss, backward, update.
                 x.Resize([batcher.Length, train.FeatureLength]);
-                batcher.Features.CopyTo(x.Span);
                 optimizer.LearningRate = schedule.At(step, (float)config.OptimLr);
                 float lossValue;
                 if (sam is not null)
