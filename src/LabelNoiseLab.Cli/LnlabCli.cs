@@ -1,5 +1,8 @@
 using System.CommandLine;
-using LabelNoiseLab.Runs;
+using LabelNoiseLab.Training;
+using LabelNoiseLab.Studies;
+using LabelNoiseLab.Probes;
+using LabelNoiseLab.Robust;
 
 namespace LabelNoiseLab.Cli;
 

@@ -1,7 +1,9 @@
 using System.CommandLine;
 using System.Globalization;
 using LabelNoiseLab.Probes;
-using LabelNoiseLab.Runs;
+using LabelNoiseLab.Training;
+using LabelNoiseLab.Experiments;
+using LabelNoiseLab.Studies;
 
 namespace LabelNoiseLab.Cli;
 

@@ -1,4 +1,7 @@
-using LabelNoiseLab.Runs;
+using LabelNoiseLab.Training;
+using LabelNoiseLab.Studies;
+using LabelNoiseLab.Probes;
+using LabelNoiseLab.Robust;
 
 namespace LabelNoiseLab.Cli;
 

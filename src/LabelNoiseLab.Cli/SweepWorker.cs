@@ -1,5 +1,8 @@
 using System.Diagnostics;
-using LabelNoiseLab.Runs;
+using LabelNoiseLab.RunFiles;
+using LabelNoiseLab.Training;
+using LabelNoiseLab.Studies;
+using LabelNoiseLab.Robust;
 
 namespace LabelNoiseLab.Cli;
 

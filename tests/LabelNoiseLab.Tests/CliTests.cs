@@ -1,5 +1,9 @@
 using LabelNoiseLab.Cli;
-using LabelNoiseLab.Runs;
+using LabelNoiseLab.RunFiles;
+using LabelNoiseLab.Training;
+using LabelNoiseLab.Experiments;
+using LabelNoiseLab.Probes;
+using LabelNoiseLab.Robust;
 using Spectre.Console;
 
 namespace LabelNoiseLab.Tests;

@@ -1,5 +1,8 @@
 using System.Reflection;
-using LabelNoiseLab.Runs;
+using LabelNoiseLab.Training;
+using LabelNoiseLab.Experiments;
+using LabelNoiseLab.Probes;
+using LabelNoiseLab.Robust;
 
 namespace LabelNoiseLab.Tests;
 

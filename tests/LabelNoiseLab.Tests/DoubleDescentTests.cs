@@ -4,7 +4,10 @@ using LabelNoiseLab.Autograd;
 using LabelNoiseLab.Cli;
 using LabelNoiseLab.Data;
 using LabelNoiseLab.Probes;
-using LabelNoiseLab.Runs;
+using LabelNoiseLab.RunFiles;
+using LabelNoiseLab.Training;
+using LabelNoiseLab.Experiments;
+using LabelNoiseLab.Robust;
 using LabelNoiseLab.Tensors;
 
 namespace LabelNoiseLab.Tests;

@@ -2,7 +2,10 @@ using System.Buffers.Binary;
 using System.Diagnostics;
 using System.Text;
 using LabelNoiseLab.Cli;
-using LabelNoiseLab.Runs;
+using LabelNoiseLab.Training;
+using LabelNoiseLab.Studies;
+using LabelNoiseLab.Probes;
+using LabelNoiseLab.Robust;
 
 namespace LabelNoiseLab.Tests;
 

@@ -1,6 +1,10 @@
 using System.Diagnostics;
 using LabelNoiseLab.Cli;
-using LabelNoiseLab.Runs;
+using LabelNoiseLab.RunFiles;
+using LabelNoiseLab.Training;
+using LabelNoiseLab.Studies;
+using LabelNoiseLab.Probes;
+using LabelNoiseLab.Robust;
 
 namespace LabelNoiseLab.Tests;
 

@@ -3,7 +3,10 @@ using LabelNoiseLab.Autograd;
 using LabelNoiseLab.Cli;
 using LabelNoiseLab.Losses;
 using LabelNoiseLab.Robust;
-using LabelNoiseLab.Runs;
+using LabelNoiseLab.RunFiles;
+using LabelNoiseLab.Training;
+using LabelNoiseLab.Studies;
+using LabelNoiseLab.Probes;
 using LabelNoiseLab.Tensors;
 using Xunit.Abstractions;
 

@@ -4,7 +4,9 @@ using LabelNoiseLab.Cli;
 using LabelNoiseLab.Losses;
 using LabelNoiseLab.Nn;
 using LabelNoiseLab.Probes;
-using LabelNoiseLab.Runs;
+using LabelNoiseLab.RunFiles;
+using LabelNoiseLab.Experiments;
+using LabelNoiseLab.Studies;
 using LabelNoiseLab.Tensors;
 
 namespace LabelNoiseLab.Tests;

@@ -1,6 +1,10 @@
 using System.Text.Json;
 using LabelNoiseLab.Cli;
-using LabelNoiseLab.Runs;
+using LabelNoiseLab.RunFiles;
+using LabelNoiseLab.Training;
+using LabelNoiseLab.Studies;
+using LabelNoiseLab.Probes;
+using LabelNoiseLab.Robust;
 
 namespace LabelNoiseLab.Tests;
 

@@ -1,7 +1,11 @@
 using System.Diagnostics;
 using System.Globalization;
 using LabelNoiseLab.Cli;
-using LabelNoiseLab.Runs;
+using LabelNoiseLab.RunFiles;
+using LabelNoiseLab.Training;
+using LabelNoiseLab.Experiments;
+using LabelNoiseLab.Studies;
+using LabelNoiseLab.Robust;
 
 namespace LabelNoiseLab.Tests;
 

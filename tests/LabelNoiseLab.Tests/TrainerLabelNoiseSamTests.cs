@@ -6,7 +6,11 @@ using LabelNoiseLab.Data;
 using LabelNoiseLab.Losses;
 using LabelNoiseLab.Noise;
 using LabelNoiseLab.Optim;
-using LabelNoiseLab.Runs;
+using LabelNoiseLab.RunFiles;
+using LabelNoiseLab.Training;
+using LabelNoiseLab.Experiments;
+using LabelNoiseLab.Probes;
+using LabelNoiseLab.Robust;
 using LabelNoiseLab.Tensors;
 
 namespace LabelNoiseLab.Tests;

@@ -1,6 +1,9 @@
 using System.Text.Json;
 using LabelNoiseLab.Cli;
-using LabelNoiseLab.Runs;
+using LabelNoiseLab.RunFiles;
+using LabelNoiseLab.Training;
+using LabelNoiseLab.Studies;
+using LabelNoiseLab.Robust;
 
 namespace LabelNoiseLab.Tests;
 

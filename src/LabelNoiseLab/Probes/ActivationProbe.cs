@@ -4,7 +4,10 @@ using System.Text;
 using LabelNoiseLab.Autograd;
 using LabelNoiseLab.Data;
 using LabelNoiseLab.Nn;
-using LabelNoiseLab.Runs;
+using LabelNoiseLab.RunFiles;
+using LabelNoiseLab.Training;
+using LabelNoiseLab.Experiments;
+using LabelNoiseLab.Robust;
 using LabelNoiseLab.Tensors;
 
 namespace LabelNoiseLab.Probes;

@@ -4,6 +4,10 @@ using LabelNoiseLab.Losses;
 using LabelNoiseLab.Nn;
 using LabelNoiseLab.Optim;
 using LabelNoiseLab.Tensors;
+using LabelNoiseLab.Training;
+using LabelNoiseLab.Experiments;
+using LabelNoiseLab.Studies;
+using LabelNoiseLab.Robust;
 
 namespace LabelNoiseLab.Probes;
 

@@ -1,5 +1,9 @@
 using LabelNoiseLab.Autograd;
 using LabelNoiseLab.Tensors;
+using LabelNoiseLab.Training;
+using LabelNoiseLab.Experiments;
+using LabelNoiseLab.Studies;
+using LabelNoiseLab.Robust;
 
 namespace LabelNoiseLab.Probes;
 

@@ -1,4 +1,8 @@
 using LabelNoiseLab.Tensors;
+using LabelNoiseLab.Training;
+using LabelNoiseLab.Experiments;
+using LabelNoiseLab.Studies;
+using LabelNoiseLab.Robust;
 
 namespace LabelNoiseLab.Probes;
 

@@ -1,6 +1,10 @@
 using System.Globalization;
 using System.Text;
 using LabelNoiseLab.Nn;
+using LabelNoiseLab.Training;
+using LabelNoiseLab.Experiments;
+using LabelNoiseLab.Studies;
+using LabelNoiseLab.Robust;
 
 namespace LabelNoiseLab.Probes;
 
@@ -100,7 +104,7 @@ public static class TwoLayerDynamics
         csv.Append(row.Method).Append(',').Append(row.Step.ToString(CultureInfo.InvariantCulture));
         foreach (double v in (double[])[row.TrainLoss, row.TestLoss, row.NeuronNormMean, row.NeuronNormStd, row.ANorm,
                      row.Alignment, row.ThetaDist, row.WeightChange, row.HessianTop, row.HessianTrace])
-            csv.Append(',').Append(Runs.MetricsWriter.Format(v));
+            csv.Append(',').Append(RunFiles.MetricsWriter.Format(v));
         csv.Append('\n');
     }
 

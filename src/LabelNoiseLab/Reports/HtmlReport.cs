@@ -3,7 +3,10 @@ using System.Net;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using LabelNoiseLab.Runs;
+using LabelNoiseLab.RunFiles;
+using LabelNoiseLab.Experiments;
+using LabelNoiseLab.Studies;
+using LabelNoiseLab.Robust;
 
 namespace LabelNoiseLab.Reports;
 

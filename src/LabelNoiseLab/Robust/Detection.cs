@@ -1,3 +1,8 @@
+using LabelNoiseLab.Training;
+using LabelNoiseLab.Experiments;
+using LabelNoiseLab.Studies;
+using LabelNoiseLab.Probes;
+
 namespace LabelNoiseLab.Robust;
 
 /// <summary>Ranking metrics of a suspicion score (higher = more likely mislabelled) against the noise mask.</summary>

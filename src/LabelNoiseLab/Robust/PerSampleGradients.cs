@@ -3,6 +3,10 @@ using LabelNoiseLab.Autograd;
 using LabelNoiseLab.Losses;
 using LabelNoiseLab.Nn;
 using LabelNoiseLab.Tensors;
+using LabelNoiseLab.Training;
+using LabelNoiseLab.Experiments;
+using LabelNoiseLab.Studies;
+using LabelNoiseLab.Probes;
 
 namespace LabelNoiseLab.Robust;
 

@@ -4,7 +4,9 @@ using System.Text;
 using LabelNoiseLab.Autograd;
 using LabelNoiseLab.Data;
 using LabelNoiseLab.Losses;
-using LabelNoiseLab.Runs;
+using LabelNoiseLab.Training;
+using LabelNoiseLab.Experiments;
+using LabelNoiseLab.Probes;
 using LabelNoiseLab.Tensors;
 
 namespace LabelNoiseLab.Robust;
@@ -31,7 +33,7 @@ public sealed class RobustObjective : ITrainingObjective, ITrainerHook
     private static readonly string[] Scores = ["grad_norm", "loss", "margin", "self_confidence"];
     private readonly ExperimentConfig _config;
     private readonly Dataset _train;
-    private readonly Runs.TrainingRun _run;
+    private readonly Training.TrainingRun _run;
     private RobustLossSpec _spec;
     private readonly GradientPruning? _pruning;
     private readonly PerSampleGradients? _psg;
@@ -59,7 +61,7 @@ public sealed class RobustObjective : ITrainingObjective, ITrainerHook
     private readonly Tensor _peerWeights = new(0);
     private Tensor? _peerX;
 
-    private RobustObjective(ExperimentConfig c, Runs.TrainingRun run)
+    private RobustObjective(ExperimentConfig c, Training.TrainingRun run)
     {
         _config = c;
         _run = run;
@@ -93,7 +95,7 @@ public sealed class RobustObjective : ITrainingObjective, ITrainerHook
     }
 
     /// <summary>The objective when any robust feature is on, else null (the plain loss).</summary>
-    public static RobustObjective? TryCreate(ExperimentConfig c, Runs.TrainingRun run)
+    public static RobustObjective? TryCreate(ExperimentConfig c, Training.TrainingRun run)
     {
         bool on = c.RobustLoss != "ce" || c.PruneKind != "none" || c.SelectKind != "none" || c.DetectionEnabled || c.DetectionSuspects > 0;
         if (!on)
@@ -379,7 +381,7 @@ public sealed class RobustObjective : ITrainingObjective, ITrainerHook
 
     public IReadOnlyList<string> MetricsColumns => ["pruned_clean", "pruned_noisy", "grad_norm_clean", "grad_norm_noisy"];
 
-    public void OnEvaluation(Runs.TrainingRun run, int epoch, long step, IDictionary<string, double> extra)
+    public void OnEvaluation(Training.TrainingRun run, int epoch, long step, IDictionary<string, double> extra)
     {
         extra["pruned_clean"] = _clean == 0 ? double.NaN : _prunedClean / _clean;
         extra["pruned_noisy"] = _noisy == 0 ? double.NaN : _prunedNoisy / _noisy;
@@ -408,7 +410,7 @@ public sealed class RobustObjective : ITrainingObjective, ITrainerHook
         return (Detection.Auroc(sc, mask), Detection.AveragePrecision(sc, mask));
     }
 
-    public void OnEnd(Runs.TrainingRun run, IDictionary<string, object?> summary)
+    public void OnEnd(Training.TrainingRun run, IDictionary<string, object?> summary)
     {
         _psg?.RestoreRequiresGrad();
         var robust = new Dictionary<string, object?>
@@ -431,7 +433,7 @@ public sealed class RobustObjective : ITrainingObjective, ITrainerHook
     }
 
     /// <summary>suspects.csv: the N training samples with the highest loss score of the last epoch (the gradient norm when computed).</summary>
-    private void WriteSuspects(Runs.TrainingRun run)
+    private void WriteSuspects(Training.TrainingRun run)
     {
         var scores = _psg is not null ? _scores[0] : _scores[1];
         string name = _psg is not null ? "grad_norm" : "loss";

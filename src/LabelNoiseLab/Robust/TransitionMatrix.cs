@@ -1,3 +1,8 @@
+using LabelNoiseLab.Training;
+using LabelNoiseLab.Experiments;
+using LabelNoiseLab.Studies;
+using LabelNoiseLab.Probes;
+
 namespace LabelNoiseLab.Robust;
 
 /// <summary>Noise transition matrices T[true][given] for loss correction.</summary>

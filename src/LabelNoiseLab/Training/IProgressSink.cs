@@ -1,4 +1,9 @@
-namespace LabelNoiseLab.Runs;
+using LabelNoiseLab.RunFiles;
+using LabelNoiseLab.Studies;
+using LabelNoiseLab.Probes;
+using LabelNoiseLab.Robust;
+
+namespace LabelNoiseLab.Training;
 
 /// <summary>
 /// Live progress of a run, for a console display. The trainer calls <see cref="OnStep"/> after

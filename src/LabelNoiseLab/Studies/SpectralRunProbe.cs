@@ -4,8 +4,10 @@ using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
 using LabelNoiseLab.Data;
 using LabelNoiseLab.Probes;
+using LabelNoiseLab.RunFiles;
+using LabelNoiseLab.Experiments;
 
-namespace LabelNoiseLab.Runs;
+namespace LabelNoiseLab.Studies;
 
 /// <summary>The trained model's probe and the untrained control of one run directory.</summary>
 public sealed record SpectralRunReport(SpectralResult Trained, SpectralResult? Init, string Layer);

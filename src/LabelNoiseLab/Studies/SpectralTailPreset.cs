@@ -3,8 +3,11 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using LabelNoiseLab.Probes;
+using LabelNoiseLab.RunFiles;
+using LabelNoiseLab.Training;
+using LabelNoiseLab.Experiments;
 
-namespace LabelNoiseLab.Runs;
+namespace LabelNoiseLab.Studies;
 
 /// <summary>
 /// Settings of the <c>spectral-tail</c> preset (malignant-tail paper). Keys as written in

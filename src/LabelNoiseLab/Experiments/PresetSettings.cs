@@ -1,4 +1,9 @@
-namespace LabelNoiseLab.Runs;
+using LabelNoiseLab.Training;
+using LabelNoiseLab.Studies;
+using LabelNoiseLab.Probes;
+using LabelNoiseLab.Robust;
+
+namespace LabelNoiseLab.Experiments;
 
 /// <summary>
 /// The <c>--set key=value</c> handling shared by presets whose settings are a record with a

@@ -1,8 +1,12 @@
 using System.Globalization;
 using System.Text;
 using System.Text.Json.Nodes;
+using LabelNoiseLab.RunFiles;
+using LabelNoiseLab.Training;
+using LabelNoiseLab.Experiments;
+using LabelNoiseLab.Robust;
 
-namespace LabelNoiseLab.Runs;
+namespace LabelNoiseLab.Studies;
 
 /// <summary>
 /// The <c>robust</c> preset (issue 7): one training run per (method, noise setting, seed) with the

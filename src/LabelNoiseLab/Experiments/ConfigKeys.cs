@@ -1,7 +1,11 @@
 using System.Globalization;
-using static LabelNoiseLab.Runs.ConfigTypes;
+using static LabelNoiseLab.Experiments.ConfigTypes;
+using LabelNoiseLab.Training;
+using LabelNoiseLab.Studies;
+using LabelNoiseLab.Probes;
+using LabelNoiseLab.Robust;
 
-namespace LabelNoiseLab.Runs;
+namespace LabelNoiseLab.Experiments;
 
 /// <summary>
 /// The single table of config keys. To add a key: add a property to <see cref="ExperimentConfig"/>

@@ -2,8 +2,12 @@ using LabelNoiseLab.Autograd;
 using LabelNoiseLab.Data;
 using LabelNoiseLab.Losses;
 using LabelNoiseLab.Nn;
+using LabelNoiseLab.Experiments;
+using LabelNoiseLab.Studies;
+using LabelNoiseLab.Probes;
+using LabelNoiseLab.Robust;
 
-namespace LabelNoiseLab.Runs;
+namespace LabelNoiseLab.Training;
 
 /// <summary>Loss and accuracy sums of one group of samples; empty groups give NaN.</summary>
 public struct GroupScore

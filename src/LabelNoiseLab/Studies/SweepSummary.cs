@@ -1,8 +1,11 @@
 using System.Globalization;
 using System.Text;
 using System.Text.Json.Nodes;
+using LabelNoiseLab.RunFiles;
+using LabelNoiseLab.Experiments;
+using LabelNoiseLab.Robust;
 
-namespace LabelNoiseLab.Runs;
+namespace LabelNoiseLab.Studies;
 
 /// <summary>A run folder found under a directory: its path, config and summary.json (null when not written).</summary>
 public sealed record FoundRun(string Path, ExperimentConfig Config, RunStatus Status, JsonObject? Summary);

@@ -1,4 +1,9 @@
-namespace LabelNoiseLab.Runs;
+using LabelNoiseLab.RunFiles;
+using LabelNoiseLab.Experiments;
+using LabelNoiseLab.Probes;
+using LabelNoiseLab.Robust;
+
+namespace LabelNoiseLab.Training;
 
 /// <summary>
 /// The seam between the CLI (or any host) and the trainer. The host loads and validates the

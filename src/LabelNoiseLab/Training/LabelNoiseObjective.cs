@@ -3,8 +3,11 @@ using LabelNoiseLab.Data;
 using LabelNoiseLab.Losses;
 using LabelNoiseLab.Noise;
 using LabelNoiseLab.Tensors;
+using LabelNoiseLab.Experiments;
+using LabelNoiseLab.Probes;
+using LabelNoiseLab.Robust;
 
-namespace LabelNoiseLab.Runs;
+namespace LabelNoiseLab.Training;
 
 /// <summary>
 /// Label-noise SGD for any model (<c>label_noise.kind</c>): the configured loss against labels

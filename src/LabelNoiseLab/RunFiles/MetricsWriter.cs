@@ -1,7 +1,11 @@
 using System.Globalization;
 using System.Text;
+using LabelNoiseLab.Experiments;
+using LabelNoiseLab.Studies;
+using LabelNoiseLab.Probes;
+using LabelNoiseLab.Robust;
 
-namespace LabelNoiseLab.Runs;
+namespace LabelNoiseLab.RunFiles;
 
 /// <summary>
 /// One evaluation: one row of <c>metrics.csv</c>. A metric left at NaN (not measured, or an empty

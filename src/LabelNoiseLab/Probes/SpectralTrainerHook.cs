@@ -1,8 +1,9 @@
 using System.Globalization;
 using System.Text;
-using LabelNoiseLab.Probes;
+using LabelNoiseLab.Training;
+using LabelNoiseLab.Studies;
 
-namespace LabelNoiseLab.Runs;
+namespace LabelNoiseLab.Probes;
 
 /// <summary>
 /// <c>probe.spectral_every = E</c>: the spectral probe of the penultimate layer on the

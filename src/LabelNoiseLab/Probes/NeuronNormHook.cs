@@ -1,6 +1,8 @@
-using LabelNoiseLab.Probes;
+using LabelNoiseLab.Training;
+using LabelNoiseLab.Experiments;
+using LabelNoiseLab.Robust;
 
-namespace LabelNoiseLab.Runs;
+namespace LabelNoiseLab.Probes;
 
 /// <summary>
 /// <c>probe.neuron_norms</c>: metrics.csv columns <c>neuron_norm_mean, neuron_norm_std</c> (rows of

@@ -2,8 +2,11 @@ using LabelNoiseLab.Autograd;
 using LabelNoiseLab.Data;
 using LabelNoiseLab.Nn;
 using LabelNoiseLab.Optim;
+using LabelNoiseLab.RunFiles;
+using LabelNoiseLab.Experiments;
+using LabelNoiseLab.Probes;
 
-namespace LabelNoiseLab.Runs;
+namespace LabelNoiseLab.Training;
 
 /// <summary>Everything a training run is made of, for objectives and hooks to read.</summary>
 public sealed record TrainingRun(

@@ -1,7 +1,11 @@
 using YamlDotNet.Core;
 using YamlDotNet.RepresentationModel;
+using LabelNoiseLab.Training;
+using LabelNoiseLab.Studies;
+using LabelNoiseLab.Probes;
+using LabelNoiseLab.Robust;
 
-namespace LabelNoiseLab.Runs;
+namespace LabelNoiseLab.Experiments;
 
 /// <summary>
 /// Reads a YAML config into flat dotted keys: <c>data: {name: mnist}</c> and <c>data.name: mnist</c>

@@ -6,8 +6,12 @@ using LabelNoiseLab.Losses;
 using LabelNoiseLab.Nn;
 using LabelNoiseLab.Optim;
 using LabelNoiseLab.Tensors;
+using LabelNoiseLab.RunFiles;
+using LabelNoiseLab.Experiments;
+using LabelNoiseLab.Probes;
+using LabelNoiseLab.Robust;
 
-namespace LabelNoiseLab.Runs;
+namespace LabelNoiseLab.Training;
 
 /// <summary>
 /// The training loop of <c>lnlab train</c>, readable top to bottom: data (noise injected once),

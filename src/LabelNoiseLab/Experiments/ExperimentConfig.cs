@@ -1,6 +1,10 @@
 using System.Text;
+using LabelNoiseLab.Training;
+using LabelNoiseLab.Studies;
+using LabelNoiseLab.Probes;
+using LabelNoiseLab.Robust;
 
-namespace LabelNoiseLab.Runs;
+namespace LabelNoiseLab.Experiments;
 
 /// <summary>
 /// The resolved configuration of one experiment: flat, typed, every key with a default

@@ -1,8 +1,12 @@
 using LabelNoiseLab.Autograd;
 using LabelNoiseLab.Data;
 using LabelNoiseLab.Nn;
+using LabelNoiseLab.RunFiles;
+using LabelNoiseLab.Training;
+using LabelNoiseLab.Experiments;
+using LabelNoiseLab.Robust;
 
-namespace LabelNoiseLab.Runs;
+namespace LabelNoiseLab.Studies;
 
 /// <summary>What <c>lnlab export features</c> was asked for.</summary>
 public sealed record FeatureExportOptions

@@ -2,8 +2,12 @@ using System.Buffers.Binary;
 using System.Globalization;
 using System.Runtime.InteropServices;
 using System.Text;
+using LabelNoiseLab.Experiments;
+using LabelNoiseLab.Studies;
+using LabelNoiseLab.Probes;
+using LabelNoiseLab.Robust;
 
-namespace LabelNoiseLab.Runs;
+namespace LabelNoiseLab.RunFiles;
 
 /// <summary>
 /// NumPy's <c>.npy</c> format, version 1.0: the magic <c>\x93NUMPY</c>, bytes 1 and 0, a

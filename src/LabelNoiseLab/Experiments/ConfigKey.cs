@@ -1,6 +1,10 @@
 using System.Globalization;
+using LabelNoiseLab.Training;
+using LabelNoiseLab.Studies;
+using LabelNoiseLab.Probes;
+using LabelNoiseLab.Robust;
 
-namespace LabelNoiseLab.Runs;
+namespace LabelNoiseLab.Experiments;
 
 /// <summary>
 /// A raw config value before it is typed: one scalar (from YAML or <c>--set key=value</c>) or a

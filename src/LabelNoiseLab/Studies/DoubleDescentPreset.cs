@@ -1,8 +1,12 @@
 using System.Globalization;
 using System.Text;
 using System.Text.Json.Nodes;
+using LabelNoiseLab.RunFiles;
+using LabelNoiseLab.Training;
+using LabelNoiseLab.Experiments;
+using LabelNoiseLab.Robust;
 
-namespace LabelNoiseLab.Runs;
+namespace LabelNoiseLab.Studies;
 
 /// <summary>One network of the double-descent preset: its name (sub-directory) and hidden widths.</summary>
 public sealed record DoubleDescentModel(string Name, IReadOnlyList<int> Hidden);

@@ -9,8 +9,11 @@ using LabelNoiseLab.Noise;
 using LabelNoiseLab.Optim;
 using LabelNoiseLab.Probes;
 using LabelNoiseLab.Tensors;
+using LabelNoiseLab.RunFiles;
+using LabelNoiseLab.Training;
+using LabelNoiseLab.Experiments;
 
-namespace LabelNoiseLab.Runs;
+namespace LabelNoiseLab.Studies;
 
 /// <summary>
 /// Settings of the <c>two-phase</c> preset (label-noise SGD paper). Keys as written in

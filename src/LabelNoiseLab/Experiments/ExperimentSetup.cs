@@ -4,8 +4,12 @@ using LabelNoiseLab.Nn;
 using LabelNoiseLab.Noise;
 using LabelNoiseLab.Optim;
 using LabelNoiseLab.Tensors;
+using LabelNoiseLab.Training;
+using LabelNoiseLab.Studies;
+using LabelNoiseLab.Probes;
+using LabelNoiseLab.Robust;
 
-namespace LabelNoiseLab.Runs;
+namespace LabelNoiseLab.Experiments;
 
 /// <summary>
 /// Turns a validated <see cref="ExperimentConfig"/> into the objects a run needs: data options,

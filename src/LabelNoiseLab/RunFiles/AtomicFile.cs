@@ -1,6 +1,10 @@
 using System.Text;
+using LabelNoiseLab.Experiments;
+using LabelNoiseLab.Studies;
+using LabelNoiseLab.Probes;
+using LabelNoiseLab.Robust;
 
-namespace LabelNoiseLab.Runs;
+namespace LabelNoiseLab.RunFiles;
 
 /// <summary>
 /// Writes a file so that readers see either the old or the new content, never a part: the data

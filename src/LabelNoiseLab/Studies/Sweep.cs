@@ -2,8 +2,11 @@ using System.Globalization;
 using System.Text;
 using YamlDotNet.Core;
 using YamlDotNet.RepresentationModel;
+using LabelNoiseLab.RunFiles;
+using LabelNoiseLab.Experiments;
+using LabelNoiseLab.Robust;
 
-namespace LabelNoiseLab.Runs;
+namespace LabelNoiseLab.Studies;
 
 /// <summary>One point of a sweep: a grid combination and a seed, its config and its run folder (relative to the sweep's folder).</summary>
 public sealed record SweepPoint(int Index, string Group, int Seed, string RelativeDir, ExperimentConfig Config);

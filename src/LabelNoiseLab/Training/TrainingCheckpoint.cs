@@ -4,8 +4,12 @@ using System.Text.Json.Serialization;
 using LabelNoiseLab.Data;
 using LabelNoiseLab.Nn;
 using LabelNoiseLab.Optim;
+using LabelNoiseLab.RunFiles;
+using LabelNoiseLab.Experiments;
+using LabelNoiseLab.Probes;
+using LabelNoiseLab.Robust;
 
-namespace LabelNoiseLab.Runs;
+namespace LabelNoiseLab.Training;
 
 /// <summary>
 /// Something beside the model and optimizer that keeps state across steps (a per-step noise
