@@ -1,8 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
 using LabelNoiseLab.Probes;
-using LabelNoiseLab.Training;
-using LabelNoiseLab.Experiments;
 using LabelNoiseLab.Studies;
 
 namespace LabelNoiseLab.Cli;

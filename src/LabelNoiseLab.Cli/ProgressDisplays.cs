@@ -3,9 +3,6 @@ using System.Globalization;
 using System.Text;
 using LabelNoiseLab.RunFiles;
 using LabelNoiseLab.Training;
-using LabelNoiseLab.Studies;
-using LabelNoiseLab.Probes;
-using LabelNoiseLab.Robust;
 using Spectre.Console;
 using Spectre.Console.Rendering;
 

@@ -1,8 +1,5 @@
 using System.CommandLine;
-using LabelNoiseLab.Training;
-using LabelNoiseLab.Experiments;
 using LabelNoiseLab.Studies;
-using LabelNoiseLab.Robust;
 
 namespace LabelNoiseLab.Cli;
 

@@ -2,8 +2,6 @@ using LabelNoiseLab.Cli;
 using LabelNoiseLab.RunFiles;
 using LabelNoiseLab.Training;
 using LabelNoiseLab.Experiments;
-using LabelNoiseLab.Probes;
-using LabelNoiseLab.Robust;
 using Spectre.Console;
 
 namespace LabelNoiseLab.Tests;

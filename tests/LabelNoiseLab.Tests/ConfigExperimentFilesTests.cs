@@ -1,7 +1,5 @@
-using LabelNoiseLab.Training;
 using LabelNoiseLab.Experiments;
 using LabelNoiseLab.Studies;
-using LabelNoiseLab.Robust;
 
 namespace LabelNoiseLab.Tests;
 

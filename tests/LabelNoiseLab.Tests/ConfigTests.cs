@@ -1,8 +1,5 @@
 using System.Reflection;
-using LabelNoiseLab.Training;
 using LabelNoiseLab.Experiments;
-using LabelNoiseLab.Probes;
-using LabelNoiseLab.Robust;
 
 namespace LabelNoiseLab.Tests;
 

@@ -3,9 +3,6 @@ using System.Diagnostics;
 using System.Text;
 using LabelNoiseLab.Cli;
 using LabelNoiseLab.Training;
-using LabelNoiseLab.Studies;
-using LabelNoiseLab.Probes;
-using LabelNoiseLab.Robust;
 
 namespace LabelNoiseLab.Tests;
 

@@ -1,12 +1,9 @@
 using System.Globalization;
-using LabelNoiseLab.Autograd;
 using LabelNoiseLab.Cli;
 using LabelNoiseLab.Losses;
 using LabelNoiseLab.Robust;
 using LabelNoiseLab.RunFiles;
 using LabelNoiseLab.Training;
-using LabelNoiseLab.Studies;
-using LabelNoiseLab.Probes;
 using LabelNoiseLab.Tensors;
 using Xunit.Abstractions;
 

@@ -3,9 +3,6 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using LabelNoiseLab.RunFiles;
 using LabelNoiseLab.Experiments;
-using LabelNoiseLab.Probes;
-using LabelNoiseLab.Robust;
-using LabelNoiseLab.Tensors;
 
 namespace LabelNoiseLab.Tests;
 

@@ -2,11 +2,6 @@ using System.Buffers.Binary;
 using System.Diagnostics;
 using System.Text;
 using LabelNoiseLab.RunFiles;
-using LabelNoiseLab.Experiments;
-using LabelNoiseLab.Studies;
-using LabelNoiseLab.Probes;
-using LabelNoiseLab.Robust;
-using LabelNoiseLab.Tensors;
 
 namespace LabelNoiseLab.Tests;
 

@@ -1,11 +1,9 @@
 using System.Text.Json;
-using LabelNoiseLab.Autograd;
 using LabelNoiseLab.Cli;
 using LabelNoiseLab.Losses;
 using LabelNoiseLab.Nn;
 using LabelNoiseLab.Probes;
 using LabelNoiseLab.RunFiles;
-using LabelNoiseLab.Experiments;
 using LabelNoiseLab.Studies;
 using LabelNoiseLab.Tensors;
 

@@ -2,9 +2,6 @@ using System.Text.Json;
 using LabelNoiseLab.Cli;
 using LabelNoiseLab.RunFiles;
 using LabelNoiseLab.Training;
-using LabelNoiseLab.Studies;
-using LabelNoiseLab.Probes;
-using LabelNoiseLab.Robust;
 
 namespace LabelNoiseLab.Tests;
 

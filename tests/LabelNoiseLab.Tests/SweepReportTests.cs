@@ -5,7 +5,6 @@ using LabelNoiseLab.RunFiles;
 using LabelNoiseLab.Training;
 using LabelNoiseLab.Experiments;
 using LabelNoiseLab.Studies;
-using LabelNoiseLab.Robust;
 
 namespace LabelNoiseLab.Tests;
 

@@ -1,8 +1,5 @@
 using LabelNoiseLab.Cli;
 using LabelNoiseLab.Training;
-using LabelNoiseLab.Studies;
-using LabelNoiseLab.Probes;
-using LabelNoiseLab.Robust;
 
 namespace LabelNoiseLab.Tests;
 

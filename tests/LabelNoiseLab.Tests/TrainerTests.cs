@@ -1,12 +1,9 @@
-using LabelNoiseLab.Autograd;
 using LabelNoiseLab.Cli;
 using LabelNoiseLab.Data;
 using LabelNoiseLab.Nn;
 using LabelNoiseLab.RunFiles;
 using LabelNoiseLab.Training;
 using LabelNoiseLab.Experiments;
-using LabelNoiseLab.Probes;
-using LabelNoiseLab.Robust;
 
 namespace LabelNoiseLab.Tests;
 

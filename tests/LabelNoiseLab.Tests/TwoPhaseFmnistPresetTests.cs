@@ -3,7 +3,6 @@ using LabelNoiseLab.Cli;
 using LabelNoiseLab.RunFiles;
 using LabelNoiseLab.Training;
 using LabelNoiseLab.Studies;
-using LabelNoiseLab.Robust;
 
 namespace LabelNoiseLab.Tests;
 

@@ -1,5 +1,3 @@
-using LabelNoiseLab.Tensors;
-
 namespace LabelNoiseLab.Autograd;
 
 /// <summary>

@@ -1,5 +1,3 @@
-using LabelNoiseLab.Tensors;
-
 namespace LabelNoiseLab.Autograd;
 
 /// <summary>The same values under another shape (no copy); the gradient flows back unchanged.</summary>

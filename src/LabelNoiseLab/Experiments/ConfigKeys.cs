@@ -1,9 +1,5 @@
 using System.Globalization;
 using static LabelNoiseLab.Experiments.ConfigTypes;
-using LabelNoiseLab.Training;
-using LabelNoiseLab.Studies;
-using LabelNoiseLab.Probes;
-using LabelNoiseLab.Robust;
 
 namespace LabelNoiseLab.Experiments;
 

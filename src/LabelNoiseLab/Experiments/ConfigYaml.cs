@@ -1,9 +1,5 @@
 using YamlDotNet.Core;
 using YamlDotNet.RepresentationModel;
-using LabelNoiseLab.Training;
-using LabelNoiseLab.Studies;
-using LabelNoiseLab.Probes;
-using LabelNoiseLab.Robust;
 
 namespace LabelNoiseLab.Experiments;
 

@@ -4,10 +4,6 @@ using LabelNoiseLab.Nn;
 using LabelNoiseLab.Noise;
 using LabelNoiseLab.Optim;
 using LabelNoiseLab.Tensors;
-using LabelNoiseLab.Training;
-using LabelNoiseLab.Studies;
-using LabelNoiseLab.Probes;
-using LabelNoiseLab.Robust;
 
 namespace LabelNoiseLab.Experiments;
 

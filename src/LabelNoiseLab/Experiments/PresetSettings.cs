@@ -1,8 +1,3 @@
-using LabelNoiseLab.Training;
-using LabelNoiseLab.Studies;
-using LabelNoiseLab.Probes;
-using LabelNoiseLab.Robust;
-
 namespace LabelNoiseLab.Experiments;
 
 /// <summary>

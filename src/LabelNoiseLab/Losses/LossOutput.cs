@@ -1,5 +1,3 @@
-using LabelNoiseLab.Tensors;
-
 namespace LabelNoiseLab.Losses;
 
 /// <summary>A loss: the scalar to back-propagate (weighted batch mean) and each sample's loss.</summary>

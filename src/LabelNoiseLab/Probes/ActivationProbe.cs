@@ -7,7 +7,6 @@ using LabelNoiseLab.Nn;
 using LabelNoiseLab.RunFiles;
 using LabelNoiseLab.Training;
 using LabelNoiseLab.Experiments;
-using LabelNoiseLab.Robust;
 using LabelNoiseLab.Tensors;
 
 namespace LabelNoiseLab.Probes;

@@ -1,6 +1,5 @@
 using LabelNoiseLab.Training;
 using LabelNoiseLab.Experiments;
-using LabelNoiseLab.Robust;
 
 namespace LabelNoiseLab.Probes;
 

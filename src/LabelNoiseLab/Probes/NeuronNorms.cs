@@ -1,10 +1,4 @@
 using LabelNoiseLab.Nn;
-using LabelNoiseLab.Tensors;
-using LabelNoiseLab.RunFiles;
-using LabelNoiseLab.Training;
-using LabelNoiseLab.Experiments;
-using LabelNoiseLab.Studies;
-using LabelNoiseLab.Robust;
 
 namespace LabelNoiseLab.Probes;
 

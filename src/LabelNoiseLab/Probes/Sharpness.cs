@@ -1,9 +1,5 @@
 using LabelNoiseLab.Autograd;
 using LabelNoiseLab.Tensors;
-using LabelNoiseLab.Training;
-using LabelNoiseLab.Experiments;
-using LabelNoiseLab.Studies;
-using LabelNoiseLab.Robust;
 
 namespace LabelNoiseLab.Probes;
 

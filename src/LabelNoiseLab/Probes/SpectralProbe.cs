@@ -4,12 +4,6 @@ using System.Numerics.Tensors;
 using System.Text;
 using LabelNoiseLab.Data;
 using LabelNoiseLab.Nn;
-using LabelNoiseLab.Tensors;
-using LabelNoiseLab.RunFiles;
-using LabelNoiseLab.Training;
-using LabelNoiseLab.Experiments;
-using LabelNoiseLab.Studies;
-using LabelNoiseLab.Robust;
 
 namespace LabelNoiseLab.Probes;
 

@@ -1,11 +1,6 @@
-using LabelNoiseLab.Autograd;
 using LabelNoiseLab.Data;
 using LabelNoiseLab.Nn;
 using LabelNoiseLab.Tensors;
-using LabelNoiseLab.Training;
-using LabelNoiseLab.Experiments;
-using LabelNoiseLab.Studies;
-using LabelNoiseLab.Robust;
 
 namespace LabelNoiseLab.Probes;
 

@@ -1,10 +1,6 @@
 using System.Globalization;
 using System.Text;
 using LabelNoiseLab.Nn;
-using LabelNoiseLab.Training;
-using LabelNoiseLab.Experiments;
-using LabelNoiseLab.Studies;
-using LabelNoiseLab.Robust;
 
 namespace LabelNoiseLab.Probes;
 

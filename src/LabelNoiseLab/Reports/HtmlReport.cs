@@ -6,7 +6,6 @@ using System.Text.Json.Nodes;
 using LabelNoiseLab.RunFiles;
 using LabelNoiseLab.Experiments;
 using LabelNoiseLab.Studies;
-using LabelNoiseLab.Robust;
 
 namespace LabelNoiseLab.Reports;
 

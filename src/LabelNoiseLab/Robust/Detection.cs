@@ -1,8 +1,3 @@
-using LabelNoiseLab.Training;
-using LabelNoiseLab.Experiments;
-using LabelNoiseLab.Studies;
-using LabelNoiseLab.Probes;
-
 namespace LabelNoiseLab.Robust;
 
 /// <summary>Ranking metrics of a suspicion score (higher = more likely mislabelled) against the noise mask.</summary>

@@ -1,8 +1,3 @@
-using LabelNoiseLab.Training;
-using LabelNoiseLab.Experiments;
-using LabelNoiseLab.Studies;
-using LabelNoiseLab.Probes;
-
 namespace LabelNoiseLab.Robust;
 
 /// <summary>Per-batch statistics of the gradient norms: centre μ and spread σ.</summary>

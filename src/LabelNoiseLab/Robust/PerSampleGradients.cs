@@ -3,10 +3,6 @@ using LabelNoiseLab.Autograd;
 using LabelNoiseLab.Losses;
 using LabelNoiseLab.Nn;
 using LabelNoiseLab.Tensors;
-using LabelNoiseLab.Training;
-using LabelNoiseLab.Experiments;
-using LabelNoiseLab.Studies;
-using LabelNoiseLab.Probes;
 
 namespace LabelNoiseLab.Robust;
 

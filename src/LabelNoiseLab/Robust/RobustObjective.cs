@@ -6,7 +6,6 @@ using LabelNoiseLab.Data;
 using LabelNoiseLab.Losses;
 using LabelNoiseLab.Training;
 using LabelNoiseLab.Experiments;
-using LabelNoiseLab.Probes;
 using LabelNoiseLab.Tensors;
 
 namespace LabelNoiseLab.Robust;

@@ -1,8 +1,3 @@
-using LabelNoiseLab.Training;
-using LabelNoiseLab.Experiments;
-using LabelNoiseLab.Studies;
-using LabelNoiseLab.Probes;
-
 namespace LabelNoiseLab.Robust;
 
 /// <summary>Noise transition matrices T[true][given] for loss correction.</summary>

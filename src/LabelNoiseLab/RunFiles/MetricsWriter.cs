@@ -1,9 +1,5 @@
 using System.Globalization;
 using System.Text;
-using LabelNoiseLab.Experiments;
-using LabelNoiseLab.Studies;
-using LabelNoiseLab.Probes;
-using LabelNoiseLab.Robust;
 
 namespace LabelNoiseLab.RunFiles;
 

@@ -2,12 +2,6 @@ using System.Buffers.Binary;
 using System.Runtime.InteropServices;
 using System.Text.Encodings.Web;
 using System.Text.Json;
-using LabelNoiseLab.Tensors;
-using LabelNoiseLab.Training;
-using LabelNoiseLab.Experiments;
-using LabelNoiseLab.Studies;
-using LabelNoiseLab.Probes;
-using LabelNoiseLab.Robust;
 
 namespace LabelNoiseLab.RunFiles;
 

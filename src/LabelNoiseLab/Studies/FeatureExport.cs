@@ -4,7 +4,6 @@ using LabelNoiseLab.Nn;
 using LabelNoiseLab.RunFiles;
 using LabelNoiseLab.Training;
 using LabelNoiseLab.Experiments;
-using LabelNoiseLab.Robust;
 
 namespace LabelNoiseLab.Studies;
 

@@ -4,7 +4,6 @@ using YamlDotNet.Core;
 using YamlDotNet.RepresentationModel;
 using LabelNoiseLab.RunFiles;
 using LabelNoiseLab.Experiments;
-using LabelNoiseLab.Robust;
 
 namespace LabelNoiseLab.Studies;
 

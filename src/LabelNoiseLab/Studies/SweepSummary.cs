@@ -3,7 +3,6 @@ using System.Text;
 using System.Text.Json.Nodes;
 using LabelNoiseLab.RunFiles;
 using LabelNoiseLab.Experiments;
-using LabelNoiseLab.Robust;
 
 namespace LabelNoiseLab.Studies;
 

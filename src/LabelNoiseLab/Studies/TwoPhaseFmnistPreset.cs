@@ -5,7 +5,6 @@ using System.Text.Json;
 using LabelNoiseLab.RunFiles;
 using LabelNoiseLab.Training;
 using LabelNoiseLab.Experiments;
-using LabelNoiseLab.Robust;
 
 namespace LabelNoiseLab.Studies;
 

@@ -1,7 +1,5 @@
 using LabelNoiseLab.RunFiles;
 using LabelNoiseLab.Experiments;
-using LabelNoiseLab.Probes;
-using LabelNoiseLab.Robust;
 
 namespace LabelNoiseLab.Training;
 

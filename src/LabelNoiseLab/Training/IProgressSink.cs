@@ -1,7 +1,4 @@
 using LabelNoiseLab.RunFiles;
-using LabelNoiseLab.Studies;
-using LabelNoiseLab.Probes;
-using LabelNoiseLab.Robust;
 
 namespace LabelNoiseLab.Training;
 

@@ -4,8 +4,6 @@ using LabelNoiseLab.Losses;
 using LabelNoiseLab.Noise;
 using LabelNoiseLab.Tensors;
 using LabelNoiseLab.Experiments;
-using LabelNoiseLab.Probes;
-using LabelNoiseLab.Robust;
 
 namespace LabelNoiseLab.Training;
 

@@ -8,8 +8,6 @@ using LabelNoiseLab.Optim;
 using LabelNoiseLab.Tensors;
 using LabelNoiseLab.RunFiles;
 using LabelNoiseLab.Experiments;
-using LabelNoiseLab.Probes;
-using LabelNoiseLab.Robust;
 
 namespace LabelNoiseLab.Training;
 
