@@ -5,7 +5,6 @@ using LabelNoiseLab.Losses;
 using LabelNoiseLab.Robust;
 using LabelNoiseLab.Runs;
 using LabelNoiseLab.Tensors;
-using Xunit.Abstractions;
 
 namespace LabelNoiseLab.Tests;
 
