@@ -358,8 +358,7 @@ public sealed class DoubleDescentTests : IDisposable
     [Fact]
     public void Double_descent_quick_preset_trains_three_models_with_probe_and_phases()
     {
-        if (!Directory.Exists("/usr/share/datasets/fashion-mnist") && Environment.GetEnvironmentVariable("LNLAB_DATA") is null)
-            return; // dataset-fashion-mnist not installed: the preset has nothing to train on here.
+        MachineTools.RequireFashionMnist(orLnlabData: true);
         string outDir = Path.Combine(_dir, "dd");
         var (code, stdout, stderr) = Cli("run", "double-descent", "--quick", "--out", outDir, "--set", "epochs=3");
         Assert.True(code == 0, stdout + stderr);

@@ -1,5 +1,4 @@
 using System.Buffers.Binary;
-using System.Diagnostics;
 using System.Text;
 using LabelNoiseLab.Cli;
 using LabelNoiseLab.Runs;
@@ -110,9 +109,7 @@ public sealed class ExportTests : IDisposable
     [Fact]
     public void Python_numpy_loads_the_export_and_the_checkpoint()
     {
-        const string python = "/usr/bin/python3";
-        if (!File.Exists(python) || !RunPython(["-c", "import numpy"], out _))
-            return; // no Python with numpy on this machine: nothing independent to compare with
+        MachineTools.RequirePythonWithNumpy();
         string run = TrainedRun();
         Assert.Equal(0, Cli("export", "features", run, "--layer", "logits").Code);
         string d = Path.Combine(run, "exports", "train");
@@ -127,20 +124,7 @@ public sealed class ExportTests : IDisposable
             assert w['dtype'] == 'F32' and list(a.shape) == [10, 16]
             print('ok', f[:, :].argmax(1)[:5])
             """;
-        Assert.True(RunPython(["-c", script], out string output), output);
+        Assert.True(MachineTools.RunPython(["-c", script], out string output), output);
         Assert.StartsWith("ok", output);
-    }
-
-    private static bool RunPython(string[] args, out string output)
-    {
-        var start = new ProcessStartInfo("/usr/bin/python3") { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in args)
-            start.ArgumentList.Add(a);
-        using var p = Process.Start(start)!;
-        var err = p.StandardError.ReadToEndAsync();
-        output = p.StandardOutput.ReadToEnd();
-        p.WaitForExit();
-        output += err.Result;
-        return p.ExitCode == 0;
     }
 }

@@ -141,8 +141,7 @@ public sealed class TrainerTests : IDisposable
     [Fact]
     public void Fashion_mnist_demo_config_trains_one_epoch_when_the_data_set_is_installed()
     {
-        if (!Directory.Exists("/usr/share/datasets/fashion-mnist"))
-            return; // dataset-fashion-mnist not installed: covered by the synthetic runs above.
+        MachineTools.RequireFashionMnist();
         string outDir = Path.Combine(_dir, "fmnist");
         var (code, stdout, stderr) = Train(DemoConfig.Text, "--out", outDir, "--set", "epochs=1", "--set", "data.subset=3000");
         Assert.True(code == 0, stderr + stdout);
