@@ -8,9 +8,11 @@ namespace LabelNoiseLab.Tests;
 /// <summary>`lnlab export features`: .npy files in NumPy's format, checked by a reader here and by numpy when present.</summary>
 public sealed class ExportTests : IDisposable
 {
-    private readonly string _dir = Directory.CreateTempSubdirectory("lnlab-export-").FullName;
+    private readonly TempDir _temp = new("export");
 
-    public void Dispose() => Directory.Delete(_dir, recursive: true);
+    private string _dir => _temp.Path;
+
+    public void Dispose() => _temp.Dispose();
 
     private const string Config = """
         name: export
@@ -23,13 +25,7 @@ public sealed class ExportTests : IDisposable
         optim: {kind: sgd, lr: 0.1}
         """;
 
-    private (int Code, string Out, string Err) Cli(params string[] args)
-    {
-        var stdout = new StringWriter();
-        var stderr = new StringWriter();
-        int code = LnlabCli.Run(args, stdout, stderr, new CliHost(new Trainer(), Interactive: false, RunsRoot: Path.Combine(_dir, "runs")));
-        return (code, stdout.ToString(), stderr.ToString());
-    }
+    private (int Code, string Out, string Err) Cli(params string[] args) => TestCli.Run(_dir, args);
 
     private string TrainedRun()
     {

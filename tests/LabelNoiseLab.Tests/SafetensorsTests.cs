@@ -7,11 +7,13 @@ namespace LabelNoiseLab.Tests;
 
 public sealed class SafetensorsTests : IDisposable
 {
-    private readonly string _dir = Directory.CreateTempSubdirectory("lnlab-st-").FullName;
+    private readonly TempDir _temp = new("st");
 
-    public void Dispose() => Directory.Delete(_dir, recursive: true);
+    private string _dir => _temp.Path;
 
-    private string PathOf(string name) => Path.Combine(_dir, name);
+    public void Dispose() => _temp.Dispose();
+
+    private string PathOf(string name) => _temp.Sub(name);
 
     private static Tensor Filled(int[] shape, int seed)
     {

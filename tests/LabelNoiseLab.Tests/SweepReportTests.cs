@@ -8,9 +8,11 @@ namespace LabelNoiseLab.Tests;
 /// <summary>`lnlab sweep`, `summarize` and `report`: real child processes, skipping, shards, bad input, and the page in headless Chromium.</summary>
 public sealed class SweepReportTests : IDisposable
 {
-    private readonly string _dir = Directory.CreateTempSubdirectory("lnlab-sweep-").FullName;
+    private readonly TempDir _temp = new("sweep");
 
-    public void Dispose() => Directory.Delete(_dir, recursive: true);
+    private string _dir => _temp.Path;
+
+    public void Dispose() => _temp.Dispose();
 
     private const string SweepYaml = """
         name: tiny
@@ -26,13 +28,7 @@ public sealed class SweepReportTests : IDisposable
         seeds: [0, 1]
         """;
 
-    private (int Code, string Out, string Err) Cli(params string[] args)
-    {
-        var stdout = new StringWriter();
-        var stderr = new StringWriter();
-        int code = LnlabCli.Run(args, stdout, stderr, new CliHost(new Trainer(), Interactive: false, RunsRoot: Path.Combine(_dir, "runs")));
-        return (code, stdout.ToString(), stderr.ToString());
-    }
+    private (int Code, string Out, string Err) Cli(params string[] args) => TestCli.Run(_dir, args);
 
     private string Write(string name, string text)
     {
@@ -184,9 +180,9 @@ public sealed class SweepReportTests : IDisposable
     private static (string Out, string Err) Chromium(string chromium, string page, params string[] extra)
     {
         var start = new ProcessStartInfo(chromium) { RedirectStandardOutput = true, RedirectStandardError = true };
-        string profile = Directory.CreateTempSubdirectory("lnlab-chromium-").FullName;
+        using var profile = new TempDir("chromium"); // deleted when chromium is done (a helper process may hold it a moment: then left)
         foreach (var a in (string[])["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run", "--user-data-dir=" + profile,
+            "--disable-sync", "--no-first-run", "--user-data-dir=" + profile.Path,
             "--enable-logging=stderr", "--v=0", "--virtual-time-budget=10000", .. extra, new Uri(page).AbsoluteUri])
             start.ArgumentList.Add(a);
         using var p = Process.Start(start)!;
@@ -194,14 +190,6 @@ public sealed class SweepReportTests : IDisposable
         string output = p.StandardOutput.ReadToEnd();
         Assert.True(p.WaitForExit(120_000), "chromium did not finish");
         p.WaitForExit(); // and its output streams closed
-        try
-        {
-            Directory.Delete(profile, recursive: true);
-        }
-        catch (IOException)
-        {
-            // a helper process may still hold the profile a moment; a leftover temp folder is harmless
-        }
         return (output, err.Result);
     }
 }

@@ -9,9 +9,11 @@ namespace LabelNoiseLab.Tests;
 /// <summary>The real trainer driven through the CLI, as `lnlab train` runs it.</summary>
 public sealed class TrainerTests : IDisposable
 {
-    private readonly string _dir = Directory.CreateTempSubdirectory("lnlab-trainer-").FullName;
+    private readonly TempDir _temp = new("trainer");
 
-    public void Dispose() => Directory.Delete(_dir, recursive: true);
+    private string _dir => _temp.Path;
+
+    public void Dispose() => _temp.Dispose();
 
     private (int Code, string Out, string Err) Train(string yaml, params string[] extra) => TestCli.Train(_dir, yaml, extra);
 
