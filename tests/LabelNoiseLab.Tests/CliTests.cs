@@ -8,11 +8,13 @@ namespace LabelNoiseLab.Tests;
 
 public sealed class CliTests : IDisposable
 {
-    private readonly string _dir = Directory.CreateTempSubdirectory("lnlab-cli-").FullName;
+    private readonly TempDir _temp = new("cli");
 
-    public void Dispose() => Directory.Delete(_dir, recursive: true);
+    private string _dir => _temp.Path;
 
-    private string Sub(string name) => Path.Combine(_dir, name);
+    public void Dispose() => _temp.Dispose();
+
+    private string Sub(string name) => _temp.Sub(name);
 
     private string WriteConfig(string yaml)
     {
@@ -21,13 +23,7 @@ public sealed class CliTests : IDisposable
         return path;
     }
 
-    private (int Code, string Out, string Err) Cli(IExperimentRunner? runner, params string[] args)
-    {
-        var stdout = new StringWriter();
-        var stderr = new StringWriter();
-        int code = LnlabCli.Run(args, stdout, stderr, new CliHost(runner, Interactive: false, RunsRoot: Sub("runs")));
-        return (code, stdout.ToString(), stderr.ToString());
-    }
+    private (int Code, string Out, string Err) Cli(IExperimentRunner? runner, params string[] args) => TestCli.RunWith(runner, _dir, args);
 
     /// <summary>Records what it was given and does what it is told.</summary>
     private sealed class FakeRunner(Func<ExperimentConfig, RunDirectory, RunContext, RunResult> body) : IExperimentRunner

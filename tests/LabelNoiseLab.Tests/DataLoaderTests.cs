@@ -279,9 +279,7 @@ public class DataLoaderTests
     [Fact]
     public void Real_fashion_mnist_loads_when_installed()
     {
-        const string dir = "/usr/share/datasets/fashion-mnist";
-        if (!File.Exists(Path.Combine(dir, "train-images-idx3-ubyte.gz")))
-            return; // dataset-fashion-mnist is not installed here: nothing to check
+        MachineTools.RequireFashionMnist();
         var s = DataSources.Load(new DataOptions { Name = "fashion-mnist" }, _ => null);
         Assert.Equal(60000, s.Train.Count);
         Assert.Equal(10000, s.Test.Count);

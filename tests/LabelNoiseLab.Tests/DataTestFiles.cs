@@ -3,18 +3,14 @@ using System.IO.Compression;
 
 namespace LabelNoiseLab.Tests;
 
-/// <summary>A temporary folder the tests write small data files into; deleted on dispose.</summary>
+/// <summary>A temporary folder (a <see cref="TempDir"/>) the tests write small data files into; deleted on dispose.</summary>
 internal sealed class DataTestFiles : IDisposable
 {
-    public DataTestFiles()
-    {
-        Dir = Path.Combine(Path.GetTempPath(), "lnlab-data-" + Guid.NewGuid().ToString("N"));
-        Directory.CreateDirectory(Dir);
-    }
+    private readonly TempDir _temp = new("data");
 
-    public string Dir { get; }
+    public string Dir => _temp.Path;
 
-    public string PathOf(string name) => System.IO.Path.Combine(Dir, name);
+    public string PathOf(string name) => _temp.Sub(name);
 
     public string Write(string name, byte[] bytes, bool gzip = false)
     {
@@ -66,15 +62,5 @@ internal sealed class DataTestFiles : IDisposable
         return p;
     }
 
-    public void Dispose()
-    {
-        try
-        {
-            Directory.Delete(Dir, recursive: true);
-        }
-        catch (IOException)
-        {
-            // a leftover temp folder is harmless
-        }
-    }
+    public void Dispose() => _temp.Dispose();
 }

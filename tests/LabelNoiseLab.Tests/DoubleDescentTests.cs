@@ -14,9 +14,11 @@ namespace LabelNoiseLab.Tests;
 /// <summary>Activation probe measures, phase detection, and the double-descent preset (issue 5).</summary>
 public sealed class DoubleDescentTests : IDisposable
 {
-    private readonly string _dir = Directory.CreateTempSubdirectory("lnlab-dd-").FullName;
+    private readonly TempDir _temp = new("dd");
 
-    public void Dispose() => Directory.Delete(_dir, recursive: true);
+    private string _dir => _temp.Path;
+
+    public void Dispose() => _temp.Dispose();
 
     // ---- cosine of clean and noisy class means ----
 
@@ -246,13 +248,7 @@ public sealed class DoubleDescentTests : IDisposable
         optim: {kind: adam, lr: 0.01}
         """;
 
-    private (int Code, string Out, string Err) Cli(params string[] args)
-    {
-        var stdout = new StringWriter();
-        var stderr = new StringWriter();
-        int code = LnlabCli.Run(args, stdout, stderr, new CliHost(new Trainer(), Interactive: false, RunsRoot: Path.Combine(_dir, "runs")));
-        return (code, stdout.ToString(), stderr.ToString());
-    }
+    private (int Code, string Out, string Err) Cli(params string[] args) => TestCli.Run(_dir, args);
 
     private (int Code, string Out, string Err) Train(string outDir, params string[] sets)
     {
@@ -360,8 +356,7 @@ public sealed class DoubleDescentTests : IDisposable
     [Fact]
     public void Double_descent_quick_preset_trains_three_models_with_probe_and_phases()
     {
-        if (!Directory.Exists("/usr/share/datasets/fashion-mnist") && Environment.GetEnvironmentVariable("LNLAB_DATA") is null)
-            return; // dataset-fashion-mnist not installed: the preset has nothing to train on here.
+        MachineTools.RequireFashionMnist(orLnlabData: true);
         string outDir = Path.Combine(_dir, "dd");
         var (code, stdout, stderr) = Cli("run", "double-descent", "--quick", "--out", outDir, "--set", "epochs=3");
         Assert.True(code == 0, stdout + stderr);

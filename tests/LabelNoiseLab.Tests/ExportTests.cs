@@ -1,5 +1,4 @@
 using System.Buffers.Binary;
-using System.Diagnostics;
 using System.Text;
 using LabelNoiseLab.Cli;
 using LabelNoiseLab.Training;
@@ -9,9 +8,11 @@ namespace LabelNoiseLab.Tests;
 /// <summary>`lnlab export features`: .npy files in NumPy's format, checked by a reader here and by numpy when present.</summary>
 public sealed class ExportTests : IDisposable
 {
-    private readonly string _dir = Directory.CreateTempSubdirectory("lnlab-export-").FullName;
+    private readonly TempDir _temp = new("export");
 
-    public void Dispose() => Directory.Delete(_dir, recursive: true);
+    private string _dir => _temp.Path;
+
+    public void Dispose() => _temp.Dispose();
 
     private const string Config = """
         name: export
@@ -24,13 +25,7 @@ public sealed class ExportTests : IDisposable
         optim: {kind: sgd, lr: 0.1}
         """;
 
-    private (int Code, string Out, string Err) Cli(params string[] args)
-    {
-        var stdout = new StringWriter();
-        var stderr = new StringWriter();
-        int code = LnlabCli.Run(args, stdout, stderr, new CliHost(new Trainer(), Interactive: false, RunsRoot: Path.Combine(_dir, "runs")));
-        return (code, stdout.ToString(), stderr.ToString());
-    }
+    private (int Code, string Out, string Err) Cli(params string[] args) => TestCli.Run(_dir, args);
 
     private string TrainedRun()
     {
@@ -110,9 +105,7 @@ public sealed class ExportTests : IDisposable
     [Fact]
     public void Python_numpy_loads_the_export_and_the_checkpoint()
     {
-        const string python = "/usr/bin/python3";
-        if (!File.Exists(python) || !RunPython(["-c", "import numpy"], out _))
-            return; // no Python with numpy on this machine: nothing independent to compare with
+        MachineTools.RequirePythonWithNumpy();
         string run = TrainedRun();
         Assert.Equal(0, Cli("export", "features", run, "--layer", "logits").Code);
         string d = Path.Combine(run, "exports", "train");
@@ -127,20 +120,7 @@ public sealed class ExportTests : IDisposable
             assert w['dtype'] == 'F32' and list(a.shape) == [10, 16]
             print('ok', f[:, :].argmax(1)[:5])
             """;
-        Assert.True(RunPython(["-c", script], out string output), output);
+        Assert.True(MachineTools.RunPython(["-c", script], out string output), output);
         Assert.StartsWith("ok", output);
-    }
-
-    private static bool RunPython(string[] args, out string output)
-    {
-        var start = new ProcessStartInfo("/usr/bin/python3") { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in args)
-            start.ArgumentList.Add(a);
-        using var p = Process.Start(start)!;
-        var err = p.StandardError.ReadToEndAsync();
-        output = p.StandardOutput.ReadToEnd();
-        p.WaitForExit();
-        output += err.Result;
-        return p.ExitCode == 0;
     }
 }

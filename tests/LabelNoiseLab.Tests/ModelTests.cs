@@ -3,7 +3,6 @@ using LabelNoiseLab.Losses;
 using LabelNoiseLab.Nn;
 using LabelNoiseLab.Optim;
 using LabelNoiseLab.Tensors;
-using Xunit.Abstractions;
 
 namespace LabelNoiseLab.Tests;
 

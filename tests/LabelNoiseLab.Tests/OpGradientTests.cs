@@ -1,7 +1,6 @@
 using LabelNoiseLab.Autograd;
 using LabelNoiseLab.Losses;
 using LabelNoiseLab.Tensors;
-using Xunit.Abstractions;
 
 namespace LabelNoiseLab.Tests;
 

@@ -12,9 +12,11 @@ namespace LabelNoiseLab.Tests;
 /// </summary>
 public sealed class ResumeTests : IDisposable
 {
-    private readonly string _dir = Directory.CreateTempSubdirectory("lnlab-resume-").FullName;
+    private readonly TempDir _temp = new("resume");
 
-    public void Dispose() => Directory.Delete(_dir, recursive: true);
+    private string _dir => _temp.Path;
+
+    public void Dispose() => _temp.Dispose();
 
     // Dropout (its own generator), SGD momentum (optimizer buffers), a cosine schedule (the step
     // count), evaluations inside epochs and a validation split: every piece of state matters.
@@ -40,31 +42,7 @@ public sealed class ResumeTests : IDisposable
         return path;
     }
 
-    private (int Code, string Out, string Err) Cli(params string[] args)
-    {
-        var stdout = new StringWriter();
-        var stderr = new StringWriter();
-        int code = LnlabCli.Run(args, stdout, stderr, new CliHost(new Trainer(), Interactive: false, RunsRoot: Path.Combine(_dir, "runs")));
-        return (code, stdout.ToString(), stderr.ToString());
-    }
-
-    /// <summary>lnlab.dll beside the test assembly (the CLI is a project reference), else the CLI's own build folder.</summary>
-    internal static string LnlabDll()
-    {
-        string here = Path.Combine(AppContext.BaseDirectory, "lnlab.dll");
-        if (File.Exists(here))
-            return here;
-        for (var d = new DirectoryInfo(AppContext.BaseDirectory); d is not null; d = d.Parent)
-        {
-            foreach (var cfg in (string[])["Release", "Debug"])
-            {
-                string p = Path.Combine(d.FullName, "src", "LabelNoiseLab.Cli", "bin", cfg, "net10.0", "lnlab.dll");
-                if (File.Exists(p))
-                    return p;
-            }
-        }
-        throw new FileNotFoundException("lnlab.dll not found beside the tests or under src/LabelNoiseLab.Cli/bin");
-    }
+    private (int Code, string Out, string Err) Cli(params string[] args) => TestCli.Run(_dir, args);
 
     /// <summary>metrics.csv without the wall-clock columns (seconds, eval_seconds), which no two runs share.</summary>
     internal static string[] MetricsWithoutTiming(string runDir)
@@ -116,14 +94,7 @@ public sealed class ResumeTests : IDisposable
     /// <summary>Starts `dotnet lnlab.dll ARGS`, waits for a checkpoint newer than epoch <paramref name="seen"/>, SIGKILLs it a random moment later.</summary>
     private static int KillAfterNextCheckpoint(string[] args, string runDir, int seen)
     {
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in (string[])[LnlabDll(), .. args])
-            start.ArgumentList.Add(a);
-        using var process = Process.Start(start)!;
-        process.OutputDataReceived += (_, _) => { };
-        process.ErrorDataReceived += (_, _) => { };
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
+        using var process = TestCli.Start(args);
         var clock = Stopwatch.StartNew();
         string next = Path.Combine(runDir, "checkpoints", $"epoch-{seen + 2:D4}.safetensors");
         while (!File.Exists(next) && !process.HasExited && clock.Elapsed < TimeSpan.FromSeconds(60))

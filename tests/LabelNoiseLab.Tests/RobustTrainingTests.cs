@@ -5,16 +5,17 @@ using LabelNoiseLab.Robust;
 using LabelNoiseLab.RunFiles;
 using LabelNoiseLab.Training;
 using LabelNoiseLab.Tensors;
-using Xunit.Abstractions;
 
 namespace LabelNoiseLab.Tests;
 
 /// <summary>Robust losses (gradient checks), pruning weights, detection metrics, T estimation, and robust runs through the CLI.</summary>
 public sealed class RobustTrainingTests(ITestOutputHelper output) : IDisposable
 {
-    private readonly string _dir = Directory.CreateTempSubdirectory("lnlab-robust-").FullName;
+    private readonly TempDir _temp = new("robust");
 
-    public void Dispose() => Directory.Delete(_dir, recursive: true);
+    private string _dir => _temp.Path;
+
+    public void Dispose() => _temp.Dispose();
 
     private static readonly float[] T3 = [0.7f, 0.2f, 0.1f, 0.1f, 0.8f, 0.1f, 0.3f, 0.0f, 0.7f];
 
@@ -228,14 +229,7 @@ public sealed class RobustTrainingTests(ITestOutputHelper output) : IDisposable
         Assert.True(Col("pruned_noisy") > Col("pruned_clean"));
     }
 
-    private (int Code, string Out, string Err) RunPreset(params string[] args)
-    {
-        var stdout = new StringWriter();
-        var stderr = new StringWriter();
-        int code = LnlabCli.Run(["run", "robust", .. args], stdout, stderr,
-            new CliHost(new Trainer(), Interactive: false, RunsRoot: Path.Combine(_dir, "runs")));
-        return (code, stdout.ToString(), stderr.ToString());
-    }
+    private (int Code, string Out, string Err) RunPreset(params string[] args) => TestCli.Run(_dir, ["run", "robust", .. args]);
 
     [Fact]
     public void The_robust_preset_writes_results_and_a_table()

@@ -8,11 +8,13 @@ namespace LabelNoiseLab.Tests;
 
 public sealed class RunsDirectoryTests : IDisposable
 {
-    private readonly string _root = Directory.CreateTempSubdirectory("lnlab-runs-").FullName;
+    private readonly TempDir _temp = new("runs");
 
-    public void Dispose() => Directory.Delete(_root, recursive: true);
+    private string _root => _temp.Path;
 
-    private string Sub(string name) => Path.Combine(_root, name);
+    public void Dispose() => _temp.Dispose();
+
+    private string Sub(string name) => _temp.Sub(name);
 
     private static void WriteAllRequired(RunDirectory run)
     {

@@ -1,5 +1,4 @@
 using System.Buffers.Binary;
-using System.Diagnostics;
 using System.Text;
 using LabelNoiseLab.RunFiles;
 
@@ -7,11 +6,13 @@ namespace LabelNoiseLab.Tests;
 
 public sealed class SafetensorsTests : IDisposable
 {
-    private readonly string _dir = Directory.CreateTempSubdirectory("lnlab-st-").FullName;
+    private readonly TempDir _temp = new("st");
 
-    public void Dispose() => Directory.Delete(_dir, recursive: true);
+    private string _dir => _temp.Path;
 
-    private string PathOf(string name) => Path.Combine(_dir, name);
+    public void Dispose() => _temp.Dispose();
+
+    private string PathOf(string name) => _temp.Sub(name);
 
     private static Tensor Filled(int[] shape, int seed)
     {
@@ -267,9 +268,7 @@ public sealed class SafetensorsTests : IDisposable
     [Fact]
     public void Python_numpy_reads_the_file_the_same()
     {
-        const string python = "/usr/bin/python3";
-        if (!File.Exists(python) || !Run(python, ["-c", "import numpy"], out _))
-            return; // Python or numpy absent on this machine: nothing independent to compare with.
+        MachineTools.RequirePythonWithNumpy();
 
         var a = Filled([3, 4], 11);
         a[5] = -0.0f;
@@ -291,23 +290,10 @@ public sealed class SafetensorsTests : IDisposable
                 print(name, list(x.shape), ' '.join(str(int(v)) for v in x.view('<u4').ravel()))
             print('meta', header['__metadata__']['k'])
             """;
-        Assert.True(Run(python, ["-c", script, path], out string output), output);
+        Assert.True(MachineTools.RunPython(["-c", script, path], out string output), output);
         string Expect(string name, Tensor t) =>
             $"{name} [{string.Join(", ", t.Shape.ToArray())}] " +
             string.Join(' ', t.ToArray().Select(f => ((uint)BitConverter.SingleToInt32Bits(f)).ToString(System.Globalization.CultureInfo.InvariantCulture)));
         Assert.Equal([Expect("a", a), Expect("b", b), "meta v"], output.TrimEnd().Split('\n'));
-    }
-
-    private static bool Run(string file, string[] args, out string output)
-    {
-        var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in args)
-            psi.ArgumentList.Add(a);
-        using var p = Process.Start(psi)!;
-        string stdout = p.StandardOutput.ReadToEnd();
-        string stderr = p.StandardError.ReadToEnd();
-        p.WaitForExit();
-        output = stdout + stderr;
-        return p.ExitCode == 0;
     }
 }

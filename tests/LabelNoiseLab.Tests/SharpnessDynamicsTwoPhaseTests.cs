@@ -12,9 +12,11 @@ namespace LabelNoiseLab.Tests;
 /// <summary>Sharpness probes, the TwoLayerLinear dynamics probe and the two-phase preset.</summary>
 public sealed class SharpnessDynamicsTwoPhaseTests : IDisposable
 {
-    private readonly string _dir = Directory.CreateTempSubdirectory("lnlab-twophase-").FullName;
+    private readonly TempDir _temp = new("twophase");
 
-    public void Dispose() => Directory.Delete(_dir, recursive: true);
+    private string _dir => _temp.Path;
+
+    public void Dispose() => _temp.Dispose();
 
     /// <summary>Eigenvalues (ascending) of a symmetric matrix in double, by cyclic Jacobi rotations.</summary>
     private static double[] JacobiEigenvalues(double[,] a0)
@@ -215,13 +217,7 @@ public sealed class SharpnessDynamicsTwoPhaseTests : IDisposable
         Assert.Equal("model.kind", Assert.Throws<ConfigException>(() => TwoLayerDynamics.Require(notLinear)).Key);
     }
 
-    private (int Code, string Out, string Err) Cli(params string[] args)
-    {
-        var stdout = new StringWriter();
-        var stderr = new StringWriter();
-        int code = LnlabCli.Run(args, stdout, stderr, new CliHost(null, Interactive: false, RunsRoot: Path.Combine(_dir, "runs")));
-        return (code, stdout.ToString(), stderr.ToString());
-    }
+    private (int Code, string Out, string Err) Cli(params string[] args) => TestCli.RunWith(null, _dir, args);
 
     [Fact]
     public void TwoPhase_quick_preset_writes_a_complete_run_with_four_methods()

@@ -8,17 +8,13 @@ namespace LabelNoiseLab.Tests;
 /// <summary>`lnlab probe spectral`, the training-time hook and `lnlab run spectral-tail --quick`, driven through the CLI.</summary>
 public sealed class SpectralCliTests : IDisposable
 {
-    private readonly string _dir = Directory.CreateTempSubdirectory("lnlab-spectral-").FullName;
+    private readonly TempDir _temp = new("spectral");
 
-    public void Dispose() => Directory.Delete(_dir, recursive: true);
+    private string _dir => _temp.Path;
 
-    private (int Code, string Out, string Err) Cli(params string[] args)
-    {
-        var stdout = new StringWriter();
-        var stderr = new StringWriter();
-        int code = LnlabCli.Run(args, stdout, stderr, new CliHost(new Trainer(), Interactive: false, RunsRoot: Path.Combine(_dir, "runs")));
-        return (code, stdout.ToString(), stderr.ToString());
-    }
+    public void Dispose() => _temp.Dispose();
+
+    private (int Code, string Out, string Err) Cli(params string[] args) => TestCli.Run(_dir, args);
 
     private string TrainMixture(string name, int spectralEvery = 0)
     {

@@ -11,9 +11,11 @@ namespace LabelNoiseLab.Tests;
 /// <summary>`lnlab sweep`, `summarize` and `report`: real child processes, skipping, shards, bad input, and the page in headless Chromium.</summary>
 public sealed class SweepReportTests : IDisposable
 {
-    private readonly string _dir = Directory.CreateTempSubdirectory("lnlab-sweep-").FullName;
+    private readonly TempDir _temp = new("sweep");
 
-    public void Dispose() => Directory.Delete(_dir, recursive: true);
+    private string _dir => _temp.Path;
+
+    public void Dispose() => _temp.Dispose();
 
     private const string SweepYaml = """
         name: tiny
@@ -29,13 +31,7 @@ public sealed class SweepReportTests : IDisposable
         seeds: [0, 1]
         """;
 
-    private (int Code, string Out, string Err) Cli(params string[] args)
-    {
-        var stdout = new StringWriter();
-        var stderr = new StringWriter();
-        int code = LnlabCli.Run(args, stdout, stderr, new CliHost(new Trainer(), Interactive: false, RunsRoot: Path.Combine(_dir, "runs")));
-        return (code, stdout.ToString(), stderr.ToString());
-    }
+    private (int Code, string Out, string Err) Cli(params string[] args) => TestCli.Run(_dir, args);
 
     private string Write(string name, string text)
     {
@@ -90,9 +86,8 @@ public sealed class SweepReportTests : IDisposable
         Assert.True(code == 0, stderr);
         string page = Path.Combine(outDir, "report.html");
         Assert.Contains("data-charts=\"3\"", File.ReadAllText(page));
-        if (!File.Exists("/usr/bin/chromium"))
-            return; // no browser here: rendering is checked where there is one
-        var (dom, _) = Render("/usr/bin/chromium", page, Path.Combine(outDir, "report.png"));
+        string chromium = MachineTools.RequireChromium("the sweep ran and its report page was written; the page's rendering was not checked");
+        var (dom, _) = Render(chromium, page, Path.Combine(outDir, "report.png"));
         Assert.Contains("data-rendered=\"3\"", dom);
         Assert.DoesNotContain("data-errors=", dom);
     }
@@ -169,9 +164,7 @@ public sealed class SweepReportTests : IDisposable
         Assert.DoesNotContain("src=\"http", html, StringComparison.Ordinal); // nothing fetched at view time
         Assert.Contains("data-charts=\"4\"", html);
 
-        const string chromium = "/usr/bin/chromium";
-        if (!File.Exists(chromium))
-            return; // no browser on this machine: the page was written, its rendering is not checked here
+        string chromium = MachineTools.RequireChromium("the report page was written and checked; its rendering was not");
         var (dom, log) = Render(chromium, page, Path.Combine(run, "report.png"));
         Assert.Contains("data-rendered=\"4\"", dom);
         Assert.Contains("data-failed=\"0\"", dom);
@@ -190,9 +183,9 @@ public sealed class SweepReportTests : IDisposable
     private static (string Out, string Err) Chromium(string chromium, string page, params string[] extra)
     {
         var start = new ProcessStartInfo(chromium) { RedirectStandardOutput = true, RedirectStandardError = true };
-        string profile = Directory.CreateTempSubdirectory("lnlab-chromium-").FullName;
+        using var profile = new TempDir("chromium"); // deleted when chromium is done (a helper process may hold it a moment: then left)
         foreach (var a in (string[])["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run", "--user-data-dir=" + profile,
+            "--disable-sync", "--no-first-run", "--user-data-dir=" + profile.Path,
             "--enable-logging=stderr", "--v=0", "--virtual-time-budget=10000", .. extra, new Uri(page).AbsoluteUri])
             start.ArgumentList.Add(a);
         using var p = Process.Start(start)!;
@@ -200,14 +193,6 @@ public sealed class SweepReportTests : IDisposable
         string output = p.StandardOutput.ReadToEnd();
         Assert.True(p.WaitForExit(120_000), "chromium did not finish");
         p.WaitForExit(); // and its output streams closed
-        try
-        {
-            Directory.Delete(profile, recursive: true);
-        }
-        catch (IOException)
-        {
-            // a helper process may still hold the profile a moment; a leftover temp folder is harmless
-        }
         return (output, err.Result);
     }
 }

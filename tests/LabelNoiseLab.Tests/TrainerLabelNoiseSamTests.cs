@@ -16,9 +16,11 @@ namespace LabelNoiseLab.Tests;
 /// <summary>Label-noise SGD, SAM and the neuron-norm probe as options of `lnlab train`.</summary>
 public sealed class TrainerLabelNoiseSamTests : IDisposable
 {
-    private readonly string _dir = Directory.CreateTempSubdirectory("lnlab-lnsam-").FullName;
+    private readonly TempDir _temp = new("lnsam");
 
-    public void Dispose() => Directory.Delete(_dir, recursive: true);
+    private string _dir => _temp.Path;
+
+    public void Dispose() => _temp.Dispose();
 
     private const string Mixture = """
         name: mixture
@@ -44,13 +46,10 @@ public sealed class TrainerLabelNoiseSamTests : IDisposable
     {
         string config = Path.Combine(_dir, "config-" + Guid.NewGuid().ToString("N") + ".yaml");
         File.WriteAllText(config, yaml);
-        var stdout = new StringWriter();
-        var stderr = new StringWriter();
         var args = new List<string> { "train", "--config", config, "--out", outDir };
         foreach (var s in sets)
             args.AddRange(["--set", s]);
-        int code = LnlabCli.Run([.. args], stdout, stderr, new CliHost(new Trainer(), Interactive: false, RunsRoot: Path.Combine(_dir, "runs")));
-        return (code, stdout.ToString(), stderr.ToString());
+        return TestCli.Run(_dir, [.. args]);
     }
 
     [Theory]

@@ -10,9 +10,11 @@ namespace LabelNoiseLab.Tests;
 /// <summary>The real trainer driven through the CLI, as `lnlab train` runs it.</summary>
 public sealed class TrainerTests : IDisposable
 {
-    private readonly string _dir = Directory.CreateTempSubdirectory("lnlab-trainer-").FullName;
+    private readonly TempDir _temp = new("trainer");
 
-    public void Dispose() => Directory.Delete(_dir, recursive: true);
+    private string _dir => _temp.Path;
+
+    public void Dispose() => _temp.Dispose();
 
     private (int Code, string Out, string Err) Train(string yaml, params string[] extra) => TestCli.Train(_dir, yaml, extra);
 
@@ -142,8 +144,7 @@ public sealed class TrainerTests : IDisposable
     [Fact]
     public void Fashion_mnist_demo_config_trains_one_epoch_when_the_data_set_is_installed()
     {
-        if (!Directory.Exists("/usr/share/datasets/fashion-mnist"))
-            return; // dataset-fashion-mnist not installed: covered by the synthetic runs above.
+        MachineTools.RequireFashionMnist();
         string outDir = Path.Combine(_dir, "fmnist");
         var (code, stdout, stderr) = Train(DemoConfig.Text, "--out", outDir, "--set", "epochs=1", "--set", "data.subset=3000");
         Assert.True(code == 0, stderr + stdout);

@@ -9,23 +9,18 @@ namespace LabelNoiseLab.Tests;
 /// <summary>`lnlab run two-phase-fmnist`: plain SGD versus label-noise SGD on Fashion-MNIST.</summary>
 public sealed class TwoPhaseFmnistPresetTests : IDisposable
 {
-    private readonly string _dir = Directory.CreateTempSubdirectory("lnlab-tpf-").FullName;
+    private readonly TempDir _temp = new("tpf");
 
-    public void Dispose() => Directory.Delete(_dir, recursive: true);
+    private string _dir => _temp.Path;
 
-    private (int Code, string Out, string Err) Lnlab(params string[] args)
-    {
-        var stdout = new StringWriter();
-        var stderr = new StringWriter();
-        int code = LnlabCli.Run(args, stdout, stderr, new CliHost(new Trainer(), Interactive: false, RunsRoot: Path.Combine(_dir, "runs")));
-        return (code, stdout.ToString(), stderr.ToString());
-    }
+    public void Dispose() => _temp.Dispose();
+
+    private (int Code, string Out, string Err) Lnlab(params string[] args) => TestCli.Run(_dir, args);
 
     [Fact]
     public void Quick_preset_writes_dynamics_and_a_summary_per_method()
     {
-        if (!Directory.Exists("/usr/share/datasets/fashion-mnist"))
-            return; // dataset-fashion-mnist not installed: the bad-input tests below still run.
+        MachineTools.RequireFashionMnist();
         string outDir = Path.Combine(_dir, "quick");
         var (code, stdout, stderr) = Lnlab("run", "two-phase-fmnist", "--quick", "--out", outDir);
         Assert.True(code == 0, stderr + stdout);
