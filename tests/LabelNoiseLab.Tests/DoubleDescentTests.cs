@@ -1,11 +1,9 @@
 using System.Globalization;
 using System.Text.Json.Nodes;
 using LabelNoiseLab.Autograd;
-using LabelNoiseLab.Cli;
 using LabelNoiseLab.Data;
 using LabelNoiseLab.Probes;
 using LabelNoiseLab.RunFiles;
-using LabelNoiseLab.Training;
 using LabelNoiseLab.Experiments;
 using LabelNoiseLab.Tensors;
 

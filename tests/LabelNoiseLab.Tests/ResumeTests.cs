@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using LabelNoiseLab.Cli;
 using LabelNoiseLab.RunFiles;
 using LabelNoiseLab.Training;
 

@@ -1,9 +1,7 @@
 using System.Globalization;
-using LabelNoiseLab.Cli;
 using LabelNoiseLab.Losses;
 using LabelNoiseLab.Robust;
 using LabelNoiseLab.RunFiles;
-using LabelNoiseLab.Training;
 using LabelNoiseLab.Tensors;
 
 namespace LabelNoiseLab.Tests;

@@ -1,5 +1,4 @@
 using System.Text.Json;
-using LabelNoiseLab.Cli;
 using LabelNoiseLab.Losses;
 using LabelNoiseLab.Nn;
 using LabelNoiseLab.Probes;

@@ -1,7 +1,5 @@
 using System.Text.Json;
-using LabelNoiseLab.Cli;
 using LabelNoiseLab.RunFiles;
-using LabelNoiseLab.Training;
 
 namespace LabelNoiseLab.Tests;
 

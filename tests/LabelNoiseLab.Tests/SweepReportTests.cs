@@ -1,8 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
-using LabelNoiseLab.Cli;
 using LabelNoiseLab.RunFiles;
-using LabelNoiseLab.Training;
 using LabelNoiseLab.Experiments;
 using LabelNoiseLab.Studies;
 

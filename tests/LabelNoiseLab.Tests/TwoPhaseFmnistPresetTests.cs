@@ -1,7 +1,6 @@
 using System.Text.Json;
 using LabelNoiseLab.Cli;
 using LabelNoiseLab.RunFiles;
-using LabelNoiseLab.Training;
 using LabelNoiseLab.Studies;
 
 namespace LabelNoiseLab.Tests;
