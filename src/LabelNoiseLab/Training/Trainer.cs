@@ -119,8 +119,8 @@ public sealed class Trainer : IExperimentRunner
                 if (!float.IsFinite(lossValue))
                 {
                     progress.OnMessage($"loss is {lossValue} at step {step}: diverged");
-                    WriteSummary(run, hooks, best, epoch - 1, step, secondsBefore + clock.Elapsed.TotalSeconds, trainSeconds, divergedAt: step, stoppedEarly: false);
-                    return RunResult.Diverged(step);
+                    var divergedSummary = WriteSummary(run, hooks, best, epoch - 1, step, secondsBefore + clock.Elapsed.TotalSeconds, trainSeconds, divergedAt: step, stoppedEarly: false);
+                    return RunResult.Diverged(step) with { Report = new TrainingReport([.. metrics.Rows], divergedSummary) };
                 }
                 progress.OnStep(epoch, step, lossValue);
                 if (config.EvalEverySteps > 0 && step % config.EvalEverySteps == 0 && !batcher.EpochDone)
@@ -161,8 +161,8 @@ public sealed class Trainer : IExperimentRunner
         }
         int epochsDone = epoch - 1;
         SaveCheckpoint(dir, "final", model, config, epochsDone, step);
-        WriteSummary(run, hooks, best, epochsDone, step, secondsBefore + clock.Elapsed.TotalSeconds, trainSeconds, divergedAt: null, stoppedEarly);
-        return RunResult.Complete;
+        var summary = WriteSummary(run, hooks, best, epochsDone, step, secondsBefore + clock.Elapsed.TotalSeconds, trainSeconds, divergedAt: null, stoppedEarly);
+        return RunResult.Complete with { Report = new TrainingReport([.. metrics.Rows], summary) };
 
         // Loss and gradients at the current weights on the current batch (Sam zeroes the gradients).
         float SamLossAndGradients()
@@ -269,7 +269,7 @@ public sealed class Trainer : IExperimentRunner
             ["step"] = step.ToString(CultureInfo.InvariantCulture),
         });
 
-    private static void WriteSummary(TrainingRun run, List<ITrainerHook> hooks, BestTracker best,
+    private static Dictionary<string, object?> WriteSummary(TrainingRun run, List<ITrainerHook> hooks, BestTracker best,
         int epochs, long steps, double totalSeconds, double trainSeconds, long? divergedAt, bool stoppedEarly)
     {
         var (config, data, model) = (run.Config, run.Data, run.Model);
@@ -318,6 +318,7 @@ public sealed class Trainer : IExperimentRunner
         foreach (var hook in hooks)
             hook.OnEnd(run, summary);
         run.Directory.WriteSummary(summary);
+        return summary;
     }
 
     /// <summary>Best-epoch bookkeeping: best test accuracy, best (lowest) validation loss, the last row.</summary>
