@@ -86,7 +86,7 @@ public static class ProbeBench
         var dir = RunDirectory.Create(path, config.Name);
         dir.WriteConfig(config);
         var clock = Stopwatch.StartNew();
-        var result = new Trainer().Run(config, dir, new RunContext(null, NullProgressSink.Instance));
+        var result = new ExperimentRunner().Run(config, dir, new RunContext(null, NullProgressSink.Instance));
         double wall = clock.Elapsed.TotalSeconds;
         if (result.Status != RunStatus.Complete)
             throw new InvalidOperationException($"bench run ended {result.Status}: {result.Reason}");

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using LabelNoiseLab.Experiments;
 using LabelNoiseLab.Training;
 
 namespace LabelNoiseLab.Cli;

@@ -1,3 +1,4 @@
+using LabelNoiseLab.Experiments;
 using LabelNoiseLab.Training;
 
 namespace LabelNoiseLab.Cli;
@@ -7,7 +8,7 @@ internal static class Runners
 {
     /// <summary>
     /// The trainer (issue 3) is not in this build yet: `lnlab train` validates the config and
-    /// then says so. Wire it here, e.g. <c>=&gt; new Trainer();</c>.
+    /// then says so.
     /// </summary>
-    public static IExperimentRunner? Default() => new Trainer();
+    public static IExperimentRunner? Default() => new ExperimentRunner();
 }

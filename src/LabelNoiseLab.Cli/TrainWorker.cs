@@ -54,7 +54,7 @@ public sealed class TrainWorker(IExperimentRunner? runner, IProgressDisplay disp
         var config = ExperimentConfig.Load(Path.Combine(runDir, RunDirectory.ConfigFile));
         string? checkpoint = TrainingCheckpoint.Latest(runDir);
         if (checkpoint is not null)
-            TrainingCheckpoint.ReadState(checkpoint, config); // a bad checkpoint fails here, the folder untouched
+            TrainingCheckpoint.ReadState(checkpoint, config.ToYaml()); // a bad checkpoint fails here, the folder untouched
         stdout.WriteLine(checkpoint is null ? $"resuming {runDir} from the start (no checkpoint yet)" : $"resuming {runDir} from {checkpoint}");
         return RunToEnd(runner, config, dir, new RunContext(dataDir, display, ResumeFrom: checkpoint));
     }

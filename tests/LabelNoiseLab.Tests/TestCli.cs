@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using LabelNoiseLab.Experiments;
 using LabelNoiseLab.Cli;
 using LabelNoiseLab.Training;
 
@@ -11,7 +12,7 @@ namespace LabelNoiseLab.Tests;
 internal static class TestCli
 {
     /// <summary>Runs `lnlab ARGS` in-process with the real trainer; runs without --out go to DIR/runs.</summary>
-    public static (int Code, string Out, string Err) Run(string dir, params string[] args) => RunWith(new Trainer(), dir, args);
+    public static (int Code, string Out, string Err) Run(string dir, params string[] args) => RunWith(new ExperimentRunner(), dir, args);
 
     /// <summary>Runs `lnlab ARGS` in-process with <paramref name="runner"/> (null: commands that train fail as without one).</summary>
     public static (int Code, string Out, string Err) RunWith(IExperimentRunner? runner, string dir, params string[] args)

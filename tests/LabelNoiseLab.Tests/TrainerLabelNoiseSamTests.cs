@@ -91,9 +91,9 @@ public sealed class TrainerLabelNoiseSamTests : IDisposable
         var config = ExperimentConfig.Parse(Mixture, overrides: ["label_noise.kind=classification", "label_noise.p=0.4", "label_noise.schedule=periodic", "label_noise.period=3"]);
         var data = DataSources.Prepare(ExperimentSetup.DataOptions(config, null), ExperimentSetup.NoiseOptions(config));
         var batcher = new Batcher(data.Train, 32, new Rng(1));
-        var objective = new LabelNoiseObjective(config, data.Train, 32);
-        var tape = new Tape();
-        var output = new Tensor(32, 10);
+        var objective = new LabelNoiseStep(new LabelNoiseSgdOptions(LabelNoiseSgdKind.Classification, p, 0, StepNoiseDistribution.PlusMinus,
+            StepNoiseSchedule.Periodic(3), config.Seed), data.Train, 32);
+        var ctx = new StepContext(batcher);
         var first = new int[32];
         long changedOff = 0, samplesOn = 0, changedOn = 0;
         long step = 0;
@@ -102,13 +102,9 @@ public sealed class TrainerLabelNoiseSamTests : IDisposable
             batcher.StartEpoch();
             while (batcher.Next())
             {
-                output.Resize([batcher.Length, 10]);
-                tape.Reset();
-                objective.Loss(tape, output, batcher, step);
-                objective.LastLabels[..batcher.Length].CopyTo(first);
-                tape.Reset();
-                objective.Loss(tape, output, batcher, step); // SAM's second pass: same labels
-                Assert.True(objective.LastLabels[..batcher.Length].SequenceEqual(first.AsSpan(0, batcher.Length)));
+                ctx.Begin(step);
+                objective.Apply(ctx); // once per step: SAM's second pass and every later component see these labels
+                ctx.Labels.AsSpan(0, batcher.Length).CopyTo(first);
                 int changed = 0;
                 for (int i = 0; i < batcher.Length; i++)
                     changed += first[i] != batcher.Labels[i] ? 1 : 0;

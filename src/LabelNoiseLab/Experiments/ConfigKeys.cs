@@ -19,6 +19,7 @@ public static class ConfigKeys
         Key("batch_size", Int, 128, c => c.BatchSize, (c, v) => c with { BatchSize = v }, AtLeast(1), "mini-batch size"),
         Key("eval_every_steps", Int, 0, c => c.EvalEverySteps, (c, v) => c with { EvalEverySteps = v }, AtLeast(0), "evaluate every N steps as well as after each epoch; 0 = per epoch only"),
         Key("checkpoint_every", Int, 0, c => c.CheckpointEvery, (c, v) => c with { CheckpointEvery = v }, AtLeast(0), "checkpoint every N epochs; 0 = only the final one"),
+        Key("checkpoint_every_steps", Int, 0, c => c.CheckpointEverySteps, (c, v) => c with { CheckpointEverySteps = v }, AtLeast(0), "also checkpoint every N steps, inside epochs too (resume continues from that step); 0 = off"),
         Key("threads", Int, 0, c => c.Threads, (c, v) => c with { Threads = v }, AtLeast(0), "worker threads; 0 = all cores"),
 
         Key("data.name", Choice("fashion-mnist", "mnist", "cifar10", "csv", "gaussian-mixture", "linear-teacher"), "fashion-mnist", c => c.DataName, (c, v) => c with { DataName = v }, null, "data set"),

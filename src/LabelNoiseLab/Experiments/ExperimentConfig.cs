@@ -23,6 +23,7 @@ public sealed record ExperimentConfig
     public int BatchSize { get; init; }
     public int EvalEverySteps { get; init; }
     public int CheckpointEvery { get; init; }
+    public int CheckpointEverySteps { get; init; }
     public int Threads { get; init; }
 
     public string DataName { get; init; } = "";

@@ -23,7 +23,10 @@ namespace LabelNoiseLab.Probes;
 /// <c>summary.json</c> gets per-layer figures, among them how often the top unit stayed the same.
 /// The hooks are attached only for the probe's own forward pass, so training steps pay nothing.
 /// </summary>
-public sealed class ActivationProbe : ITrainerHook
+/// <summary>Activation-probe settings: every N epochs (and the last), the probe-set size, the layers (empty = all), the seed, the run's epochs.</summary>
+public sealed record ActivationProbeOptions(int Every, int SetSize, IReadOnlyList<int> Layers, long Seed, int Epochs);
+
+public sealed class ActivationProbe : ITrainingCallback
 {
     public const string FileName = "activations.csv";
 
@@ -32,10 +35,10 @@ public sealed class ActivationProbe : ITrainerHook
 
     private const int Chunk = 500;
 
-    private readonly ExperimentConfig _config;
-    private readonly StringBuilder _csv = new(Header + "\n");
+    private readonly ActivationProbeOptions _config;
+    private StringBuilder _csv = new(Header + "\n");
     private readonly Tape _tape = new(recording: false);
-    private readonly List<ProbeRow> _rows = [];
+    private List<ProbeRow> _rows = [];
     private int[] _indices = [];
     private int[] _given = [];
     private int[] _true = [];
@@ -58,7 +61,11 @@ public sealed class ActivationProbe : ITrainerHook
     private double _seconds;
     private double _forwardSeconds;
 
-    public ActivationProbe(ExperimentConfig config) => _config = config;
+    public ActivationProbe(ActivationProbeOptions options) => _config = options ?? throw new ArgumentNullException(nameof(options));
+
+    public string Name => "probe.activations";
+
+    public long Acted { get; private set; }
 
     /// <summary>One (epoch, layer) row of activations.csv.</summary>
     public sealed record ProbeRow(int Epoch, int Layer, double CosineGiven, double CosineTrue, MassiveActivation Massive,
@@ -69,26 +76,21 @@ public sealed class ActivationProbe : ITrainerHook
     /// <summary>Indices (into the training set) of the probe samples, ascending.</summary>
     public IReadOnlyList<int> ProbeIndices => _indices;
 
-    public void OnStart(TrainingRun run)
+    /// <summary>Sets up the probe set and the capture hooks (every start and resume); the layers were checked by the config layer.</summary>
+    public void Attach(TrainingRun run)
     {
+        ArgumentNullException.ThrowIfNull(run);
         var train = run.Data.Train;
         if (train.NumClasses == 0)
-            throw new ConfigException("probe.activations_every", $"the activation probe needs a classification data set; {_config.DataName} is a regression set");
-        if (_config.ProbeSetSize > train.Count)
-            throw new ConfigException("probe.set_size", $"{_config.ProbeSetSize} is larger than the training set ({train.Count} samples)");
+            throw new ArgumentException("the activation probe needs a classification data set", nameof(run));
         var all = run.Model.NamedModules().Where(m => m.Module is Activation).ToArray();
-        if (all.Length == 0)
-            throw new ConfigException("probe.activations_every", $"model.kind={_config.ModelKind} has no hidden activation layers to probe");
-        foreach (int l in _config.ProbeLayers)
-        {
-            if (l >= all.Length)
-                throw new ConfigException("probe.layers", $"layer {l} does not exist; the model has {all.Length} hidden activation layers (0..{all.Length - 1})");
-        }
-        _layerIndex = _config.ProbeLayers.Count == 0 ? [.. Enumerable.Range(0, all.Length)] : [.. _config.ProbeLayers.Distinct().Order()];
+        if (all.Length == 0 || _config.Layers.Any(l => l >= all.Length) || _config.SetSize > train.Count)
+            throw new ArgumentException($"activation probe: layers {string.Join(",", _config.Layers)} or set size {_config.SetSize} do not fit a model with {all.Length} activation layers and {train.Count} samples", nameof(run));
+        _layerIndex = _config.Layers.Count == 0 ? [.. Enumerable.Range(0, all.Length)] : [.. _config.Layers.Distinct().Order()];
         _layers = [.. _layerIndex.Select(i => all[i])];
 
         _classes = train.NumClasses;
-        _indices = StratifiedSample(train, _config.ProbeSetSize, Rng.ForPurpose(_config.Seed, "activation-probe-set"));
+        _indices = StratifiedSample(train, _config.SetSize, Rng.ForPurpose(_config.Seed, "activation-probe-set"));
         int n = _indices.Length, d = train.FeatureLength;
         _x = new Tensor(n, d);
         _chunk = new Tensor(Math.Min(Chunk, n), d);
@@ -119,14 +121,33 @@ public sealed class ActivationProbe : ITrainerHook
             int slot = l;
             _captures[l] = (_, _, output) => Capture(slot, output);
         }
-        Probe(run, 0);
+    }
+
+    /// <summary>A fresh start: the untrained network is epoch 0.</summary>
+    public void OnStart(TrainingRun run) => Probe(run, 0);
+
+    public ComponentState SaveState() => new ComponentState()
+        .Set("acted", Acted)
+        .Set("csv", _csv.ToString())
+        .SetJson("rows", _rows)
+        .Set("seconds", _seconds)
+        .Set("seconds_forward", _forwardSeconds);
+
+    public void RestoreState(ComponentState state)
+    {
+        ArgumentNullException.ThrowIfNull(state);
+        Acted = state.Long("acted");
+        _csv = new StringBuilder(state.Text("csv"));
+        _rows = state.Json<List<ProbeRow>>("rows");
+        _seconds = state.Double("seconds");
+        _forwardSeconds = state.Double("seconds_forward");
     }
 
     public void OnEvaluation(TrainingRun run, int epoch, long step, IDictionary<string, double> extra)
     {
         // Only the evaluation that ends an epoch (not the eval_every_steps ones inside it).
         bool epochEnd = step == (long)epoch * run.Batcher.BatchesPerEpoch;
-        if (epochEnd && (epoch % _config.ProbeActivationsEvery == 0 || epoch == _config.Epochs))
+        if (epochEnd && (epoch % _config.Every == 0 || epoch == _config.Epochs))
             Probe(run, epoch);
     }
 
@@ -176,6 +197,7 @@ public sealed class ActivationProbe : ITrainerHook
             var row = new ProbeRow(epoch, _layerIndex[l], cosGiven, cosTrue, massive,
                 ActivationStats.Pearson(_unitMagnitude, _inputNorms), ActivationStats.Pearson(_unitMagnitude, _margins));
             _rows.Add(row);
+            Acted += l == 0 ? 1 : 0;
             AppendCsv(_csv, row);
         }
         run.Directory.WriteText(FileName, _csv.ToString());
@@ -222,7 +244,7 @@ public sealed class ActivationProbe : ITrainerHook
     public static int[] StratifiedSample(Dataset train, int size, Rng rng)
     {
         if (size > train.Count)
-            throw new ConfigException("probe.set_size", $"{size} is larger than the training set ({train.Count} samples)");
+            throw new ArgumentOutOfRangeException(nameof(size), size, $"{size} is larger than the training set ({train.Count} samples)");
         int classes = Math.Max(1, train.NumClasses);
         var cells = new List<int>[2 * classes];
         for (int c = 0; c < cells.Length; c++)
@@ -291,7 +313,7 @@ public sealed class ActivationProbe : ITrainerHook
         return new Dictionary<string, object?>
         {
             ["file"] = FileName,
-            ["every_epochs"] = _config.ProbeActivationsEvery,
+            ["every_epochs"] = _config.Every,
             ["probe_set"] = new Dictionary<string, object?>
             {
                 ["size"] = _indices.Length,

@@ -8,15 +8,32 @@ namespace LabelNoiseLab.Probes;
 /// the first weight matrix) at each evaluation; summary.json gets the initial, final and smallest
 /// mean under <c>neuron_norms</c>.
 /// </summary>
-public sealed class NeuronNormHook : ITrainerHook
+public sealed class NeuronNormHook : ITrainingCallback
 {
     private NeuronNormStats _initial;
     private double _minMean = double.PositiveInfinity;
     private long _minStep;
     private NeuronNormStats _last;
 
-    public static NeuronNormHook? Create(ExperimentConfig config) =>
-        config is { ProbeNeuronNorms: true } ? new NeuronNormHook() : null;
+    public string Name => "probe.neuron_norms";
+
+    public long Acted { get; private set; }
+
+    public ComponentState SaveState() => new ComponentState()
+        .Set("acted", Acted)
+        .SetJson("initial", _initial)
+        .SetJson("last", _last)
+        .Set("min_mean", _minMean).Set("min_step", _minStep);
+
+    public void RestoreState(ComponentState state)
+    {
+        ArgumentNullException.ThrowIfNull(state);
+        Acted = state.Long("acted");
+        _initial = state.Json<NeuronNormStats>("initial");
+        _last = state.Json<NeuronNormStats>("last");
+        _minMean = state.Double("min_mean");
+        _minStep = state.Long("min_step");
+    }
 
     public IReadOnlyList<string> MetricsColumns { get; } = ["neuron_norm_mean", "neuron_norm_std"];
 
@@ -32,6 +49,7 @@ public sealed class NeuronNormHook : ITrainerHook
         ArgumentNullException.ThrowIfNull(run);
         ArgumentNullException.ThrowIfNull(extra);
         _last = NeuronNorms.Measure(NeuronNorms.FirstWeight(run.Model).Weight);
+        Acted++;
         if (_last.Mean < _minMean)
             (_minMean, _minStep) = (_last.Mean, step);
         extra["neuron_norm_mean"] = _last.Mean;

@@ -84,8 +84,19 @@ public static class PhaseDetector
 /// error), and the epochs at which clean and noisy training samples are fitted (accuracy on their
 /// given label ≥ 0.5 and ≥ 0.99), so "noisy samples are learned after clean ones" can be read off.
 /// </summary>
-public sealed class PhaseDetectionHook(ExperimentConfig config) : ITrainerHook
+public sealed class PhaseDetectionHook(double rise, double fall, int smooth) : ITrainingCallback
 {
+    public string Name => "probe.phases";
+
+    public long Acted { get; private set; }
+
+    /// <summary>Reads the metrics rows at the end: nothing to keep.</summary>
+    public ComponentState SaveState() => ComponentState.Empty;
+
+    public void RestoreState(ComponentState state)
+    {
+    }
+
     public const double FittedAccuracy = 0.99;
 
     public void OnEnd(TrainingRun run, IDictionary<string, object?> summary)
@@ -96,7 +107,8 @@ public sealed class PhaseDetectionHook(ExperimentConfig config) : ITrainerHook
             summary["phases"] = null;
             return;
         }
-        summary["phases"] = Describe(rows, config.ProbePhaseRise, config.ProbePhaseFall, config.ProbePhaseSmooth);
+        Acted = 1;
+        summary["phases"] = Describe(rows, rise, fall, smooth);
     }
 
     /// <summary>The summary block for a list of metrics rows (in order).</summary>

@@ -62,6 +62,13 @@ public sealed class SpectralResult
     public double TruncationSeconds { get; init; }
     public double ProbeSeconds { get; init; }
 
+    /// <summary>One line for a log: what was probed and its figures.</summary>
+    public string Describe(string what) => string.Create(CultureInfo.InvariantCulture,
+        $"{what}: D = {Basis.Dim}, effective rank {EffectiveRank:F1}, stable rank {StableRank:F2}, full test acc {FullTestAcc:F4}, "
+        + $"best d by val {BestDByVal?.ToString(CultureInfo.InvariantCulture) ?? "-"} (trunc test acc {TruncTestAccAtBestD:F4}), "
+        + $"probe best d {ProbeBestD?.ToString(CultureInfo.InvariantCulture) ?? "-"} (test acc {ProbeBestTestAcc:F4}); "
+        + $"{SpectrumSeconds:F1} s spectrum, {TruncationSeconds:F1} s truncation, {ProbeSeconds:F1} s probes");
+
     public double EffectiveRank => Basis.EffectiveRank;
     public double StableRank => Basis.StableRank;
 

@@ -13,17 +13,41 @@ namespace LabelNoiseLab.Probes;
 /// best_d_by_val</c>, then those of spectral.csv. It reads the model in evaluation mode and has
 /// its own generator, so training is unchanged by it.
 /// </summary>
-public sealed class SpectralTrainerHook(int every) : ITrainerHook
+public sealed class SpectralTrainerHook(int every, long seed) : ITrainingCallback
 {
     public const string FileName = "spectral_epochs.csv";
     public const string Header = "epoch,step,effective_rank,stable_rank,full_test_acc,best_d_by_val," + SpectralResult.SpectralHeader;
 
-    private readonly StringBuilder _csv = new StringBuilder(Header).Append('\n');
-    private SpectralResult? _first;
-    private SpectralResult? _last;
+    private StringBuilder _csv = new StringBuilder(Header).Append('\n');
+    private Figures? _first;
+    private Figures? _last;
     private int _lastEpoch = -1;
 
+    /// <summary>The figures of one probe that the summary reports.</summary>
+    private sealed record Figures(double EffectiveRank, int? BestDByVal, double TruncTestAccAtBestD);
+
+    public string Name => "probe.spectral";
+
+    public long Acted { get; private set; }
+
     public void OnStart(TrainingRun run) => Probe(run, 0, 0);
+
+    public ComponentState SaveState()
+    {
+        var state = new ComponentState().Set("acted", Acted).Set("csv", _csv.ToString()).Set("last_epoch", _lastEpoch);
+        if (_first is not null)
+            state.SetJson("first", _first).SetJson("last", _last);
+        return state;
+    }
+
+    public void RestoreState(ComponentState state)
+    {
+        ArgumentNullException.ThrowIfNull(state);
+        Acted = state.Long("acted");
+        _csv = new StringBuilder(state.Text("csv"));
+        _lastEpoch = (int)state.Long("last_epoch");
+        (_first, _last) = state.Values.ContainsKey("first") ? (state.Json<Figures>("first"), state.Json<Figures>("last")) : (null, null);
+    }
 
     public void OnEvaluation(TrainingRun run, int epoch, long step, IDictionary<string, double> extra)
     {
@@ -45,14 +69,16 @@ public sealed class SpectralTrainerHook(int every) : ITrainerHook
 
     private void Probe(TrainingRun run, int epoch, long step)
     {
-        var result = SpectralProbe.ProbeModel(run.Model, run.Data, FeatureExtractor.Penultimate, new SpectralOptions { Seed = run.Config.Seed });
-        _first ??= result;
-        _last = result;
+        var result = SpectralProbe.ProbeModel(run.Model, run.Data, FeatureExtractor.Penultimate, new SpectralOptions { Seed = seed });
+        var figures = new Figures(result.EffectiveRank, result.BestDByVal, result.TruncTestAccAtBestD);
+        _first ??= figures;
+        _last = figures;
+        Acted++;
         _lastEpoch = epoch;
         string prefix = string.Create(CultureInfo.InvariantCulture,
             $"{epoch},{step},{SpectralResult.F(result.EffectiveRank)},{SpectralResult.F(result.StableRank)},{SpectralResult.F(result.FullTestAcc)},{result.BestDByVal},");
         _csv.Append(result.SpectralCsv(prefix));
         run.Directory.WriteText(FileName, _csv.ToString());
-        run.Progress.OnMessage(SpectralRunProbe.Describe($"spectral probe, epoch {epoch}", result));
+        run.Progress.OnMessage(result.Describe($"spectral probe, epoch {epoch}"));
     }
 }

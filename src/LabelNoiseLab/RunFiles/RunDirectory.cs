@@ -2,7 +2,6 @@ using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
-using LabelNoiseLab.Experiments;
 
 namespace LabelNoiseLab.RunFiles;
 
@@ -13,13 +12,16 @@ public enum RunStatus
     Complete,
     Diverged,
     Failed,
+
+    /// <summary>Stopped by a signal after writing a checkpoint; <c>lnlab resume</c> goes on from it.</summary>
+    Interrupted,
 }
 
 /// <summary>
 /// The folder one run leaves behind (see DESIGN.md): <c>config.yaml</c>, <c>metrics.csv</c>,
 /// <c>summary.json</c>, <c>status</c>, <c>checkpoints/</c>, plus whatever probes add. Every file
 /// is written atomically. The status starts at <c>running</c> and ends, exactly once, at
-/// <c>complete</c>, <c>diverged</c> or <c>failed</c>; <see cref="MarkComplete"/> is the last
+/// <c>complete</c>, <c>diverged</c>, <c>failed</c> or <c>interrupted</c>; <see cref="MarkComplete"/> is the last
 /// write and needs config, metrics and summary written first.
 /// </summary>
 public sealed class RunDirectory
@@ -130,8 +132,8 @@ public sealed class RunDirectory
         return (status, lines.Length > 1 && lines[1].Length > 0 ? lines[1] : null);
     }
 
-    /// <summary>Writes the fully resolved config.</summary>
-    public void WriteConfig(ExperimentConfig config) => WriteText(ConfigFile, config.ToYaml());
+    /// <summary>Writes the fully resolved config (YAML text).</summary>
+    public void WriteConfig(string yaml) => WriteText(ConfigFile, yaml);
 
     /// <summary>Opens <c>metrics.csv</c> (header written at once); extra columns follow the standard ones.</summary>
     /// <param name="resumeCsv">A resumed run: the metrics.csv text stored in its checkpoint, rows kept.</param>
@@ -195,6 +197,9 @@ public sealed class RunDirectory
 
     /// <summary>Ends the run as failed with a one-line reason.</summary>
     public void MarkFailed(string reason) => Finish(RunStatus.Failed, reason);
+
+    /// <summary>Ends this process's part of the run after a signal (<c>interrupted at step 123</c>); a checkpoint was written to resume from.</summary>
+    public void MarkInterrupted(string reason) => Finish(RunStatus.Interrupted, reason);
 
     public string FilePath(string fileName) => System.IO.Path.Combine(Path, CheckName(fileName));
 

@@ -138,7 +138,7 @@ public static class DoubleDescentPreset
             {
                 sub.WriteConfig(config);
                 var progress = new LinePrinter(model.Name, config.Epochs, log);
-                result = new Trainer().Run(config, sub, new RunContext(dataDir, progress, cancellation));
+                result = new ExperimentRunner().Run(config, sub, new RunContext(dataDir, progress, cancellation));
                 if (result.Status == RunStatus.Complete)
                     sub.MarkComplete();
                 else if (result.Status == RunStatus.Diverged)

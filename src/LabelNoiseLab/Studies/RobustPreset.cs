@@ -77,7 +77,7 @@ public static class RobustPreset
                     c.Validate();
                     var sub = RunDirectory.Create(Path.Combine(dir.Path, "runs", c.Name), c.Name, overwrite: true);
                     sub.WriteConfig(c);
-                    var result = new Trainer().Run(c, sub, new RunContext(dataDir, NullProgressSink.Instance));
+                    var result = new ExperimentRunner().Run(c, sub, new RunContext(dataDir, NullProgressSink.Instance));
                     if (result.Status == RunStatus.Complete)
                         sub.MarkComplete();
                     else if (result.Status == RunStatus.Diverged)

@@ -116,11 +116,7 @@ public static class SpectralRunProbe
         Write(runDir, RunDirectory.SummaryFile, summary.ToJsonString(Json) + "\n");
     }
 
-    public static string Describe(string what, SpectralResult r) => string.Create(CultureInfo.InvariantCulture,
-        $"{what}: D = {r.Basis.Dim}, effective rank {r.EffectiveRank:F1}, stable rank {r.StableRank:F2}, full test acc {r.FullTestAcc:F4}, "
-        + $"best d by val {r.BestDByVal?.ToString(CultureInfo.InvariantCulture) ?? "-"} (trunc test acc {r.TruncTestAccAtBestD:F4}), "
-        + $"probe best d {r.ProbeBestD?.ToString(CultureInfo.InvariantCulture) ?? "-"} (test acc {r.ProbeBestTestAcc:F4}); "
-        + $"{r.SpectrumSeconds:F1} s spectrum, {r.TruncationSeconds:F1} s truncation, {r.ProbeSeconds:F1} s probes");
+    public static string Describe(string what, SpectralResult r) => r.Describe(what);
 
     private static void Write(string runDir, string file, string text) => AtomicFile.WriteAllText(Path.Combine(runDir, file), text);
 }

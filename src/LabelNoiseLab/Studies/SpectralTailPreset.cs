@@ -170,7 +170,7 @@ public static class SpectralTailPreset
             try
             {
                 sub.WriteConfig(config);
-                var result = new Trainer().Run(config, sub, new RunContext(dataDir, NullProgressSink.Instance));
+                var result = new ExperimentRunner().Run(config, sub, new RunContext(dataDir, NullProgressSink.Instance));
                 if (result.Status != RunStatus.Complete)
                 {
                     sub.MarkDiverged(result.Reason ?? "diverged");

@@ -66,7 +66,7 @@ public static class TwoPhaseFmnistPreset
             var sub = RunDirectory.Create(Path.Combine(dir.Path, method), method, overwrite: true);
             sub.WriteConfig(methodConfig);
             var methodClock = Stopwatch.StartNew();
-            var result = new Trainer().Run(methodConfig, sub, context with { Progress = new LogProgress(method, log) });
+            var result = new ExperimentRunner().Run(methodConfig, sub, context with { Progress = new LogProgress(method, log) });
             if (result.Status != RunStatus.Complete)
             {
                 if (result.Status == RunStatus.Diverged)

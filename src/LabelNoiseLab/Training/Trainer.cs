@@ -2,181 +2,226 @@ using System.Diagnostics;
 using System.Globalization;
 using LabelNoiseLab.Autograd;
 using LabelNoiseLab.Data;
-using LabelNoiseLab.Losses;
-using LabelNoiseLab.Nn;
-using LabelNoiseLab.Optim;
-using LabelNoiseLab.Tensors;
 using LabelNoiseLab.RunFiles;
-using LabelNoiseLab.Experiments;
+using LabelNoiseLab.Tensors;
 
 namespace LabelNoiseLab.Training;
 
 /// <summary>
-/// The training loop of <c>lnlab train</c>, readable top to bottom: data (noise injected once),
-/// model, optimizer; then epochs of minibatch steps, an evaluation after each epoch (and every
-/// <c>eval_every_steps</c>) written to metrics.csv, checkpoints, and summary.json. A NaN or
-/// infinite loss ends the run as diverged at its step with the metrics so far kept.
+/// The training loop, readable top to bottom: epochs of minibatch steps, an evaluation after each
+/// epoch (and every <c>eval_every_steps</c>) written to metrics.csv, checkpoints, summary.json.
+/// A step runs its components in a fixed order: target steps (label-noise SGD) → forward →
+/// sample weighting (selection, co-teaching) → gradient weighting (pruning) → loss → backward →
+/// update, with SAM wrapping forward-to-backward (its second pass reuses the labels and weights).
+/// A NaN or infinite loss ends the run as diverged with the metrics so far kept. A cancellation
+/// (a signal) writes a checkpoint at the next step boundary and ends the run as interrupted.
 /// </summary>
-public sealed class Trainer : IExperimentRunner
+public sealed class Trainer
 {
     public static readonly IReadOnlyList<string> ExtraColumns = ["val_loss", "val_acc", "eval_seconds"];
 
-    public RunResult Run(ExperimentConfig config, RunDirectory dir, RunContext context)
+    public RunResult Run(TrainingSetup setup, RunDirectory dir, RunContext context)
     {
+        ArgumentNullException.ThrowIfNull(setup);
+        ArgumentNullException.ThrowIfNull(dir);
+        ArgumentNullException.ThrowIfNull(context);
         var clock = Stopwatch.StartNew();
-        if (config.Threads > 0)
-            Blas.Threads = config.Threads;
-        if (config.EarlyStopPatience > 0 && config.DataValFraction == 0)
-            throw new ConfigException("early_stop.patience", "needs a validation split (data.val_fraction > 0)");
-
-        // Data: loaded, subset, noise injected once from its own seed, split, normalised.
-        var data = DataSources.Prepare(ExperimentSetup.DataOptions(config, context.DataDir), ExperimentSetup.NoiseOptions(config));
+        var o = setup.Options;
+        if (o.Threads > 0)
+            Blas.Threads = o.Threads;
+        var (data, model, optimizer) = (setup.Data, setup.Model, setup.Optimizer);
         var train = data.Train;
-        if (train.Count < config.BatchSize)
-            throw new ConfigException("batch_size", $"{config.BatchSize} is larger than the training set ({train.Count} samples)");
-        bool regression = train.NumClasses == 0;
-        if (regression && config.LossKind != "mse")
-            throw new ConfigException("loss.kind", $"data set {config.DataName} is a regression set; use mse");
-
-        // Model, optimizer, schedule, batches.
-        var model = ExperimentSetup.CreateModel(config, train);
-        var optimizer = ExperimentSetup.CreateOptimizer(config, model.Parameters());
-        var sam = config.SamRho > 0 ? new Sam(optimizer, (float)config.SamRho, config.SamAdaptive, (float)config.SamEta) : null;
-        var batcher = new Batcher(train, config.BatchSize, Rng.ForPurpose(config.Seed, "shuffle"));
-        var schedule = ExperimentSetup.CreateSchedule(config, batcher.BatchesPerEpoch);
-        var evaluator = new Evaluator(model, config.LossKind);
-        int[] evalSubset = EvaluationSubset(train.Count, config.EvalTrainSamples, config.Seed);
+        if (train.Count < o.BatchSize)
+            throw new ArgumentException($"batch size {o.BatchSize} is larger than the training set ({train.Count} samples)", nameof(setup));
+        var batcher = new Batcher(train, o.BatchSize, Rng.ForPurpose(o.Seed, "shuffle"));
+        var evaluator = new Evaluator(model, o.LossKind == LossKind.Mse ? "mse" : "cross_entropy");
+        int[] evalSubset = EvaluationSubset(train.Count, o.EvalTrainSamples, o.Seed);
         var progress = context.Progress;
-        var run = new TrainingRun(config, dir, data, model, optimizer, batcher, progress);
-        var objectives = TrainerHooks.Objectives.Select(f => f(config, run)).OfType<ITrainingObjective>().ToList();
-        if (objectives.Count > 1)
-            throw new ConfigException("label_noise.kind", "per-step label noise cannot be combined with robust.loss, prune.* or select.* (one training objective per run)");
-        var objective = objectives.FirstOrDefault() ?? new PlainObjective(config.LossKind, regression ? train.TargetLength : 0);
-        var hooks = TrainerHooks.Factories.Select(f => f(config)).OfType<ITrainerHook>().ToList();
-        if (objective is ITrainerHook objectiveHook) // an objective may report too (label noise: realised rates)
-            hooks.Add(objectiveHook);
+        var run = new TrainingRun(o, dir, data, model, optimizer, batcher, progress);
+        var loss = setup.Loss ?? new PlainLoss(o.LossKind, train.NumClasses == 0 ? train.TargetLength : 0);
+        var components = Components(setup, loss);
+        var callbacks = setup.Callbacks;
         var dropoutGenerators = TrainingCheckpoint.DropoutGenerators(model);
         var tape = new Tape();
         // The batch tensor is a view of the batcher's own buffer: the batcher's copy is the only one.
-        var x = new Tensor(batcher.FeatureBuffer, config.BatchSize, train.FeatureLength);
+        var x = new Tensor(batcher.FeatureBuffer, o.BatchSize, train.FeatureLength);
+        var ctx = new StepContext(batcher);
         var best = new BestTracker();
 
         long step = 0;
         int epoch = 0, sinceImprovement = 0;
-        Func<float> samClosure = SamLossAndGradients; // created once: a step allocates nothing
-        bool stoppedEarly = false;
-        double trainSeconds = 0, secondsBefore = 0;
-        // Resume: model, optimizer, generators and bookkeeping as they were after the checkpoint's epoch.
+        bool stoppedEarly = false, inEpoch = false;
+        double trainSeconds = 0, secondsBefore = 0, epochSecondsBefore = 0;
+        Func<float> samClosure = ForwardBackward; // created once: a step allocates nothing
+        // Resume: model, optimizer, generators, components and bookkeeping as they were at the checkpoint's step.
         var resumed = context.ResumeFrom is null ? null
-            : TrainingCheckpoint.Restore(context.ResumeFrom, config, model, optimizer, batcher, dropoutGenerators);
+            : TrainingCheckpoint.Restore(context.ResumeFrom, o, model, optimizer, batcher, dropoutGenerators, components);
         if (resumed is not null)
         {
-            (step, epoch, sinceImprovement, stoppedEarly) = (resumed.Step, resumed.Epoch, resumed.SinceImprovement, resumed.StoppedEarly);
-            (trainSeconds, secondsBefore) = (resumed.TrainSeconds, resumed.TotalSeconds);
-            progress.OnMessage($"resuming after epoch {epoch} (step {step}) from {context.ResumeFrom}");
+            (step, epoch, sinceImprovement, stoppedEarly, inEpoch) = (resumed.Step, resumed.Epoch, resumed.SinceImprovement, resumed.StoppedEarly, resumed.InEpoch);
+            (trainSeconds, secondsBefore, epochSecondsBefore) = (resumed.TrainSeconds, resumed.TotalSeconds, resumed.EpochSeconds);
+            progress.OnMessage(inEpoch ? $"resuming inside epoch {epoch} at step {step} from {context.ResumeFrom}"
+                : $"resuming after epoch {epoch} (step {step}) from {context.ResumeFrom}");
         }
-        var metrics = dir.OpenMetrics([.. ExtraColumns, .. hooks.SelectMany(h => h.MetricsColumns)], resumed?.MetricsCsv);
+        var metrics = dir.OpenMetrics([.. ExtraColumns, .. callbacks.SelectMany(h => h.MetricsColumns)], resumed?.MetricsCsv);
         if (resumed is not null)
             best.Restore(resumed.Best, metrics.Rows.Count > 0 ? metrics.Rows[^1] : null);
-        foreach (var hook in hooks)
-            hook.OnStart(run);
-        RestoreStates(resumed, objective, hooks);
-        progress.OnRunStart(config.Epochs, batcher.BatchesPerEpoch);
-
-        for (epoch++; epoch <= config.Epochs && !stoppedEarly; epoch++)
+        foreach (var callback in callbacks)
+            callback.Attach(run);
+        if (resumed is null)
         {
-            var epochClock = Stopwatch.StartNew();
-            batcher.StartEpoch();
-            while (batcher.Next())
-            {
-                if (context.Cancellation.IsCancellationRequested)
-                    return RunResult.Failed($"interrupted at step {step}");
-                // One step: forward, loss, backward, update.
-                x.Resize([batcher.Length, train.FeatureLength]);
-                optimizer.LearningRate = schedule.At(step, (float)config.OptimLr);
-                float lossValue;
-                if (sam is not null)
-                {
-                    // SAM: the closure runs forward/backward twice on this batch (the objective keeps
-                    // the step's noisy labels); a non-finite loss is caught below, after the step.
-                    lossValue = sam.Step(samClosure);
-                }
-                else
-                {
-                    tape.Reset();
-                    optimizer.ZeroGrad();
-                    var output = model.Forward(tape, x);
-                    var loss = objective.Loss(tape, output, batcher, step);
-                    lossValue = loss[0];
-                    if (float.IsFinite(lossValue))
-                    {
-                        tape.Backward(loss);
-                        objective.AfterBackward(tape, batcher, step);
-                        optimizer.Step();
-                    }
-                }
-                step++;
-                if (!float.IsFinite(lossValue))
-                {
-                    progress.OnMessage($"loss is {lossValue} at step {step}: diverged");
-                    var divergedSummary = WriteSummary(run, hooks, best, epoch - 1, step, secondsBefore + clock.Elapsed.TotalSeconds, trainSeconds, divergedAt: step, stoppedEarly: false);
-                    return RunResult.Diverged(step) with { Report = new TrainingReport([.. metrics.Rows], divergedSummary) };
-                }
-                progress.OnStep(epoch, step, lossValue);
-                if (config.EvalEverySteps > 0 && step % config.EvalEverySteps == 0 && !batcher.EpochDone)
-                    Evaluate(epoch, step, epochClock.Elapsed.TotalSeconds);
-            }
-            double epochSeconds = epochClock.Elapsed.TotalSeconds;
-            trainSeconds += epochSeconds;
-            var row = Evaluate(epoch, step, epochSeconds);
+            foreach (var callback in callbacks)
+                callback.OnStart(run);
+        }
+        progress.OnRunStart(o.Epochs, batcher.BatchesPerEpoch);
 
-            // Early stopping on the validation loss (only when asked; the run then ends complete).
-            if (best.Update(row, epoch))
-                sinceImprovement = 0;
-            else if (config.EarlyStopPatience > 0 && ++sinceImprovement >= config.EarlyStopPatience)
+        try
+        {
+            if (!inEpoch)
+                epoch++;
+            for (; epoch <= o.Epochs && !stoppedEarly; epoch++)
             {
-                stoppedEarly = true;
-                progress.OnMessage($"early stop after epoch {epoch}: no better validation loss for {sinceImprovement} evaluations");
-            }
-            if (config.CheckpointEvery > 0 && epoch % config.CheckpointEvery == 0)
-            {
-                TrainingCheckpoint.Save(dir, $"{TrainingCheckpoint.EpochPrefix}{epoch:D4}", config, model, optimizer, new ResumeState
+                var epochClock = Stopwatch.StartNew();
+                if (!inEpoch)
                 {
-                    ConfigYaml = config.ToYaml(),
-                    Epoch = epoch,
-                    Step = step,
-                    OptimizerSteps = optimizer.StepCount,
-                    Batcher = batcher.GetState(),
-                    DropoutGenerators = [.. dropoutGenerators.Select(g => g.GetState())],
-                    SinceImprovement = sinceImprovement,
-                    StoppedEarly = stoppedEarly,
-                    TrainSeconds = trainSeconds,
-                    TotalSeconds = secondsBefore + clock.Elapsed.TotalSeconds,
-                    Best = best.State,
-                    MetricsCsv = metrics.Text,
-                    ObjectiveState = (objective as IResumable)?.SaveState(),
-                    HookStates = [.. hooks.Select(h => (h as IResumable)?.SaveState())],
-                });
+                    batcher.StartEpoch();
+                    epochSecondsBefore = 0;
+                }
+                inEpoch = false;
+                while (!batcher.EpochDone)
+                {
+                    if (context.Cancellation.IsCancellationRequested)
+                        return Interrupt(epoch, midEpoch: true, epochSecondsBefore + epochClock.Elapsed.TotalSeconds);
+                    batcher.Next();
+                    float lossValue = TrainStep();
+                    step++;
+                    if (!float.IsFinite(lossValue))
+                    {
+                        progress.OnMessage($"loss is {lossValue} at step {step}: diverged");
+                        var divergedSummary = WriteSummary(run, components, callbacks, best, epoch - 1, step, secondsBefore + clock.Elapsed.TotalSeconds, trainSeconds, divergedAt: step, stoppedEarly: false);
+                        return RunResult.Diverged(step) with { Report = new TrainingReport([.. metrics.Rows], divergedSummary) };
+                    }
+                    progress.OnStep(epoch, step, lossValue);
+                    if (batcher.EpochDone)
+                        break;
+                    if (o.EvalEverySteps > 0 && step % o.EvalEverySteps == 0)
+                        Evaluate(epoch, step, epochSecondsBefore + epochClock.Elapsed.TotalSeconds);
+                    if (o.CheckpointEverySteps > 0 && step % o.CheckpointEverySteps == 0)
+                        SaveResumable(epoch, midEpoch: true, epochSecondsBefore + epochClock.Elapsed.TotalSeconds);
+                }
+                double epochSeconds = epochSecondsBefore + epochClock.Elapsed.TotalSeconds;
+                trainSeconds += epochSeconds;
+                var row = Evaluate(epoch, step, epochSeconds);
+
+                // Early stopping on the validation loss (only when asked; the run then ends complete).
+                if (best.Update(row, epoch))
+                    sinceImprovement = 0;
+                else if (o.EarlyStopPatience > 0 && ++sinceImprovement >= o.EarlyStopPatience)
+                {
+                    stoppedEarly = true;
+                    progress.OnMessage($"early stop after epoch {epoch}: no better validation loss for {sinceImprovement} evaluations");
+                }
+                bool byEpoch = o.CheckpointEvery > 0 && epoch % o.CheckpointEvery == 0;
+                bool byStep = o.CheckpointEverySteps > 0 && step % o.CheckpointEverySteps == 0;
+                bool last = epoch == o.Epochs || stoppedEarly;
+                if (byEpoch || byStep || context.Cancellation.IsCancellationRequested && !last)
+                    SaveResumable(epoch, midEpoch: false, 0);
+                if (context.Cancellation.IsCancellationRequested && !last)
+                {
+                    progress.OnMessage($"interrupted after epoch {epoch} (step {step}); checkpoint written");
+                    return RunResult.Interrupted(step);
+                }
             }
         }
-        int epochsDone = epoch - 1;
-        SaveCheckpoint(dir, "final", model, config, epochsDone, step);
-        var summary = WriteSummary(run, hooks, best, epochsDone, step, secondsBefore + clock.Elapsed.TotalSeconds, trainSeconds, divergedAt: null, stoppedEarly);
+        finally
+        {
+            setup.GradientWeighting?.Detach();
+        }
+        int epochsDone = Math.Min(epoch - 1, o.Epochs);
+        SaveFinal(dir, run, epochsDone, step);
+        var summary = WriteSummary(run, components, callbacks, best, epochsDone, step, secondsBefore + clock.Elapsed.TotalSeconds, trainSeconds, divergedAt: null, stoppedEarly);
         return RunResult.Complete with { Report = new TrainingReport([.. metrics.Rows], summary) };
 
-        // Loss and gradients at the current weights on the current batch (Sam zeroes the gradients).
-        float SamLossAndGradients()
+        // One step: targets, then forward/backward (twice under SAM), then the update.
+        float TrainStep()
+        {
+            x.Resize([batcher.Length, train.FeatureLength]);
+            optimizer.LearningRate = setup.Schedule.At(step, o.LearningRate);
+            ctx.Begin(step);
+            foreach (var target in setup.Targets)
+                target.Apply(ctx);
+            loss.BeforeStep(ctx);
+            float value;
+            if (setup.Sam is { } sam)
+                value = sam.Step(samClosure); // a non-finite loss is caught by the caller, after the step
+            else
+            {
+                optimizer.ZeroGrad();
+                value = ForwardBackward();
+                if (float.IsFinite(value))
+                    optimizer.Step();
+            }
+            ctx.Loss = value;
+            foreach (var callback in callbacks)
+                callback.OnStep(run, ctx);
+            return value;
+        }
+
+        // Loss and gradients at the current weights on the current batch (SAM zeroes the gradients).
+        float ForwardBackward()
         {
             tape.Reset();
             var output = model.Forward(tape, x);
-            var loss = objective.Loss(tape, output, batcher, step);
-            float value = loss[0];
+            ctx.Output = output;
+            bool first = ctx.Pass == 0;
+            if (first)
+            {
+                foreach (var callback in callbacks)
+                    callback.OnOutput(run, ctx);
+                foreach (var weighting in setup.Weightings)
+                    weighting.Weigh(output, ctx);
+            }
+            setup.GradientWeighting?.BeforeLoss(output, ctx);
+            var lossTensor = loss.Loss(tape, output, ctx);
+            float value = lossTensor[0];
             if (float.IsFinite(value))
             {
-                tape.Backward(loss);
-                objective.AfterBackward(tape, batcher, step); // per-sample re-weighting applies at both points
+                tape.Backward(lossTensor);
+                setup.GradientWeighting?.AfterBackward(ctx);
             }
+            ctx.Pass++;
             return value;
+        }
+
+        RunResult Interrupt(int atEpoch, bool midEpoch, double epochSeconds)
+        {
+            SaveResumable(atEpoch, midEpoch, epochSeconds);
+            progress.OnMessage($"interrupted at step {step}; checkpoint written");
+            return RunResult.Interrupted(step);
+        }
+
+        void SaveResumable(int atEpoch, bool midEpoch, double epochSeconds)
+        {
+            string name = midEpoch
+                ? string.Create(CultureInfo.InvariantCulture, $"{TrainingCheckpoint.EpochPrefix}{atEpoch:D4}{TrainingCheckpoint.StepInfix}{step:D10}")
+                : string.Create(CultureInfo.InvariantCulture, $"{TrainingCheckpoint.EpochPrefix}{atEpoch:D4}");
+            TrainingCheckpoint.Save(dir, name, o, model, optimizer, components, new ResumeState
+            {
+                Fingerprint = o.Fingerprint,
+                Epoch = atEpoch,
+                InEpoch = midEpoch,
+                Step = step,
+                OptimizerSteps = optimizer.StepCount,
+                Batcher = batcher.GetState(),
+                DropoutGenerators = [.. dropoutGenerators.Select(g => g.GetState())],
+                SinceImprovement = sinceImprovement,
+                StoppedEarly = stoppedEarly,
+                TrainSeconds = trainSeconds,
+                EpochSeconds = epochSeconds,
+                TotalSeconds = secondsBefore + clock.Elapsed.TotalSeconds,
+                Best = best.State,
+                MetricsCsv = metrics.Text,
+            });
         }
 
         MetricsRow Evaluate(int atEpoch, long atStep, double seconds)
@@ -190,8 +235,8 @@ public sealed class Trainer : IExperimentRunner
                 ["val_loss"] = val.Loss,
                 ["val_acc"] = val.Accuracy,
             };
-            foreach (var hook in hooks)
-                hook.OnEvaluation(run, atEpoch, atStep, extra);
+            foreach (var callback in callbacks)
+                callback.OnEvaluation(run, atEpoch, atStep, extra);
             extra["eval_seconds"] = evalClock.Elapsed.TotalSeconds;
             var row = new MetricsRow
             {
@@ -217,36 +262,23 @@ public sealed class Trainer : IExperimentRunner
         }
     }
 
-    /// <summary>The configured loss against the batch's given labels (or regression targets).</summary>
-    private sealed class PlainObjective(string lossKind, int targetLength) : ITrainingObjective
+    /// <summary>Every component of a run, in a fixed order (its checkpoint state and summary entries follow it); names must be unique.</summary>
+    private static List<ITrainingComponent> Components(TrainingSetup setup, ILossStep loss)
     {
-        private readonly Tensor? _targets = targetLength > 0 ? new Tensor(0, targetLength) : null;
-
-        public Tensor Loss(Tape tape, Tensor output, Batcher batch, long step)
-        {
-            if (_targets is not null)
-            {
-                _targets.Resize([batch.Length, targetLength]);
-                batch.Targets.CopyTo(_targets.Span);
-                return MseOp.Forward(tape, output, _targets).Mean;
-            }
-            return lossKind == "mse"
-                ? MseOp.Forward(tape, output, batch.LabelBuffer).Mean
-                : SoftmaxCrossEntropyOp.Forward(tape, output, batch.LabelBuffer).Mean;
-        }
-    }
-
-    private static void RestoreStates(ResumeState? resumed, ITrainingObjective objective, List<ITrainerHook> hooks)
-    {
-        if (resumed is null)
-            return;
-        if (resumed.ObjectiveState is not null && objective is IResumable o)
-            o.RestoreState(resumed.ObjectiveState);
-        for (int i = 0; i < hooks.Count && i < resumed.HookStates.Length; i++)
-        {
-            if (resumed.HookStates[i] is { } state && hooks[i] is IResumable h)
-                h.RestoreState(state);
-        }
+        var all = new List<ITrainingComponent>();
+        all.AddRange(setup.Targets);
+        all.Add(loss);
+        all.AddRange(setup.Weightings);
+        if (setup.GradientWeighting is not null)
+            all.Add(setup.GradientWeighting);
+        if (setup.Sam is not null)
+            all.Add(setup.Sam);
+        all.AddRange(setup.Callbacks);
+        all = [.. all.Distinct()]; // a component may also be a callback (label noise reports its realised rates)
+        var duplicate = all.GroupBy(c => c.Name).FirstOrDefault(g => g.Count() > 1);
+        if (duplicate is not null)
+            throw new ArgumentException($"two training components are named '{duplicate.Key}'", nameof(setup));
+        return all;
     }
 
     /// <summary>A fixed random subset of training indices scored at every evaluation (all when 0 or larger).</summary>
@@ -261,22 +293,24 @@ public sealed class Trainer : IExperimentRunner
         return subset;
     }
 
-    private static void SaveCheckpoint(RunDirectory dir, string name, Model model, ExperimentConfig config, int epoch, long step) =>
-        dir.SaveCheckpoint(name, model.NamedParameters(), new Dictionary<string, string>
+    private static void SaveFinal(RunDirectory dir, TrainingRun run, int epoch, long step)
+    {
+        var metadata = new Dictionary<string, string>(run.Options.CheckpointMetadata)
         {
-            ["model.kind"] = config.ModelKind,
             ["epoch"] = epoch.ToString(CultureInfo.InvariantCulture),
             ["step"] = step.ToString(CultureInfo.InvariantCulture),
-        });
+        };
+        dir.SaveCheckpoint("final", run.Model.NamedParameters(), metadata);
+    }
 
-    private static Dictionary<string, object?> WriteSummary(TrainingRun run, List<ITrainerHook> hooks, BestTracker best,
-        int epochs, long steps, double totalSeconds, double trainSeconds, long? divergedAt, bool stoppedEarly)
+    private static Dictionary<string, object?> WriteSummary(TrainingRun run, List<ITrainingComponent> components, IReadOnlyList<ITrainingCallback> callbacks,
+        BestTracker best, int epochs, long steps, double totalSeconds, double trainSeconds, long? divergedAt, bool stoppedEarly)
     {
-        var (config, data, model) = (run.Config, run.Data, run.Model);
+        var (o, data, model) = (run.Options, run.Data, run.Model);
         var last = best.Last;
         var summary = new Dictionary<string, object?>
         {
-            ["name"] = config.Name,
+            ["name"] = o.Name,
             ["epochs_completed"] = epochs,
             ["steps"] = steps,
             ["diverged"] = divergedAt is not null,
@@ -314,9 +348,14 @@ public sealed class Trainer : IExperimentRunner
             ["threads"] = Blas.Threads,
             ["seconds_total"] = totalSeconds,
             ["seconds_training"] = trainSeconds,
+            // Each active component (the plain loss is not one) and how often it acted.
+            ["components"] = components.Where(c => c is not PlainLoss).ToDictionary(c => c.Name, c => (object?)new Dictionary<string, object?>
+            {
+                ["acted"] = c.Acted,
+            }),
         };
-        foreach (var hook in hooks)
-            hook.OnEnd(run, summary);
+        foreach (var callback in callbacks)
+            callback.OnEnd(run, summary);
         run.Directory.WriteSummary(summary);
         return summary;
     }

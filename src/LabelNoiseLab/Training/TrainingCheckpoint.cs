@@ -5,38 +5,35 @@ using LabelNoiseLab.Data;
 using LabelNoiseLab.Nn;
 using LabelNoiseLab.Optim;
 using LabelNoiseLab.RunFiles;
-using LabelNoiseLab.Experiments;
 
 namespace LabelNoiseLab.Training;
-
-/// <summary>
-/// Something beside the model and optimizer that keeps state across steps (a per-step noise
-/// generator, a probe's accumulated rows): objectives and trainer hooks that implement it are
-/// saved in checkpoints and restored on resume, so a resumed run matches an uninterrupted one.
-/// </summary>
-public interface IResumable
-{
-    string SaveState();
-
-    void RestoreState(string state);
-}
 
 /// <summary>Best-epoch bookkeeping as stored in a checkpoint.</summary>
 public sealed record BestState(double BestTestAcc, int? BestTestEpoch, double BestValLoss, int? BestValEpoch, double TestAccAtBestVal);
 
 /// <summary>
 /// Everything a run needs, beyond the model's parameters and the optimizer's buffers, to go on
-/// from the end of an epoch exactly as if it had never stopped: where the batcher stands and
-/// its generator, the dropout generator, the optimizer's step count, early-stopping and best
-/// bookkeeping, the metrics rows so far, and the states of resumable objectives and hooks.
+/// from a step boundary exactly as if it had never stopped: where the batcher stands and its
+/// generator, the dropout generators, the optimizer's step count, early-stopping and best
+/// bookkeeping, the metrics rows so far, and the state of every training component.
+/// Version 2 (this format): adds <see cref="InEpoch"/>, <see cref="EpochSeconds"/> and
+/// <see cref="Components"/> (version 1 kept only some components' states, by position).
 /// </summary>
 public sealed record ResumeState
 {
-    public const int CurrentVersion = 1;
+    public const int CurrentVersion = 2;
 
     public int Version { get; init; } = CurrentVersion;
-    public required string ConfigYaml { get; init; }
+
+    /// <summary>What the run was configured as (the resolved config); a resume under another is refused.</summary>
+    public required string Fingerprint { get; init; }
+
+    /// <summary>The epoch in progress (<see cref="InEpoch"/>) or just completed.</summary>
     public required int Epoch { get; init; }
+
+    /// <summary>Written inside an epoch (mid-epoch checkpoint or a signal): the epoch goes on from the batcher's position.</summary>
+    public bool InEpoch { get; init; }
+
     public required long Step { get; init; }
     public required long OptimizerSteps { get; init; }
     public required BatcherState Batcher { get; init; }
@@ -44,66 +41,116 @@ public sealed record ResumeState
     public required int SinceImprovement { get; init; }
     public required bool StoppedEarly { get; init; }
     public required double TrainSeconds { get; init; }
+
+    /// <summary>Training seconds of the epoch in progress so far (inside an epoch).</summary>
+    public double EpochSeconds { get; init; }
+
     public required double TotalSeconds { get; init; }
     public required BestState Best { get; init; }
     public required string MetricsCsv { get; init; }
-    public string? ObjectiveState { get; init; }
-    public required string?[] HookStates { get; init; }
+
+    /// <summary>Each component's values by its name; its arrays are tensors <c>state.&lt;name&gt;.&lt;key&gt;</c>.</summary>
+    public Dictionary<string, Dictionary<string, string>> Components { get; init; } = [];
 }
 
 /// <summary>
-/// A training checkpoint, <c>checkpoints/epoch-NNNN.safetensors</c>: the model's parameters under
-/// their own names (so the file loads as a model in Python), the optimizer's buffers as
-/// <c>optimizer.&lt;name&gt;</c>, and the <see cref="ResumeState"/> as JSON in the metadata
-/// (<c>lnlab.resume</c>). Written atomically (temporary file, flush, rename): a process killed
-/// while writing leaves the previous checkpoint and a <c>.tmp-</c> file that resume ignores.
+/// A training checkpoint, <c>checkpoints/epoch-NNNN.safetensors</c> (end of an epoch) or
+/// <c>epoch-NNNN-step-SSSSSSSSSS.safetensors</c> (inside epoch NNNN, after step S): the model's
+/// parameters under their own names (so the file loads as a model in Python), the optimizer's
+/// buffers as <c>optimizer.&lt;name&gt;</c>, the components' arrays as <c>state.&lt;component&gt;.&lt;name&gt;</c>,
+/// and the <see cref="ResumeState"/> as JSON in the metadata (<c>lnlab.resume</c>). Written
+/// atomically (temporary file, flush, rename): a process killed while writing leaves the
+/// previous checkpoint and a <c>.tmp-</c> file that resume ignores. Names sort in step order.
 /// </summary>
 public static class TrainingCheckpoint
 {
     public const string ResumeKey = "lnlab.resume";
     public const string OptimizerPrefix = "optimizer.";
+    public const string StatePrefix = "state.";
     public const string EpochPrefix = "epoch-";
+    public const string StepInfix = "-step-";
 
     private static readonly JsonSerializerOptions Json = new()
     {
         NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
     };
 
-    public static void Save(RunDirectory dir, string name, ExperimentConfig config, Model model, Optimizer optimizer, ResumeState state)
+    public static void Save(RunDirectory dir, string name, TrainingOptions options, Model model, Optimizer optimizer,
+        IReadOnlyList<ITrainingComponent> components, ResumeState state)
     {
+        ArgumentNullException.ThrowIfNull(dir);
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(optimizer);
+        ArgumentNullException.ThrowIfNull(components);
+        ArgumentNullException.ThrowIfNull(state);
         var tensors = model.NamedParameters().ToList();
         foreach (var (bufferName, buffer) in optimizer.StateBuffers())
             tensors.Add((OptimizerPrefix + bufferName, new Tensor(buffer, buffer.Length)));
-        dir.SaveCheckpoint(name, tensors, new Dictionary<string, string>
+        var values = new Dictionary<string, Dictionary<string, string>>();
+        foreach (var component in components)
         {
-            ["model.kind"] = config.ModelKind,
+            var s = component.SaveState();
+            values[component.Name] = s.Values;
+            foreach (var (key, array) in s.Arrays)
+                tensors.Add((StatePrefix + component.Name + "." + key, new Tensor(array, array.Length)));
+        }
+        var metadata = new Dictionary<string, string>(options.CheckpointMetadata)
+        {
             ["epoch"] = state.Epoch.ToString(CultureInfo.InvariantCulture),
             ["step"] = state.Step.ToString(CultureInfo.InvariantCulture),
-            [ResumeKey] = JsonSerializer.Serialize(state, Json),
-        });
+            [ResumeKey] = JsonSerializer.Serialize(state with { Components = values }, Json),
+        };
+        dir.SaveCheckpoint(name, tensors, metadata);
     }
 
-    /// <summary>The newest <c>epoch-NNNN</c> checkpoint of a run folder (temporary files ignored); null when there is none.</summary>
+    /// <summary>The newest resumable checkpoint of a run folder (temporary files ignored); null when there is none.</summary>
     public static string? Latest(string runDir)
     {
         string folder = Path.Combine(runDir, RunDirectory.CheckpointsFolder);
         if (!Directory.Exists(folder))
             return null;
         return Directory.EnumerateFiles(folder, EpochPrefix + "*" + RunDirectory.CheckpointExtension)
-            .Where(f => int.TryParse(Path.GetFileNameWithoutExtension(f).AsSpan(EpochPrefix.Length), NumberStyles.None, CultureInfo.InvariantCulture, out _))
+            .Where(f => IsResumableName(Path.GetFileNameWithoutExtension(f)))
             .OrderBy(f => Path.GetFileName(f), StringComparer.Ordinal)
             .LastOrDefault();
+    }
+
+    /// <summary><c>epoch-NNNN</c> or <c>epoch-NNNN-step-SSSSSSSSSS</c> (digits only): names that sort in step order.</summary>
+    public static bool IsResumableName(string name)
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        if (!name.StartsWith(EpochPrefix, StringComparison.Ordinal))
+            return false;
+        var rest = name.AsSpan(EpochPrefix.Length);
+        int infix = rest.IndexOf(StepInfix, StringComparison.Ordinal);
+        return infix < 0 ? IsDigits(rest)
+            : infix == 4 && IsDigits(rest[..infix]) && rest.Length == infix + StepInfix.Length + 10 && IsDigits(rest[(infix + StepInfix.Length)..]);
+
+        static bool IsDigits(ReadOnlySpan<char> s) => s.Length > 0 && !s.ContainsAnyExcept("0123456789");
     }
 
     /// <summary>
     /// Reads and checks a checkpoint's resume state against the run's config, without touching a
     /// model: a truncated or foreign file, or one written for another config, is a <see cref="DataException"/>.
     /// </summary>
-    public static ResumeState ReadState(string path, ExperimentConfig config)
+    public static ResumeState ReadState(string path, string fingerprint)
     {
         var file = Safetensors.Load(path);
         if (!file.Metadata.TryGetValue(ResumeKey, out var json))
             throw new DataException(path, $"not a resumable checkpoint (no '{ResumeKey}' metadata)");
+        int version;
+        try
+        {
+            using var doc = JsonDocument.Parse(json);
+            version = doc.RootElement.TryGetProperty("Version", out var v) && v.TryGetInt32(out int n) ? n : 0;
+        }
+        catch (JsonException e)
+        {
+            throw new DataException(path, $"'{ResumeKey}' metadata is not valid ({e.Message})");
+        }
+        if (version != ResumeState.CurrentVersion)
+            throw new DataException(path, $"resume state version {version}, expected {ResumeState.CurrentVersion} (written by an older lnlab; start the run again)");
         ResumeState? state;
         try
         {
@@ -113,25 +160,39 @@ public static class TrainingCheckpoint
         {
             throw new DataException(path, $"'{ResumeKey}' metadata is not valid ({e.Message})");
         }
-        if (state is null || state.Version != ResumeState.CurrentVersion)
-            throw new DataException(path, $"resume state version {state?.Version}, expected {ResumeState.CurrentVersion}");
-        if (state.ConfigYaml != config.ToYaml())
+        if (state is null)
+            throw new DataException(path, $"'{ResumeKey}' metadata is empty");
+        if (state.Fingerprint != fingerprint)
             throw new DataException(path, "was written for another config than the run's config.yaml");
         return state;
     }
 
     /// <summary>
-    /// Loads a checkpoint into a freshly built model and optimizer and restores the generators;
-    /// any name or shape that does not match is a <see cref="DataException"/> naming the file.
+    /// Loads a checkpoint into a freshly built model, optimizer and components and restores the
+    /// generators; any name or shape that does not match, or a component without its state, is a
+    /// <see cref="DataException"/> naming the file.
     /// </summary>
-    public static ResumeState Restore(string path, ExperimentConfig config, Model model, Optimizer optimizer,
-        Batcher batcher, IReadOnlyList<Tensors.Rng> dropoutGenerators)
+    public static ResumeState Restore(string path, TrainingOptions options, Model model, Optimizer optimizer,
+        Batcher batcher, IReadOnlyList<Tensors.Rng> dropoutGenerators, IReadOnlyList<ITrainingComponent> components)
     {
-        var state = ReadState(path, config);
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(optimizer);
+        ArgumentNullException.ThrowIfNull(batcher);
+        ArgumentNullException.ThrowIfNull(dropoutGenerators);
+        ArgumentNullException.ThrowIfNull(components);
+        var state = ReadState(path, options.Fingerprint);
         var targets = model.NamedParameters().ToList();
         foreach (var (bufferName, buffer) in optimizer.StateBuffers())
             targets.Add((OptimizerPrefix + bufferName, new Tensor(buffer, buffer.Length)));
-        Safetensors.LoadInto(path, targets, strict: true); // the optimizer tensors wrap its buffers: loaded in place
+        var file = Safetensors.Load(path);
+        Safetensors.LoadInto(path, targets, strict: false); // the optimizer tensors wrap its buffers: loaded in place
+        var expected = targets.Select(t => t.Name).ToHashSet();
+        foreach (var name in file.Tensors.Keys)
+        {
+            if (!expected.Contains(name) && !name.StartsWith(StatePrefix, StringComparison.Ordinal))
+                throw new DataException(path, $"holds tensor '{name}', which the model and optimizer do not have");
+        }
         if (state.DropoutGenerators.Length != dropoutGenerators.Count)
             throw new DataException(path, $"holds {state.DropoutGenerators.Length} dropout generator(s), the model has {dropoutGenerators.Count}");
         try
@@ -143,6 +204,26 @@ public static class TrainingCheckpoint
         catch (ArgumentException e)
         {
             throw new DataException(path, $"generator state does not fit ({e.Message})");
+        }
+        foreach (var component in components)
+        {
+            if (!state.Components.TryGetValue(component.Name, out var values))
+                throw new DataException(path, $"holds no state for the training component '{component.Name}'");
+            var restored = new ComponentState { Values = values };
+            string prefix = StatePrefix + component.Name + ".";
+            foreach (var (name, tensor) in file.Tensors)
+            {
+                if (name.StartsWith(prefix, StringComparison.Ordinal))
+                    restored.Arrays[name[prefix.Length..]] = tensor.Span.ToArray();
+            }
+            try
+            {
+                component.RestoreState(restored);
+            }
+            catch (Exception e) when (e is FormatException or InvalidDataException or ArgumentException or KeyNotFoundException)
+            {
+                throw new DataException(path, $"state of the training component '{component.Name}' does not fit ({e.Message})");
+            }
         }
         optimizer.StepCount = state.OptimizerSteps;
         return state;

@@ -1,0 +1,94 @@
+using LabelNoiseLab.Data;
+using LabelNoiseLab.Nn;
+using LabelNoiseLab.Optim;
+using LabelNoiseLab.RunFiles;
+
+namespace LabelNoiseLab.Training;
+
+/// <summary>How the loss is scored in evaluation (and, for the plain loss, trained).</summary>
+public enum LossKind
+{
+    CrossEntropy,
+    Mse,
+}
+
+/// <summary>The trainer's own settings, free of any config format (the Experiments layer fills them).</summary>
+public sealed record TrainingOptions
+{
+    /// <summary>The run's name (summary.json).</summary>
+    public string Name { get; init; } = "run";
+
+    public int Epochs { get; init; } = 1;
+
+    public int BatchSize { get; init; } = 32;
+
+    /// <summary>The base learning rate the schedule scales.</summary>
+    public float LearningRate { get; init; } = 0.01f;
+
+    /// <summary>Evaluate every N steps as well as after each epoch (0 = per epoch only).</summary>
+    public int EvalEverySteps { get; init; }
+
+    /// <summary>A resumable checkpoint every N epochs (0 = none).</summary>
+    public int CheckpointEvery { get; init; }
+
+    /// <summary>A resumable checkpoint every N steps, inside epochs too (0 = none).</summary>
+    public int CheckpointEverySteps { get; init; }
+
+    /// <summary>Stop after this many evaluations without a better validation loss (0 = never).</summary>
+    public int EarlyStopPatience { get; init; }
+
+    /// <summary>BLAS threads (0 = leave as is).</summary>
+    public int Threads { get; init; }
+
+    /// <summary>Seed of the evaluation subset.</summary>
+    public long Seed { get; init; }
+
+    /// <summary>Training samples scored at each evaluation (0 = all).</summary>
+    public int EvalTrainSamples { get; init; }
+
+    public LossKind LossKind { get; init; } = LossKind.CrossEntropy;
+
+    /// <summary>What a checkpoint must have been written for (the resolved config): a resume from another is refused.</summary>
+    public string Fingerprint { get; init; } = "";
+
+    /// <summary>Extra metadata of every checkpoint file (e.g. <c>model.kind</c>).</summary>
+    public IReadOnlyDictionary<string, string> CheckpointMetadata { get; init; } = new Dictionary<string, string>();
+}
+
+/// <summary>Everything a training run is made of, for components and callbacks to read.</summary>
+public sealed record TrainingRun(
+    TrainingOptions Options,
+    RunDirectory Directory,
+    PreparedData Data,
+    Model Model,
+    Optimizer Optimizer,
+    Batcher Batcher,
+    IProgressSink Progress);
+
+/// <summary>
+/// What one run trains with: the built data, model and optimizer, the schedule, and the
+/// components. Built by the composition root (Experiments) from a config, or by hand.
+/// </summary>
+public sealed record TrainingSetup
+{
+    public required TrainingOptions Options { get; init; }
+    public required PreparedData Data { get; init; }
+    public required Model Model { get; init; }
+    public required Optimizer Optimizer { get; init; }
+    public required LrSchedule Schedule { get; init; }
+
+    /// <summary>Label-noise SGD and the like, applied in order before the forward.</summary>
+    public IReadOnlyList<ITargetStep> Targets { get; init; } = [];
+
+    /// <summary>The loss (null = cross-entropy or MSE per <see cref="TrainingOptions.LossKind"/>).</summary>
+    public ILossStep? Loss { get; init; }
+
+    public IReadOnlyList<ISampleWeighting> Weightings { get; init; } = [];
+
+    public IGradientWeighting? GradientWeighting { get; init; }
+
+    /// <summary>SAM around the optimizer (null = plain steps).</summary>
+    public SharpnessAware? Sam { get; init; }
+
+    public IReadOnlyList<ITrainingCallback> Callbacks { get; init; } = [];
+}
