@@ -4,8 +4,8 @@ using LabelNoiseLab.Training;
 
 namespace LabelNoiseLab.Cli;
 
-/// <summary>What the process provides: the runner (trainer) and whether stdout is a terminal.</summary>
-public sealed record CliHost(IExperimentRunner? Runner, bool Interactive, string RunsRoot = "runs");
+/// <summary>What the process provides: the runner (trainer), whether stdout is a terminal, and the token its signals cancel.</summary>
+public sealed record CliHost(IExperimentRunner? Runner, bool Interactive, string RunsRoot = "runs", CancellationToken Cancellation = default);
 
 /// <summary>
 /// `lnlab`: parses arguments and hands plain options to a worker (dotnet-counters style). All error
@@ -54,7 +54,7 @@ public static class LnlabCli
         var dataDir = new Option<string?>("--data-dir") { Description = "data folder (default $LNLAB_DATA, then /usr/share/datasets)" };
         var overwrite = new Option<bool>("--overwrite") { Description = "replace a complete run in --out" };
 
-        var train = new Command("train", "train one experiment; exit code 0 complete, 2 bad input, 3 diverged, 4 failed, 1 internal error")
+        var train = new Command("train", "train one experiment; exit code 0 complete, 2 bad input, 3 diverged, 4 failed, 5 interrupted (resumable), 1 internal error")
         {
             config, set, outDir, dataDir, overwrite,
         };
@@ -100,7 +100,7 @@ public static class LnlabCli
 
         var resumeDir = new Argument<string>("run-dir") { Description = "the run directory to continue" };
         var resumeData = new Option<string?>("--data-dir") { Description = "data folder (default $LNLAB_DATA, then /usr/share/datasets)" };
-        var resume = new Command("resume", "continue a killed or failed run from its newest checkpoint (checkpoint_every); metrics end as in an uninterrupted run")
+        var resume = new Command("resume", "continue a killed, failed or interrupted run from its newest checkpoint (checkpoint_every, checkpoint_every_steps, or the one a signal wrote); metrics end as in an uninterrupted run")
         {
             resumeDir, resumeData,
         };
@@ -114,7 +114,7 @@ public static class LnlabCli
     private static TrainWorker Worker(TextWriter stdout, CliHost host)
     {
         IProgressDisplay display = host.Interactive ? new SpectreProgressDisplay(stdout) : new PlainProgressDisplay(stdout);
-        return new TrainWorker(host.Runner, display, stdout, host.RunsRoot);
+        return new TrainWorker(host.Runner, display, stdout, host.RunsRoot, host.Cancellation);
     }
 
     private static string OneLine(string message) => message.ReplaceLineEndings(" ").Trim();

@@ -59,6 +59,7 @@ public sealed class SweepWorker(TextWriter stdout, string runsRoot = "runs")
         {
             ExitCodes.Complete => $"complete ({seconds} s)",
             ExitCodes.Diverged => $"diverged ({seconds} s)",
+            ExitCodes.Interrupted => $"interrupted ({seconds} s): resume it with lnlab resume",
             _ => $"failed, exit {process.ExitCode}: {LastLine(err.Result)}",
         };
     }

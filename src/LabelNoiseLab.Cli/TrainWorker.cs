@@ -12,6 +12,9 @@ public static class ExitCodes
     public const int BadInput = 2;
     public const int Diverged = 3;
     public const int Failed = 4;
+
+    /// <summary>Stopped by SIGTERM, SIGINT or SIGHUP after writing a checkpoint; <c>lnlab resume</c> continues it.</summary>
+    public const int Interrupted = 5;
 }
 
 /// <summary>
@@ -20,7 +23,7 @@ public static class ExitCodes
 /// turns them into one line and an exit code. The run directory is marked <c>failed</c> before an
 /// error leaves, and <c>complete</c> only when the runner says so and every file is written.
 /// </summary>
-public sealed class TrainWorker(IExperimentRunner? runner, IProgressDisplay display, TextWriter stdout, string runsRoot = "runs")
+public sealed class TrainWorker(IExperimentRunner? runner, IProgressDisplay display, TextWriter stdout, string runsRoot = "runs", CancellationToken cancellation = default)
 {
     /// <summary>The last evaluation in words: what was learned, memorised and recovered.</summary>
     internal static string FinalLine(MetricsRow r) => string.Create(System.Globalization.CultureInfo.InvariantCulture,
@@ -37,7 +40,7 @@ public sealed class TrainWorker(IExperimentRunner? runner, IProgressDisplay disp
         var dir = RunDirectory.Create(options.OutDir, config.Name, options.Overwrite, runsRoot);
         stdout.WriteLine($"run directory: {dir.Path}");
         dir.WriteConfig(config);
-        return RunToEnd(runner, config, dir, new RunContext(options.DataDir, display));
+        return RunToEnd(runner, config, dir, new RunContext(options.DataDir, display, cancellation));
     }
 
     /// <summary>
@@ -56,7 +59,7 @@ public sealed class TrainWorker(IExperimentRunner? runner, IProgressDisplay disp
         if (checkpoint is not null)
             TrainingCheckpoint.ReadState(checkpoint, config.ToYaml()); // a bad checkpoint fails here, the folder untouched
         stdout.WriteLine(checkpoint is null ? $"resuming {runDir} from the start (no checkpoint yet)" : $"resuming {runDir} from {checkpoint}");
-        return RunToEnd(runner, config, dir, new RunContext(dataDir, display, ResumeFrom: checkpoint));
+        return RunToEnd(runner, config, dir, new RunContext(dataDir, display, cancellation, checkpoint));
     }
 
     private int RunToEnd(IExperimentRunner runner, ExperimentConfig config, RunDirectory dir, RunContext context) =>
@@ -95,6 +98,10 @@ internal static class RunEnding
                     dir.MarkFailed(result.Reason ?? "failed");
                     stdout.WriteLine($"failed: {dir.StatusReason} ({dir.Path})");
                     return ExitCodes.Failed;
+                case RunStatus.Interrupted:
+                    dir.MarkInterrupted(result.Reason ?? "interrupted");
+                    stdout.WriteLine($"interrupted: {dir.StatusReason}; continue with: lnlab resume {dir.Path}");
+                    return ExitCodes.Interrupted;
                 default:
                     throw new InvalidOperationException($"the runner returned status '{result.Status}'");
             }
