@@ -1,5 +1,6 @@
 using System.CommandLine;
 using LabelNoiseLab.Experiments;
+using LabelNoiseLab.Studies;
 using LabelNoiseLab.Training;
 
 namespace LabelNoiseLab.Cli;
@@ -76,18 +77,21 @@ public static class LnlabCli
             OutDir = p.GetValue(demoOut),
         }));
 
-        var preset = new Argument<string>("preset") { Description = "preset name: " + string.Join(", ", PresetWorker.Presets) };
+        var preset = new Argument<string>("preset") { Description = "preset name: " + string.Join(", ", Presets.Names) };
         var quick = new Option<bool>("--quick") { Description = "the short CI version of the preset (under a minute)" };
         var presetOut = new Option<string?>("--out", "-o") { Description = "run directory (default runs/<preset>-<timestamp>)" };
         var presetSet = new Option<string[]>("--set") { Description = "override a preset setting: --set two_phase.rho=0.1 (repeatable)" };
         var presetOverwrite = new Option<bool>("--overwrite") { Description = "replace a complete run in --out" };
         var presetDataDir = new Option<string?>("--data-dir") { Description = "data folder for presets that load data (default $LNLAB_DATA, then /usr/share/datasets)" };
-        var presetSeeds = new Option<int?>("--seeds") { Description = "seeds per setting (robust preset; default 3, 1 with --quick)" };
-        var run = new Command("run", "run a built-in preset: two-phase (label-noise SGD, SAM and the two phases of a two-layer linear network), two-phase-fmnist (plain vs label-noise SGD on Fashion-MNIST), spectral-tail (spectral probe and truncation under label noise), double-descent (MLP3/5/7 under 30% label noise: epoch-wise double descent, activation probe), robust (robust training methods on Fashion-MNIST)")
+        var presetSeeds = new Option<int?>("--seeds")
+        {
+            Description = "seeds per setting (" + string.Join("; ", Presets.All.Where(p => p.SeedsHelp is not null).Select(p => $"{p.Name} preset; {p.SeedsHelp}")) + ")",
+        };
+        var run = new Command("run", "run a built-in preset: " + string.Join(", ", Presets.All.Select(p => $"{p.Name} ({p.Description})")))
         {
             preset, quick, presetOut, presetSet, presetOverwrite, presetDataDir, presetSeeds,
         };
-        run.SetAction(p => new PresetWorker(stdout, host.RunsRoot).Run(new PresetOptions
+        run.SetAction(p => new PresetWorker(stdout, host.RunsRoot, host.Runner).Run(new PresetOptions
         {
             Preset = p.GetRequiredValue(preset),
             Quick = p.GetValue(quick),

@@ -1,6 +1,7 @@
 using LabelNoiseLab.RunFiles;
 using LabelNoiseLab.Training;
 using LabelNoiseLab.Experiments;
+using LabelNoiseLab.Studies;
 
 namespace LabelNoiseLab.Cli;
 
@@ -80,38 +81,33 @@ internal static class RunEnding
 {
     public static int Run(RunDirectory dir, TextWriter stdout, Func<RunResult> body, Action? onComplete = null)
     {
+        RunResult result;
         try
         {
-            var result = body();
-            switch (result.Status)
-            {
-                case RunStatus.Complete:
-                    dir.MarkComplete();
-                    onComplete?.Invoke();
-                    stdout.WriteLine($"complete: {dir.Path}");
-                    return ExitCodes.Complete;
-                case RunStatus.Diverged:
-                    dir.MarkDiverged(result.Reason ?? "diverged");
-                    stdout.WriteLine($"diverged: {dir.StatusReason} ({dir.Path})");
-                    return ExitCodes.Diverged;
-                case RunStatus.Failed:
-                    dir.MarkFailed(result.Reason ?? "failed");
-                    stdout.WriteLine($"failed: {dir.StatusReason} ({dir.Path})");
-                    return ExitCodes.Failed;
-                case RunStatus.Interrupted:
-                    dir.MarkInterrupted(result.Reason ?? "interrupted");
-                    stdout.WriteLine($"interrupted: {dir.StatusReason}; continue with: lnlab resume {dir.Path}");
-                    return ExitCodes.Interrupted;
-                default:
-                    throw new InvalidOperationException($"the runner returned status '{result.Status}'");
-            }
+            result = body();
+            RunOutcome.Record(dir, result);
         }
         catch (Exception e)
         {
             // An untouched reopened folder (resume refused on bad input) stays exactly as it was.
-            if (dir.Status == RunStatus.Running && dir.Touched)
-                dir.MarkFailed(e is InputException ? e.Message : $"{e.GetType().Name}: {e.Message}");
+            RunOutcome.RecordException(dir, e);
             throw;
+        }
+        switch (result.Status)
+        {
+            case RunStatus.Complete:
+                onComplete?.Invoke();
+                stdout.WriteLine($"complete: {dir.Path}");
+                return ExitCodes.Complete;
+            case RunStatus.Diverged:
+                stdout.WriteLine($"diverged: {dir.StatusReason} ({dir.Path})");
+                return ExitCodes.Diverged;
+            case RunStatus.Interrupted:
+                stdout.WriteLine($"interrupted: {dir.StatusReason}; continue with: lnlab resume {dir.Path}");
+                return ExitCodes.Interrupted;
+            default:
+                stdout.WriteLine($"failed: {dir.StatusReason} ({dir.Path})");
+                return ExitCodes.Failed;
         }
     }
 }

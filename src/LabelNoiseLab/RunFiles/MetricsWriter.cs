@@ -89,6 +89,19 @@ public sealed class MetricsWriter
                     throw new ArgumentException($"metrics column '{key}' was not declared when metrics.csv was opened", nameof(row));
             }
         }
+        _content.Append(FormatLine(row, ExtraColumns)).Append('\n');
+        _rows.Add(row);
+        Flush();
+    }
+
+    /// <summary>
+    /// One row as a line of <c>metrics.csv</c> (no newline): the standard columns, then
+    /// <paramref name="extraColumns"/> in that order (a column the row lacks is an empty cell).
+    /// </summary>
+    public static string FormatLine(MetricsRow row, IReadOnlyList<string> extraColumns)
+    {
+        ArgumentNullException.ThrowIfNull(row);
+        ArgumentNullException.ThrowIfNull(extraColumns);
         var line = new StringBuilder();
         line.Append(row.Epoch.ToString(CultureInfo.InvariantCulture)).Append(',')
             .Append(row.Step.ToString(CultureInfo.InvariantCulture));
@@ -97,11 +110,9 @@ public sealed class MetricsWriter
             row.NoisyGivenLoss, row.NoisyGivenAcc, row.NoisyTrueLoss, row.NoisyTrueAcc,
             row.TestLoss, row.TestAcc, row.Seconds])
             line.Append(',').Append(Format(v));
-        foreach (var c in ExtraColumns)
+        foreach (var c in extraColumns)
             line.Append(',').Append(row.Extra is not null && row.Extra.TryGetValue(c, out double v) ? Format(v) : "");
-        _content.Append(line).Append('\n');
-        _rows.Add(row);
-        Flush();
+        return line.ToString();
     }
 
     /// <summary>

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text;
-using System.Text.Json.Nodes;
+using System.Text.Json;
+using System.Text.Json.Serialization;
 using LabelNoiseLab.RunFiles;
 using LabelNoiseLab.Training;
 using LabelNoiseLab.Experiments;
@@ -28,8 +29,20 @@ public sealed record DoubleDescentSettings(ExperimentConfig Base, IReadOnlyList<
 /// <c>--set</c> takes any experiment key (applied to every model; not <c>model.hidden</c>) and
 /// <c>double_descent.models=mlp3,mlp7</c> to train only some of them.
 /// </summary>
-public static class DoubleDescentPreset
+public sealed class DoubleDescentPreset : IPreset
 {
+    public string Name => "double-descent";
+
+    public string Description => "MLP3/5/7 under 30% label noise: epoch-wise double descent, activation probe";
+
+    /// <summary>See <see cref="Resolve"/>: everything is checked before the run folder exists.</summary>
+    public PresetPlan Prepare(PresetRequest request)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        var settings = Resolve(request.Quick, request.Sets);
+        return new PresetPlan(request.Quick ? "double-descent-quick" : "double-descent", (dir, context) => Run(settings, dir, context));
+    }
+
     public const string ModelsKey = "double_descent.models";
 
     /// <summary>Widths of the three networks; <c>--quick</c> halves them (and trains far less).</summary>
@@ -121,115 +134,95 @@ public static class DoubleDescentPreset
     }
 
     /// <summary>Trains every model into <c>DIR/&lt;model&gt;/</c>, then writes the preset's own files; the caller marks it complete.</summary>
-    public static RunResult Run(DoubleDescentSettings s, RunDirectory dir, string? dataDir, Action<string>? log = null, CancellationToken cancellation = default)
+    public static RunResult Run(DoubleDescentSettings s, RunDirectory dir, PresetContext context)
     {
+        ArgumentNullException.ThrowIfNull(s);
+        ArgumentNullException.ThrowIfNull(dir);
+        ArgumentNullException.ThrowIfNull(context);
+        var log = context.Log;
         var clock = System.Diagnostics.Stopwatch.StartNew();
         dir.WriteText(RunDirectory.ConfigFile, ToYaml(s));
-        var combined = new StringBuilder();
-        var perModel = new JsonObject();
+        var combined = new CombinedMetrics("model_id");
+        var perModel = new Dictionary<string, object?>();
         RunResult result = RunResult.Complete;
         for (int id = 0; id < s.Models.Count && result.Status == RunStatus.Complete; id++)
         {
             var model = s.Models[id];
             var config = s.For(model);
-            var sub = RunDirectory.Create(Path.Combine(dir.Path, model.Name), model.Name, overwrite: true);
-            log?.Invoke($"{model.Name}: hidden [{string.Join(", ", model.Hidden)}] -> {sub.Path}");
-            try
-            {
-                sub.WriteConfig(config);
-                var progress = new LinePrinter(model.Name, config.Epochs, log);
-                result = new ExperimentRunner().Run(config, sub, new RunContext(dataDir, progress, cancellation));
-                if (result.Status == RunStatus.Complete)
-                    sub.MarkComplete();
-                else if (result.Status == RunStatus.Diverged)
-                    sub.MarkDiverged(result.Reason ?? "diverged");
-                else
-                    sub.MarkFailed(result.Reason ?? "failed");
-            }
-            catch (Exception e)
-            {
-                if (sub.Status == RunStatus.Running)
-                    sub.MarkFailed(e is InputException ? e.Message : $"{e.GetType().Name}: {e.Message}");
-                throw;
-            }
-            AppendMetrics(combined, sub.FilePath(RunDirectory.MetricsFile), id);
-            var summary = File.Exists(sub.FilePath(RunDirectory.SummaryFile))
-                ? JsonNode.Parse(File.ReadAllText(sub.FilePath(RunDirectory.SummaryFile)))!.AsObject()
-                : [];
-            perModel[model.Name] = ModelSummary(model, summary, result);
-            log?.Invoke(Verdict(model.Name, summary));
+            string path = Path.Combine(dir.Path, model.Name);
+            log($"{model.Name}: hidden [{string.Join(", ", model.Hidden)}] -> {path}");
+            var run = SubRun.Execute(path, config, context.Runner, context.ForSubRun(new LinePrinter(model.Name, config.Epochs, log)));
+            result = run.Result;
+            if (run.Report is { } report)
+                combined.Add(run, report.Rows, id.ToString(CultureInfo.InvariantCulture));
+            perModel[model.Name] = ModelSummary(model, run.Report, result);
+            log(Verdict(model.Name, run.Report));
         }
-        dir.WriteText(RunDirectory.MetricsFile, combined.ToString());
-        dir.WriteSummary(new JsonObject
+        dir.WriteText(RunDirectory.MetricsFile, combined.Text);
+        dir.WriteSummary(new Dictionary<string, object?>
         {
             ["preset"] = "double-descent",
             ["quick"] = s.Quick,
-            ["model_ids"] = new JsonArray([.. s.Models.Select(m => JsonValue.Create(m.Name))]),
+            ["model_ids"] = s.Models.Select(m => m.Name).ToList(),
             ["data"] = s.Base.DataName,
             ["train_subset"] = s.Base.DataSubset,
             ["noise"] = $"{s.Base.NoiseKind} {s.Base.NoiseRate.ToString(CultureInfo.InvariantCulture)}",
             ["epochs"] = s.Base.Epochs,
             ["optimizer"] = $"{s.Base.OptimKind} lr {s.Base.OptimLr.ToString(CultureInfo.InvariantCulture)}",
             ["seconds"] = clock.Elapsed.TotalSeconds,
-            ["double_descent_models"] = new JsonArray([.. perModel.Where(p => p.Value?["double_descent"]?.GetValue<bool>() == true).Select(p => JsonValue.Create(p.Key))]),
+            ["double_descent_models"] = perModel.Where(p => At(p.Value, "double_descent") is true).Select(p => p.Key).ToList(),
             ["models"] = perModel,
         });
         return result.Status == RunStatus.Complete ? RunResult.Complete : new RunResult(result.Status, $"{s.Models.Count} models: {result.Reason}");
     }
 
-    private static JsonObject ModelSummary(DoubleDescentModel model, JsonObject summary, RunResult result)
+    /// <summary>A model's block of the preset's summary, from what its run measured (nulls when it measured nothing).</summary>
+    private static Dictionary<string, object?> ModelSummary(DoubleDescentModel model, TrainingReport? report, RunResult result)
     {
-        var phases = summary["phases"];
-        var o = new JsonObject
+        var o = new Dictionary<string, object?>
         {
-            ["hidden"] = new JsonArray([.. model.Hidden.Select(h => JsonValue.Create(h))]),
+            ["hidden"] = model.Hidden.ToList(),
             ["status"] = result.Status.ToString().ToLowerInvariant(),
-            ["parameters"] = summary["parameters"]?.DeepClone(),
-            ["seconds_total"] = summary["seconds_total"]?.DeepClone(),
-            ["seconds_training"] = summary["seconds_training"]?.DeepClone(),
-            ["double_descent"] = phases?["double_descent"]?.DeepClone(),
-            ["test_error_double_descent"] = phases?["test_error"]?["double_descent"]?.DeepClone(),
-            ["final"] = summary["final"]?.DeepClone(),
-            ["phases"] = phases?.DeepClone(),
+            ["parameters"] = report?.Value("parameters"),
+            ["seconds_total"] = report?.Value("seconds_total"),
+            ["seconds_training"] = report?.Value("seconds_training"),
+            ["double_descent"] = report?.Value("phases.double_descent"),
+            ["test_error_double_descent"] = report?.Value("phases.test_error.double_descent"),
+            ["final"] = report?.Value("final"),
+            ["phases"] = report?.Value("phases"),
         };
-        if (summary["activations"] is JsonObject acts)
+        if (report?.Value("activations") is IReadOnlyDictionary<string, object?> acts)
         {
-            o["activation_probe_seconds"] = acts["seconds"]?.DeepClone();
-            o["most_massive_final_layer"] = acts["most_massive_final_layer"]?.DeepClone();
-            o["layers"] = new JsonArray([.. (acts["layers"]?.AsArray() ?? []).Select(l => (JsonNode)new JsonObject
+            o["activation_probe_seconds"] = At(acts, "seconds");
+            o["most_massive_final_layer"] = At(acts, "most_massive_final_layer");
+            o["layers"] = (At(acts, "layers") as IEnumerable<object?> ?? []).Select(l => (object?)new Dictionary<string, object?>
             {
-                ["layer"] = l?["layer"]?.DeepClone(),
-                ["final_max_to_median_ratio"] = l?["final_max_to_median_ratio"]?.DeepClone(),
-                ["peak_max_to_median_ratio"] = l?["peak_max_to_median_ratio"]?.DeepClone(),
-                ["top_unit_stability"] = l?["top_unit_stability"]?.DeepClone(),
-                ["initial_cosine_given"] = l?["initial_cosine_given"]?.DeepClone(),
-                ["min_cosine_given"] = l?["min_cosine_given"]?.DeepClone(),
-                ["final_cosine_given"] = l?["final_cosine_given"]?.DeepClone(),
-            })]);
+                ["layer"] = At(l, "layer"),
+                ["final_max_to_median_ratio"] = At(l, "final_max_to_median_ratio"),
+                ["peak_max_to_median_ratio"] = At(l, "peak_max_to_median_ratio"),
+                ["top_unit_stability"] = At(l, "top_unit_stability"),
+                ["initial_cosine_given"] = At(l, "initial_cosine_given"),
+                ["min_cosine_given"] = At(l, "min_cosine_given"),
+                ["final_cosine_given"] = At(l, "final_cosine_given"),
+            }).ToList();
         }
         return o;
     }
 
-    private static string Verdict(string name, JsonObject summary)
+    /// <summary>A key of a summary block (a dictionary), or null.</summary>
+    private static object? At(object? block, string key) =>
+        block is IReadOnlyDictionary<string, object?> d && d.TryGetValue(key, out var v) ? v : null;
+
+    private static readonly JsonSerializerOptions VerdictJson = new() { NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals };
+
+    private static string Verdict(string name, TrainingReport? report)
     {
-        var p = summary["phases"];
+        var p = report?.Value("phases");
         if (p is null)
             return $"{name}: no evaluations";
-        string E(string key) => p[key]?.ToJsonString() ?? "-";
+        string E(string key) => At(p, key) is { } v ? JsonSerializer.Serialize(v, VerdictJson) : "-";
         return $"{name}: test loss first minimum at epoch {E("test_loss_first_min_epoch")}, maximum at {E("test_loss_max_epoch")}, later minimum at {E("test_loss_later_min_epoch")}: "
             + $"double_descent {E("double_descent")}; clean fitted (≥0.99) at epoch {E("clean_fit_epoch")}, noisy fitted at {E("noisy_fit_epoch")}";
-    }
-
-    /// <summary>Copies a model's metrics.csv rows into the combined one, with its model_id last.</summary>
-    private static void AppendMetrics(StringBuilder combined, string path, int id)
-    {
-        if (!File.Exists(path))
-            return;
-        var lines = File.ReadAllLines(path);
-        if (combined.Length == 0 && lines.Length > 0)
-            combined.Append(lines[0]).Append(",model_id\n");
-        foreach (var line in lines.Skip(1))
-            combined.Append(line).Append(',').Append(id.ToString(CultureInfo.InvariantCulture)).Append('\n');
     }
 
     private static string ToYaml(DoubleDescentSettings s)
@@ -245,7 +238,7 @@ public static class DoubleDescentPreset
     }
 
     /// <summary>One line per evaluation (every epoch in short runs, every tenth epoch in long ones).</summary>
-    private sealed class LinePrinter(string name, int epochs, Action<string>? log) : IProgressSink
+    private sealed class LinePrinter(string name, int epochs, Action<string> log) : IProgressSink
     {
         private readonly int _every = epochs <= 20 ? 1 : 10;
 
@@ -259,11 +252,11 @@ public static class DoubleDescentPreset
 
         public void OnEvaluation(MetricsRow r)
         {
-            if (log is not null && (r.Epoch % _every == 0 || r.Epoch == epochs))
+            if (r.Epoch % _every == 0 || r.Epoch == epochs)
                 log(string.Create(CultureInfo.InvariantCulture,
                     $"{name} epoch {r.Epoch}/{epochs}: test_loss {r.TestLoss:F4} test_acc {r.TestAcc:F4} clean_acc {r.CleanAcc:F4} noisy_given_acc {r.NoisyGivenAcc:F4} noisy_true_acc {r.NoisyTrueAcc:F4} ({r.Seconds:F1} s)"));
         }
 
-        public void OnMessage(string message) => log?.Invoke($"{name}: {message}");
+        public void OnMessage(string message) => log($"{name}: {message}");
     }
 }

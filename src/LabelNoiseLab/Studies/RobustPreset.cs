@@ -1,6 +1,5 @@
 using System.Globalization;
 using System.Text;
-using System.Text.Json.Nodes;
 using LabelNoiseLab.RunFiles;
 using LabelNoiseLab.Training;
 using LabelNoiseLab.Experiments;
@@ -9,14 +8,31 @@ namespace LabelNoiseLab.Studies;
 
 /// <summary>
 /// The <c>robust</c> preset (issue 7): one training run per (method, noise setting, seed) with the
-/// ordinary <see cref="Trainer"/>, each in <c>runs/&lt;method&gt;_&lt;kind&gt;&lt;rate&gt;_s&lt;seed&gt;/</c>, then
+/// trainer (<see cref="PresetContext.Runner"/>, a <see cref="Trainer"/> in lnlab), each a <see cref="SubRun"/> in <c>runs/&lt;method&gt;_&lt;kind&gt;&lt;rate&gt;_s&lt;seed&gt;/</c>, then
 /// <c>results.csv</c> (one row per run), <c>table.md</c> (mean ± std over seeds) and <c>metrics.csv</c>
 /// (each run's last metrics row with its name in a final <c>run</c> column). Every run
 /// logs detection scores, so <c>detection_auroc</c> is the last epoch's AUROC of the per-sample
 /// gradient norm against the noise mask.
 /// </summary>
-public static class RobustPreset
+public sealed class RobustPreset : IPreset
 {
+    public string Name => "robust";
+
+    public string Description => "robust training methods on Fashion-MNIST";
+
+    public string SeedsHelp => "default 3, 1 with --quick";
+
+    /// <summary><c>--seeds</c> and <c>--set</c> (see <see cref="Resolve"/>), checked before the run folder exists.</summary>
+    public PresetPlan Prepare(PresetRequest request)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        int seeds = request.Seeds ?? (request.Quick ? 1 : 3);
+        if (seeds < 1)
+            throw new ConfigException("--seeds", $"must be at least 1, got {seeds}");
+        var (config, methods, settings) = Resolve(request.Quick, request.Sets);
+        return new PresetPlan(request.Quick ? "robust-quick" : "robust", (dir, context) => Run(dir, config, methods, settings, seeds, context));
+    }
+
     /// <summary>Method name → config overrides. SAM and label-noise SGD are not trainer options yet, so absent.</summary>
     public static IReadOnlyList<(string Method, Func<ExperimentConfig, double, ExperimentConfig> Apply)> Methods { get; } =
     [
@@ -55,18 +71,19 @@ public static class RobustPreset
         DetectionEnabled = true,
     };
 
-    /// <summary>
-    /// Runs the grid. <paramref name="sets"/>: any config key (<c>epochs=5</c>, <c>model.kind=small_cnn</c>),
-    /// plus <c>preset.methods=ce,gce</c> and <c>preset.settings=symmetric:0.4,asymmetric:0.4</c>.
-    /// </summary>
-    public static RunResult Run(RunDirectory dir, bool quick, int seeds, IReadOnlyList<string> sets, string? dataDir, Action<string> log)
+    /// <summary>Runs the grid (<paramref name="config"/>, <paramref name="methods"/>, <paramref name="settings"/> from <see cref="Resolve"/>).</summary>
+    public static RunResult Run(RunDirectory dir, ExperimentConfig config, IReadOnlyList<string> methods, IReadOnlyList<(string Kind, double Rate)> settings, int seeds, PresetContext context)
     {
-        var (config, methods, settings) = Resolve(quick, sets);
+        ArgumentNullException.ThrowIfNull(dir);
+        ArgumentNullException.ThrowIfNull(config);
+        ArgumentNullException.ThrowIfNull(methods);
+        ArgumentNullException.ThrowIfNull(settings);
+        ArgumentNullException.ThrowIfNull(context);
         if (seeds < 1)
             throw new ConfigException("--seeds", $"must be at least 1, got {seeds}");
         dir.WriteText("config.yaml", config.ToYaml() + $"# preset\npreset.methods: {string.Join(",", methods)}\npreset.settings: {string.Join(",", settings.Select(s => $"{s.Kind}:{F(s.Rate)}"))}\npreset.seeds: {seeds}\n");
         var rows = new List<Row>();
-        var metrics = new StringBuilder(); // each run's last metrics row, the run's name appended
+        var metrics = new CombinedMetrics("run"); // each run's last metrics row, the run's name appended
         var csv = new StringBuilder("method,noise_kind,noise_rate,seed,best_test_acc,last_test_acc,detection_auroc,epoch_seconds\n");
         foreach (var (kind, rate) in settings)
             for (int seed = 0; seed < seeds; seed++)
@@ -75,31 +92,21 @@ public static class RobustPreset
                     var apply = Methods.First(m => m.Method == method).Apply;
                     var c = apply(config with { Seed = seed, NoiseSeed = seed, NoiseKind = kind, NoiseRate = rate, Name = $"{method}_{kind}{F(rate)}_s{seed}" }, rate);
                     c.Validate();
-                    var sub = RunDirectory.Create(Path.Combine(dir.Path, "runs", c.Name), c.Name, overwrite: true);
-                    sub.WriteConfig(c);
-                    var result = new ExperimentRunner().Run(c, sub, new RunContext(dataDir, NullProgressSink.Instance));
-                    if (result.Status == RunStatus.Complete)
-                        sub.MarkComplete();
-                    else if (result.Status == RunStatus.Diverged)
-                        sub.MarkDiverged(result.Reason ?? "diverged");
-                    else
-                        sub.MarkFailed(result.Reason ?? "failed");
-                    var lines = File.ReadAllLines(Path.Combine(sub.Path, RunDirectory.MetricsFile));
-                    if (metrics.Length == 0)
-                        metrics.Append(lines[0]).Append(",run\n");
-                    if (lines.Length > 1)
-                        metrics.Append(lines[^1]).Append(',').Append(c.Name).Append('\n');
-                    dir.WriteText(RunDirectory.MetricsFile, metrics.ToString());
-                    var row = ReadRow(sub.Path, method, kind, rate, seed);
+                    var run = SubRun.Execute(Path.Combine(dir.Path, "runs", c.Name), c, context.Runner, context.ForSubRun());
+                    var result = run.Result;
+                    if (run.Report is { } report)
+                        metrics.Add(run, report.Final is { } last ? [last] : [], c.Name);
+                    dir.WriteText(RunDirectory.MetricsFile, metrics.Text);
+                    var row = MakeRow(run.Report, method, kind, rate, seed);
                     rows.Add(row);
                     csv.Append(string.Create(CultureInfo.InvariantCulture,
                         $"{method},{kind},{F(rate)},{seed},{row.Best:G5},{row.Last:G5},{row.Auroc:G5},{row.EpochSeconds:G4}\n"));
                     dir.WriteText("results.csv", csv.ToString());
-                    log(string.Create(CultureInfo.InvariantCulture,
+                    context.Log(string.Create(CultureInfo.InvariantCulture,
                         $"{method,-15} {kind} {F(rate)} seed {seed}: best {row.Best:F4} last {row.Last:F4} grad-norm AUROC {row.Auroc:F3} ({row.EpochSeconds:F2} s/epoch){(result.Status == RunStatus.Complete ? "" : " " + result.Reason)}"));
                 }
         dir.WriteText("table.md", Table(rows, methods, settings, config, seeds));
-        var summary = new JsonObject
+        var summary = new Dictionary<string, object?>
         {
             ["runs"] = rows.Count,
             ["epochs"] = config.Epochs,
@@ -110,7 +117,7 @@ public static class RobustPreset
         foreach (var method in methods)
         {
             var mine = rows.Where(r => r.Method == method).ToList();
-            summary[method] = new JsonObject
+            summary[method] = new Dictionary<string, object?>
             {
                 ["mean_best_test_acc"] = mine.Average(r => r.Best),
                 ["mean_last_test_acc"] = mine.Average(r => r.Last),
@@ -158,19 +165,17 @@ public static class RobustPreset
 
     private sealed record Row(string Method, string Kind, double Rate, int Seed, double Best, double Last, double Auroc, double EpochSeconds);
 
-    private static Row ReadRow(string path, string method, string kind, double rate, int seed)
+    /// <summary>A run's figures from what the trainer measured (NaN where it measured nothing, e.g. no gradient norms under SAM).</summary>
+    private static Row MakeRow(TrainingReport? report, string method, string kind, double rate, int seed)
     {
-        var s = JsonNode.Parse(File.ReadAllText(Path.Combine(path, RunDirectory.SummaryFile)))!;
-        // summary.json writes non-finite numbers as strings ("NaN": e.g. no gradient norms under SAM).
-        double Num(JsonNode? n) => n is null ? double.NaN
-            : n.GetValueKind() == System.Text.Json.JsonValueKind.String ? double.Parse(n.GetValue<string>(), System.Globalization.CultureInfo.InvariantCulture)
-            : n.GetValue<double>();
-        int epochs = s["epochs_completed"]!.GetValue<int>();
-        return new Row(method, kind, rate, seed, Num(s["best_test_acc"]), Num(s["final"]?["test_acc"]),
-            Num(s["robust"]?["detection_auroc_grad_norm"]), epochs == 0 ? double.NaN : Num(s["seconds_training"]) / epochs);
+        if (report is null)
+            return new Row(method, kind, rate, seed, double.NaN, double.NaN, double.NaN, double.NaN);
+        double epochs = report.Number("epochs_completed");
+        return new Row(method, kind, rate, seed, report.Number("best_test_acc"), report.Number("final.test_acc"),
+            report.Number("robust.detection_auroc_grad_norm"), epochs == 0 ? double.NaN : report.Number("seconds_training") / epochs);
     }
 
-    private static string Table(List<Row> rows, List<string> methods, List<(string Kind, double Rate)> settings, ExperimentConfig c, int seeds)
+    private static string Table(List<Row> rows, IReadOnlyList<string> methods, IReadOnlyList<(string Kind, double Rate)> settings, ExperimentConfig c, int seeds)
     {
         var sb = new StringBuilder();
         sb.Append(string.Create(CultureInfo.InvariantCulture,

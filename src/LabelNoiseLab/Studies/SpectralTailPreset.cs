@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Text;
-using System.Text.Json;
 using LabelNoiseLab.Probes;
 using LabelNoiseLab.RunFiles;
 using LabelNoiseLab.Training;
@@ -143,17 +142,36 @@ public sealed record SpectralTailOptions
 /// run: its final test accuracy) and <c>summary.json</c> with what was seen; the caller marks
 /// the preset complete.
 /// </summary>
-public static class SpectralTailPreset
+public sealed class SpectralTailPreset : IPreset
 {
     public const string ResultsFile = "results.csv";
+
+    public string Name => "spectral-tail";
+
+    public string Description => "spectral probe and truncation under label noise";
+
+    /// <summary><c>--set spectral_tail.&lt;key&gt;=value</c> over the defaults (or <see cref="SpectralTailOptions.Quick"/>), checked with every run's config.</summary>
+    public PresetPlan Prepare(PresetRequest request)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        var settings = request.Quick ? SpectralTailOptions.Quick : new SpectralTailOptions();
+        foreach (var set in request.Sets)
+            settings = settings.With(set);
+        settings.Validate();
+        return new PresetPlan(request.Quick ? "spectral-tail-quick" : "spectral-tail", (dir, context) => Run(settings, dir, context, request.Quick));
+    }
 
     /// <summary>The issue's columns, then extras (the model, the oracle best epoch, the probe's valley, tail energies at d = classes, the run folder).</summary>
     public const string ResultsHeader = "noise_rate,width,full_test_acc,best_d_by_val,trunc_test_acc_at_best_d,best_early_stop_test_acc,effective_rank,effective_rank_at_init,"
         + "model,oracle_best_test_acc,probe_best_d,probe_best_test_acc,probe_test_acc_at_D,clean_tail_energy_at_k,noisy_tail_energy_at_k,run";
 
-    public static RunResult Run(SpectralTailOptions o, RunDirectory dir, string? dataDir, Action<string>? log = null, bool quick = false)
+    public static RunResult Run(SpectralTailOptions o, RunDirectory dir, PresetContext context, bool quick = false)
     {
+        ArgumentNullException.ThrowIfNull(o);
+        ArgumentNullException.ThrowIfNull(dir);
+        ArgumentNullException.ThrowIfNull(context);
         o.Validate();
+        var log = context.Log;
         dir.WriteText(RunDirectory.ConfigFile, o.ToYaml());
         var metrics = dir.OpenMetrics(["run_index", "noise_rate", "width", "trunc_test_acc_at_best_d"]);
         var csv = new StringBuilder(ResultsHeader).Append('\n');
@@ -164,32 +182,20 @@ public static class SpectralTailPreset
         {
             var (model, rate, width) = runs[i];
             var config = o.RunConfig(model, rate, width);
-            var sub = RunDirectory.Create(Path.Combine(dir.Path, "runs", config.Name), config.Name, overwrite: true);
             var runClock = Stopwatch.StartNew();
+            // The trained model is probed before its run is marked complete.
+            SpectralRunReport? probe = null;
+            var run = SubRun.Execute(Path.Combine(dir.Path, "runs", config.Name), config, context.Runner, context.ForSubRun(),
+                beforeComplete: (sub, _) => probe = SpectralRunProbe.Run(sub.Path, FeatureExtractor.Penultimate, new SpectralOptions { ProbeEpochs = o.ProbeEpochs }, context.DataDir));
             Dictionary<string, object?> row;
-            try
+            if (run.Status != RunStatus.Complete)
             {
-                sub.WriteConfig(config);
-                var result = new ExperimentRunner().Run(config, sub, new RunContext(dataDir, NullProgressSink.Instance));
-                if (result.Status != RunStatus.Complete)
-                {
-                    sub.MarkDiverged(result.Reason ?? "diverged");
-                    log?.Invoke($"{config.Name}: {result.Reason}; no probe");
-                    row = Row(model, rate, width, config.Name, null, null);
-                }
-                else
-                {
-                    var report = SpectralRunProbe.Run(sub.Path, FeatureExtractor.Penultimate, new SpectralOptions { ProbeEpochs = o.ProbeEpochs }, dataDir);
-                    sub.MarkComplete();
-                    using var summary = JsonDocument.Parse(File.ReadAllText(sub.FilePath(RunDirectory.SummaryFile)));
-                    row = Row(model, rate, width, config.Name, report, summary.RootElement);
-                }
+                log($"{config.Name}: {run.Result.Reason}; no probe");
+                row = Row(model, rate, width, config.Name, null, null);
             }
-            catch (Exception e)
+            else
             {
-                if (sub.Status == RunStatus.Running)
-                    sub.MarkFailed(e is InputException ? e.Message : $"{e.GetType().Name}: {e.Message}");
-                throw;
+                row = Row(model, rate, width, config.Name, probe, run.Report);
             }
             rows.Add(row);
             csv.Append(CsvRow(row)).Append('\n');
@@ -207,7 +213,7 @@ public static class SpectralTailPreset
                     ["trunc_test_acc_at_best_d"] = Num(row["trunc_test_acc_at_best_d"]),
                 },
             });
-            log?.Invoke(string.Create(CultureInfo.InvariantCulture,
+            log(string.Create(CultureInfo.InvariantCulture,
                 $"[{i + 1}/{runs.Count}] {config.Name}: full {Num(row["full_test_acc"]):F4}, trunc at d={row["best_d_by_val"]} {Num(row["trunc_test_acc_at_best_d"]):F4}, early stop {Num(row["best_early_stop_test_acc"]):F4}, erank {Num(row["effective_rank"]):F1} (init {Num(row["effective_rank_at_init"]):F1}), probe best d {row["probe_best_d"]}; {runClock.Elapsed.TotalSeconds:F0} s"));
         }
         dir.WriteSummary(new Dictionary<string, object?>
@@ -224,7 +230,7 @@ public static class SpectralTailPreset
         return RunResult.Complete;
     }
 
-    private static Dictionary<string, object?> Row(string model, double rate, int width, string name, SpectralRunReport? report, JsonElement? summary)
+    private static Dictionary<string, object?> Row(string model, double rate, int width, string name, SpectralRunReport? report, TrainingReport? training)
     {
         var t = report?.Trained;
         var atK = t?.RowAt(t.Classes);
@@ -236,11 +242,11 @@ public static class SpectralTailPreset
             ["full_test_acc"] = t?.FullTestAcc ?? double.NaN,
             ["best_d_by_val"] = t?.BestDByVal,
             ["trunc_test_acc_at_best_d"] = t?.TruncTestAccAtBestD ?? double.NaN,
-            ["best_early_stop_test_acc"] = Get(summary, "test_acc_at_best_val"),
+            ["best_early_stop_test_acc"] = training?.Number("test_acc_at_best_val") ?? double.NaN,
             ["effective_rank"] = t?.EffectiveRank ?? double.NaN,
             ["effective_rank_at_init"] = report?.Init?.EffectiveRank ?? double.NaN,
             ["model"] = model,
-            ["oracle_best_test_acc"] = Get(summary, "best_test_acc"),
+            ["oracle_best_test_acc"] = training?.Number("best_test_acc") ?? double.NaN,
             ["probe_best_d"] = t?.ProbeBestD,
             ["probe_best_test_acc"] = t?.ProbeBestTestAcc ?? double.NaN,
             ["probe_test_acc_at_D"] = atD?.ProbeTestAcc ?? double.NaN,
@@ -249,9 +255,6 @@ public static class SpectralTailPreset
             ["run"] = "runs/" + name,
         };
     }
-
-    private static double Get(JsonElement? summary, string key) =>
-        summary is { } s && s.TryGetProperty(key, out var v) && v.ValueKind == JsonValueKind.Number ? v.GetDouble() : double.NaN;
 
     private static double Num(object? v) => v switch
     {

@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Text;
-using System.Text.Json;
 using LabelNoiseLab.RunFiles;
 using LabelNoiseLab.Training;
 using LabelNoiseLab.Experiments;
@@ -22,9 +21,21 @@ namespace LabelNoiseLab.Studies;
 /// <c>summary.json</c> (per method), <c>metrics.csv</c> (both methods' rows, <c>method_id</c> =
 /// index in <see cref="Methods"/>); the caller marks the run complete.
 /// </summary>
-public static class TwoPhaseFmnistPreset
+public sealed class TwoPhaseFmnistPreset : IPreset
 {
     public static IReadOnlyList<string> Methods { get; } = ["sgd", "label_noise_sgd"];
+
+    public string Name => "two-phase-fmnist";
+
+    public string Description => "plain vs label-noise SGD on Fashion-MNIST";
+
+    /// <summary>The built-in config, <c>--quick</c>'s overrides, then <c>--set</c> (any config key), checked.</summary>
+    public PresetPlan Prepare(PresetRequest request)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        var config = Configure(TwoPhaseFmnistConfig.Text, TwoPhaseFmnistConfig.Source, request.Quick, request.Sets);
+        return new PresetPlan(config.Name, (dir, context) => Run(config, dir, context, request.Quick));
+    }
 
     /// <summary>The CI version (<c>--quick</c>): 2,000 training samples, 3 epochs, under a minute.</summary>
     public static IReadOnlyList<string> QuickSets { get; } = ["data.subset=2000", "epochs=3", "eval_every_steps=0", "name=two-phase-fmnist-quick"];
@@ -42,11 +53,12 @@ public static class TwoPhaseFmnistPreset
         return config;
     }
 
-    public static RunResult Run(ExperimentConfig config, RunDirectory dir, RunContext context, Action<string>? log = null, bool quick = false)
+    public static RunResult Run(ExperimentConfig config, RunDirectory dir, PresetContext context, bool quick = false)
     {
         ArgumentNullException.ThrowIfNull(config);
         ArgumentNullException.ThrowIfNull(dir);
         ArgumentNullException.ThrowIfNull(context);
+        var log = context.Log;
         var clock = Stopwatch.StartNew();
         dir.WriteConfig(config);
         var csv = new StringBuilder(Header).Append('\n');
@@ -63,28 +75,20 @@ public static class TwoPhaseFmnistPreset
                 LabelNoiseKind = method == "sgd" ? "none" : config.LabelNoiseKind,
                 ProbeNeuronNorms = true,
             };
-            var sub = RunDirectory.Create(Path.Combine(dir.Path, method), method, overwrite: true);
-            sub.WriteConfig(methodConfig);
             var methodClock = Stopwatch.StartNew();
-            var result = new ExperimentRunner().Run(methodConfig, sub, context with { Progress = new LogProgress(method, log) });
-            if (result.Status != RunStatus.Complete)
+            var run = SubRun.Execute(Path.Combine(dir.Path, method), methodConfig, context.Runner, context.ForSubRun(new LogProgress(method, log)));
+            if (run.Status != RunStatus.Complete)
             {
-                if (result.Status == RunStatus.Diverged)
-                    sub.MarkDiverged(result.Reason ?? "diverged");
-                else
-                    sub.MarkFailed(result.Reason ?? "failed");
                 dir.WriteText("dynamics.csv", csv.ToString());
-                return result with { Reason = $"{method}: {result.Reason}" };
+                return run.Result with { Reason = $"{method}: {run.Result.Reason}" };
             }
-            sub.MarkComplete();
 
-            // The trainer's own outputs are the source: its summary (initial norms) and metrics rows.
-            using var summary = JsonDocument.Parse(File.ReadAllText(Path.Combine(sub.Path, RunDirectory.SummaryFile)));
-            var norms = summary.RootElement.GetProperty("neuron_norms");
-            double initialMean = norms.GetProperty("initial_mean").GetDouble();
-            double initialStd = norms.GetProperty("initial_std").GetDouble();
+            // What the trainer measured is the source: its summary (initial norms) and metrics rows.
+            var report = run.Report ?? throw new InvalidOperationException($"{method}: the runner reported no measurements");
+            double initialMean = report.Number("neuron_norms.initial_mean");
+            double initialStd = report.Number("neuron_norms.initial_std");
             csv.Append(CultureInfo.InvariantCulture, $"{method},0,0,,,,,{F(initialMean)},{F(initialStd)}\n");
-            var rows = sub.Metrics!.Rows;
+            var rows = report.Rows;
             foreach (var r in rows)
             {
                 metrics.Append(r with
@@ -120,7 +124,7 @@ public static class TwoPhaseFmnistPreset
                 ["steps"] = last.Step,
                 ["seconds"] = methodClock.Elapsed.TotalSeconds,
             };
-            log?.Invoke(string.Create(CultureInfo.InvariantCulture,
+            log(string.Create(CultureInfo.InvariantCulture,
                 $"{method}: {last.Step} steps in {methodClock.Elapsed.TotalSeconds:F1} s, neuron norm mean {initialMean:F4} -> {lastMean:F4} (ratio {lastMean / initialMean:F4}), test acc {last.TestAcc:F4}, test loss {last.TestLoss:F4}"));
             dir.WriteText("dynamics.csv", csv.ToString());
         }
@@ -148,7 +152,7 @@ public static class TwoPhaseFmnistPreset
     private static string F(double v) => double.IsNaN(v) ? "" : v.ToString("R", CultureInfo.InvariantCulture);
 
     /// <summary>One line per evaluation, prefixed with the method.</summary>
-    private sealed class LogProgress(string method, Action<string>? log) : IProgressSink
+    private sealed class LogProgress(string method, Action<string> log) : IProgressSink
     {
         public void OnRunStart(int totalEpochs, int stepsPerEpoch)
         {
@@ -158,9 +162,25 @@ public static class TwoPhaseFmnistPreset
         {
         }
 
-        public void OnEvaluation(MetricsRow row) => log?.Invoke(string.Create(CultureInfo.InvariantCulture,
+        public void OnEvaluation(MetricsRow row) => log(string.Create(CultureInfo.InvariantCulture,
             $"{method} epoch {row.Epoch} step {row.Step}: train_loss {row.TrainLoss:F4} test_acc {row.TestAcc:F4} neuron_norm_mean {row.Extra?["neuron_norm_mean"]:F4}"));
 
-        public void OnMessage(string message) => log?.Invoke($"{method}: {message}");
+        public void OnMessage(string message) => log($"{method}: {message}");
+    }
+}
+
+/// <summary>The two-phase-fmnist preset's config (experiments/two-phase-fmnist.yaml, embedded at build time).</summary>
+public static class TwoPhaseFmnistConfig
+{
+    public const string Source = "two-phase-fmnist.yaml (built in)";
+
+    public static string Text { get; } = Read();
+
+    private static string Read()
+    {
+        using var stream = typeof(TwoPhaseFmnistConfig).Assembly.GetManifestResourceStream("LabelNoiseLab.Studies.two-phase-fmnist.yaml")
+            ?? throw new InvalidOperationException("two-phase-fmnist.yaml is not embedded in LabelNoiseLab");
+        using var reader = new StreamReader(stream);
+        return reader.ReadToEnd();
     }
 }

@@ -130,9 +130,24 @@ public sealed record TwoPhaseMethodSummary(
 /// <c>method_id</c> column indexing <see cref="Methods"/>), <c>dynamics.csv</c> and
 /// <c>summary.json</c>; the caller marks the run complete.
 /// </summary>
-public static class TwoPhasePreset
+public sealed class TwoPhasePreset : IPreset
 {
     public static IReadOnlyList<string> Methods { get; } = ["sgd", "label_noise_sgd", "label_noise_periodic", "sam"];
+
+    public string Name => "two-phase";
+
+    public string Description => "label-noise SGD, SAM and the two phases of a two-layer linear network";
+
+    /// <summary><c>--set two_phase.&lt;key&gt;=value</c> over the defaults (or <see cref="TwoPhaseOptions.Quick"/>), checked.</summary>
+    public PresetPlan Prepare(PresetRequest request)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        var settings = request.Quick ? TwoPhaseOptions.Quick : new TwoPhaseOptions();
+        foreach (var set in request.Sets)
+            settings = settings.With(set);
+        settings.Validate();
+        return new PresetPlan(request.Quick ? "two-phase-quick" : "two-phase", (dir, context) => Run(settings, dir, context.Log, request.Quick));
+    }
 
     public static RunResult Run(TwoPhaseOptions o, RunDirectory dir, Action<string>? log = null, bool quick = false)
     {
