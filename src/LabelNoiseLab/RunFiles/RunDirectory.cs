@@ -2,7 +2,6 @@ using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
-using LabelNoiseLab.Experiments;
 
 namespace LabelNoiseLab.RunFiles;
 
@@ -129,9 +128,6 @@ public sealed class RunDirectory
             throw new DataException(file, $"unknown run status '{(lines.Length == 0 ? "" : lines[0])}'");
         return (status, lines.Length > 1 && lines[1].Length > 0 ? lines[1] : null);
     }
-
-    /// <summary>Writes the fully resolved config.</summary>
-    public void WriteConfig(ExperimentConfig config) => WriteText(ConfigFile, config.ToYaml());
 
     /// <summary>Opens <c>metrics.csv</c> (header written at once); extra columns follow the standard ones.</summary>
     /// <param name="resumeCsv">A resumed run: the metrics.csv text stored in its checkpoint, rows kept.</param>
