@@ -45,8 +45,6 @@ public class ArchitectureTests
     /// </summary>
     private static readonly (string From, string To, string Why)[] Tolerated =
     [
-        // PreparedData holds a NoiseReport and DataSources.Prepare injects the noise.
-        ("LabelNoiseLab.Data", "LabelNoiseLab.Noise", "noise injection inside data preparation"),
         // The trainer, its hooks and objectives take ExperimentConfig and ExperimentSetup; the
         // built-in hooks and objectives are registered in Training (TrainerHooks). Being removed
         // in the Training rewrite (issue 11).

@@ -30,7 +30,7 @@ public sealed class Trainer : IExperimentRunner
             throw new ConfigException("early_stop.patience", "needs a validation split (data.val_fraction > 0)");
 
         // Data: loaded, subset, noise injected once from its own seed, split, normalised.
-        var data = DataSources.Prepare(ExperimentSetup.DataOptions(config, context.DataDir), ExperimentSetup.NoiseOptions(config));
+        var data = ExperimentSetup.PrepareData(config, context.DataDir);
         var train = data.Train;
         if (train.Count < config.BatchSize)
             throw new ConfigException("batch_size", $"{config.BatchSize} is larger than the training set ({train.Count} samples)");
