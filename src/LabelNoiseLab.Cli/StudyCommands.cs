@@ -1,4 +1,5 @@
 using System.CommandLine;
+using LabelNoiseLab.Reports;
 using LabelNoiseLab.Studies;
 
 namespace LabelNoiseLab.Cli;

@@ -277,8 +277,9 @@ public class BlasGemmTests
     [Fact]
     public void Select_bad_value_names_the_variable_and_the_allowed_values()
     {
-        var e = Assert.Throws<ConfigException>(() => Blas.Select("cuda", MustNotProbe, out _));
-        Assert.Equal("LNLAB_BLAS", e.Key);
+        // An environment variable, not a config key: an input error that names the variable.
+        var e = Assert.Throws<InputException>(() => Blas.Select("cuda", MustNotProbe, out _));
+        Assert.IsNotType<ConfigException>(e);
         Assert.Contains("LNLAB_BLAS", e.Message, StringComparison.Ordinal);
         Assert.Contains("'cuda'", e.Message, StringComparison.Ordinal);
         Assert.Contains("managed", e.Message, StringComparison.Ordinal);

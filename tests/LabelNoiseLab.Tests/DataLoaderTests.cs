@@ -291,9 +291,10 @@ public class DataLoaderTests
     }
 
     [Fact]
-    public void Unknown_source_is_a_config_error()
+    public void Unknown_source_is_an_argument_error_naming_the_option()
     {
-        var e = Assert.Throws<ConfigException>(() => DataSources.Load(new DataOptions { Name = "imagenet" }));
-        Assert.Equal("data.name", e.Key);
+        var e = Assert.Throws<ArgumentException>(() => DataSources.Load(new DataOptions { Name = "imagenet" }));
+        Assert.Equal("DataOptions.Name", e.ParamName);
+        Assert.Contains("'imagenet'", e.Message, StringComparison.Ordinal);
     }
 }

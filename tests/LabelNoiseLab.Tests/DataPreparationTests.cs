@@ -68,7 +68,7 @@ public class DataPreparationTests
         Assert.Equal(60, a.TrueLabels.Count(y => y == 0));
         Assert.Equal(30, a.TrueLabels.Count(y => y == 1));
         Assert.Equal(10, a.TrueLabels.Count(y => y == 2));
-        Assert.Throws<ConfigException>(() => Splits.Subset(d, 1001, new Rng(1)));
+        Assert.Equal("size", Assert.Throws<ArgumentOutOfRangeException>(() => Splits.Subset(d, 1001, new Rng(1))).ParamName);
     }
 
     [Fact]
@@ -280,7 +280,7 @@ public class DataPreparationTests
         var p = DataSources.Prepare(o, new NoiseOptions { Kind = NoiseKind.Symmetric, Rate = 0.3, Seed = 6 });
         Assert.Equal(800, p.Train.Count);
         Assert.Equal(200, p.Validation!.Count);
-        Assert.Equal(p.Noise.NoisyCount, p.Train.NoisyCount + p.Validation.NoisyCount);
+        Assert.Equal(Assert.IsType<NoiseReport>(p.Noise).NoisyCount, p.Train.NoisyCount + p.Validation.NoisyCount);
         Assert.True(p.Validation.NoisyCount > 20);
         Assert.Equal(0, p.Test.NoisyCount);
         for (int j = 0; j < 6; j++)
@@ -296,7 +296,7 @@ public class DataPreparationTests
         Assert.Equal(90, p.Train.Count);
         Assert.Equal(10, p.Validation!.Count);
         Assert.Equal(90, p.Train.Targets!.Length);
-        Assert.Equal(0, p.Noise.RealisedRate);
+        Assert.Equal(0, Assert.IsType<NoiseReport>(p.Noise).RealisedRate);
         var raw = DataSources.Load(o);
         // targets travel with their samples through the split
         var y = raw.Train.Targets!;

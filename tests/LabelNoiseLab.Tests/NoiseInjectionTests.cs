@@ -173,12 +173,12 @@ public class NoiseInjectionTests
         var r = LabelNoise.Inject(d, new NoiseOptions { Kind = NoiseKind.Asymmetric, Rate = 1, Seed = 1 });
         Assert.Equal([6, 0, 4, 1], d.Labels);
         Assert.Equal(0.75, r.RealisedRate);
-        var e = Assert.Throws<ConfigException>(() =>
+        var e = Assert.Throws<ArgumentException>(() =>
             LabelNoise.Inject(Mixture(100), new NoiseOptions { Kind = NoiseKind.Asymmetric, Rate = 0.2 }));
-        Assert.Equal("noise.map", e.Key);
-        e = Assert.Throws<ConfigException>(() =>
+        Assert.Equal("NoiseOptions.ClassMap", e.ParamName);
+        e = Assert.Throws<ArgumentException>(() =>
             LabelNoise.Inject(Mixture(100), new NoiseOptions { Kind = NoiseKind.Asymmetric, Rate = 0.2, ClassMap = "3:12" }));
-        Assert.Equal("noise.map", e.Key);
+        Assert.Equal("NoiseOptions.ClassMap", e.ParamName);
     }
 
     [Fact]
@@ -207,27 +207,27 @@ public class NoiseInjectionTests
         var d = Mixture(100);
         var bad = RandomStochastic(K, 1);
         bad[3][0] += 0.01;
-        var e = Assert.Throws<ConfigException>(() => LabelNoise.Inject(d, new NoiseOptions { Kind = NoiseKind.Transition, T = bad }));
-        Assert.Equal("noise.T", e.Key);
+        var e = Assert.Throws<ArgumentException>(() => LabelNoise.Inject(d, new NoiseOptions { Kind = NoiseKind.Transition, T = bad }));
+        Assert.Equal("NoiseOptions.T", e.ParamName);
         Assert.Contains("row 3", e.Message);
         var negative = Enumerable.Range(0, K).Select(i => Enumerable.Range(0, K).Select(j => i == j ? 1.0 : 0.0).ToArray()).ToArray();
         negative[2][2] = 1.1;
         negative[2][3] = -0.1; // the row still sums to 1
-        e = Assert.Throws<ConfigException>(() => LabelNoise.Inject(d, new NoiseOptions { Kind = NoiseKind.Transition, T = negative }));
-        Assert.Equal("noise.T", e.Key);
-        e = Assert.Throws<ConfigException>(() => LabelNoise.Inject(d, new NoiseOptions { Kind = NoiseKind.Transition, T = [[1.0]] }));
-        Assert.Equal("noise.T", e.Key);
+        e = Assert.Throws<ArgumentException>(() => LabelNoise.Inject(d, new NoiseOptions { Kind = NoiseKind.Transition, T = negative }));
+        Assert.Equal("NoiseOptions.T", e.ParamName);
+        e = Assert.Throws<ArgumentException>(() => LabelNoise.Inject(d, new NoiseOptions { Kind = NoiseKind.Transition, T = [[1.0]] }));
+        Assert.Equal("NoiseOptions.T", e.ParamName);
     }
 
     [Theory]
     [InlineData(-0.1)]
     [InlineData(1.5)]
     [InlineData(double.NaN)]
-    public void Rate_outside_unit_interval_is_a_config_error(double rate)
+    public void Rate_outside_unit_interval_is_an_argument_error(double rate)
     {
-        var e = Assert.Throws<ConfigException>(() =>
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() =>
             LabelNoise.Inject(Mixture(50), new NoiseOptions { Kind = NoiseKind.Symmetric, Rate = rate }));
-        Assert.Equal("noise.rate", e.Key);
+        Assert.Equal("NoiseOptions.Rate", e.ParamName);
     }
 
     [Fact]
@@ -282,11 +282,11 @@ public class NoiseInjectionTests
     }
 
     [Fact]
-    public void Noise_on_a_regression_set_is_a_config_error()
+    public void Noise_on_a_regression_set_is_an_argument_error()
     {
         var d = Synthetic.LinearTeacher(Synthetic.Teacher(3, 0, new Rng(1)), 10, 0, new Rng(2));
-        var e = Assert.Throws<ConfigException>(() => LabelNoise.Inject(d, new NoiseOptions { Kind = NoiseKind.Symmetric, Rate = 0.1 }));
-        Assert.Equal("noise.kind", e.Key);
+        var e = Assert.Throws<ArgumentException>(() => LabelNoise.Inject(d, new NoiseOptions { Kind = NoiseKind.Symmetric, Rate = 0.1 }));
+        Assert.Equal("NoiseOptions.Kind", e.ParamName);
         var none = LabelNoise.Inject(d, new NoiseOptions());
         Assert.Equal(0, none.RealisedRate);
     }
@@ -314,6 +314,6 @@ public class NoiseInjectionTests
     public void Kind_names_parse(string name, NoiseKind kind)
     {
         Assert.Equal(kind, NoiseOptions.ParseKind(name));
-        Assert.Equal("noise.kind", Assert.Throws<ConfigException>(() => NoiseOptions.ParseKind("bogus")).Key);
+        Assert.Equal("name", Assert.Throws<ArgumentException>(() => NoiseOptions.ParseKind("bogus")).ParamName);
     }
 }

@@ -31,7 +31,7 @@ public sealed class Batcher
         ArgumentNullException.ThrowIfNull(data);
         ArgumentNullException.ThrowIfNull(rng);
         if (batchSize < 1)
-            throw new ConfigException("train.batch_size", $"{batchSize}; expected at least 1");
+            throw new ArgumentOutOfRangeException(nameof(batchSize), $"batch size {batchSize}; expected at least 1");
         _data = data;
         _rng = rng;
         _shuffle = shuffle;

@@ -1,11 +1,12 @@
-using LabelNoiseLab.Noise;
 using LabelNoiseLab.Tensors;
 
 namespace LabelNoiseLab.Data;
 
 /// <summary>
-/// Which data to load and how to prepare it. Config keys (for error messages) are
-/// <c>data.&lt;snake_case name&gt;</c>: data.name, data.data_dir, data.csv_path, ...
+/// Which data to load and how to prepare it. An option the data layer cannot use is an
+/// <see cref="ArgumentException"/> whose <see cref="ArgumentException.ParamName"/> names the
+/// property, <c>DataOptions.Subset</c>; the layer that filled the options maps that back to its
+/// own names (config keys, command-line flags).
 /// </summary>
 public sealed record DataOptions
 {
@@ -62,11 +63,31 @@ public sealed record DataOptions
 public sealed record DataSplits(Dataset Train, Dataset Test);
 
 /// <summary>
+/// Label noise injected once into the training set during <see cref="DataSources.Prepare"/>:
+/// after the subsets, before the validation split. The data layer only fixes where in the
+/// pipeline that happens; the noise models live in <c>LabelNoiseLab.Noise</c>, whose options
+/// implement this (the data layer does not depend on them).
+/// </summary>
+public interface ILabelNoise
+{
+    /// <summary>Rewrites the given labels of <paramref name="train"/> in place (true labels stay) and says what it did.</summary>
+    ILabelNoiseReport Inject(Dataset train);
+}
+
+/// <summary>What an <see cref="ILabelNoise"/> did to the training set, for summary.json.</summary>
+public interface ILabelNoiseReport
+{
+    /// <summary>A JSON-friendly shape (strings, numbers, lists, dictionaries).</summary>
+    Dictionary<string, object> ToDictionary();
+}
+
+/// <summary>
 /// Ready-to-train data: noise already injected into <see cref="Train"/> (and, since the split
 /// happens after the noise, into <see cref="Validation"/>), features normalised with statistics
-/// of <see cref="Train"/>. The test set is always clean.
+/// of <see cref="Train"/>. The test set is always clean. <see cref="Noise"/> is the report of the
+/// injection (a <c>LabelNoiseLab.Noise.NoiseReport</c> for the built-in noise models).
 /// </summary>
-public sealed record PreparedData(Dataset Train, Dataset? Validation, Dataset Test, NoiseReport Noise, Normalization Normalization);
+public sealed record PreparedData(Dataset Train, Dataset? Validation, Dataset Test, ILabelNoiseReport Noise, Normalization Normalization);
 
 /// <summary>The single entry point the trainer calls to get its data.</summary>
 public static class DataSources
@@ -120,32 +141,34 @@ public static class DataSources
                 return new DataSplits(train, test);
             }
             default:
-                throw new ConfigException("data.name", $"'{options.Name}'; expected one of {string.Join(", ", Names)}");
+                throw new ArgumentException($"unknown data set '{options.Name}'; expected one of {string.Join(", ", Names)}", Option(nameof(DataOptions.Name)));
         }
     }
 
     /// <summary>
     /// Load, then: optional subsets (seeded, stratified) → label noise on the training set (once,
-    /// from the noise options' own generator) → optional train/validation split (so validation
-    /// is noisy too) → normalisation fitted on the final training split and applied to all.
+    /// by <paramref name="noise"/>, from its own generator) → optional train/validation split (so
+    /// validation is noisy too) → normalisation fitted on the final training split and applied to all.
     /// </summary>
-    public static PreparedData Prepare(DataOptions options, NoiseOptions noise, Func<string, string?>? environment = null)
+    public static PreparedData Prepare(DataOptions options, ILabelNoise noise, Func<string, string?>? environment = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(noise);
         if (!(options.ValidationFraction >= 0 && options.ValidationFraction < 1))
-            throw new ConfigException("data.validation_fraction", $"{options.ValidationFraction}; expected a value in [0, 1)");
+            throw new ArgumentOutOfRangeException(Option(nameof(DataOptions.ValidationFraction)),
+                $"validation fraction {options.ValidationFraction}; expected a value in [0, 1)");
         var (train, test) = Load(options, environment);
         if (options.Subset is int n)
-            train = Splits.Subset(train, n, Rng.ForPurpose(options.Seed, "subset"), "data.subset");
+            train = Splits.Subset(train, n, Rng.ForPurpose(options.Seed, "subset"), Option(nameof(DataOptions.Subset)));
         if (options.TestSubset is int m)
-            test = Splits.Subset(test, m, Rng.ForPurpose(options.Seed, "test-subset"), "data.test_subset");
+            test = Splits.Subset(test, m, Rng.ForPurpose(options.Seed, "test-subset"), Option(nameof(DataOptions.TestSubset)));
 
-        var report = LabelNoise.Inject(train, noise);
+        var report = noise.Inject(train);
 
         Dataset? validation = null;
         if (options.ValidationFraction > 0)
-            (train, validation) = Splits.TrainValidation(train, options.ValidationFraction, Rng.ForPurpose(options.Seed, "split"));
+            (train, validation) = Splits.TrainValidation(train, options.ValidationFraction, Rng.ForPurpose(options.Seed, "split"),
+                paramName: Option(nameof(DataOptions.ValidationFraction)));
 
         var norm = Normalization.Fit(train, options.Normalization);
         norm.Apply(train);
@@ -158,15 +181,20 @@ public static class DataSources
     private static DataSplits LoadCsv(DataOptions options)
     {
         if (string.IsNullOrWhiteSpace(options.CsvPath))
-            throw new ConfigException("data.csv_path", "the csv data set needs a file path");
+            throw new ArgumentException("the csv data set needs a file path", Option(nameof(DataOptions.CsvPath)));
         var trainTable = CsvLoader.Parse(options.CsvPath, options.Csv);
         if (options.CsvTestPath is null)
         {
             if (!(options.TestFraction > 0 && options.TestFraction < 1))
-                throw new ConfigException("data.test_fraction", $"{options.TestFraction}; expected a value in (0, 1)");
+                throw new ArgumentOutOfRangeException(Option(nameof(DataOptions.TestFraction)),
+                    $"test fraction {options.TestFraction}; expected a value in (0, 1)");
             var all = CsvLoader.ToDataset(trainTable, "csv", trainTable.MaxLabel + 1);
+            int testCount = (int)Math.Round(all.Count * options.TestFraction);
+            if (testCount == 0 || testCount == all.Count)
+                throw new DataException(options.CsvPath,
+                    $"{all.Count} rows are too few to hold out a test fraction of {options.TestFraction} (give a test file or more rows)");
             var (train, test) = Splits.TrainValidation(all, options.TestFraction, Rng.ForPurpose(options.Seed, "test-split"),
-                "csv/train", "csv/test", "data.test_fraction");
+                "csv/train", "csv/test", Option(nameof(DataOptions.TestFraction)));
             return new DataSplits(train, test);
         }
         var testTable = CsvLoader.Parse(options.CsvTestPath, options.Csv);
@@ -176,6 +204,9 @@ public static class DataSources
         int k = Math.Max(trainTable.MaxLabel, testTable.MaxLabel) + 1;
         return new DataSplits(CsvLoader.ToDataset(trainTable, "csv/train", k), CsvLoader.ToDataset(testTable, "csv/test", k));
     }
+
+    /// <summary>The <see cref="ArgumentException.ParamName"/> of a bad option: <c>DataOptions.Subset</c>.</summary>
+    private static string Option(string property) => nameof(DataOptions) + "." + property;
 
     private static Dataset Await(Task<Dataset> task)
     {

@@ -149,17 +149,19 @@ public static class Splits
     /// <summary>
     /// Splits into (train, validation): a random <paramref name="validationFraction"/> of the
     /// samples (rounded to the nearest count) goes to validation. Order within each part
-    /// follows the random permutation.
+    /// follows the random permutation. A fraction outside [0, 1) or one that leaves a part empty is
+    /// an <see cref="ArgumentOutOfRangeException"/> for <paramref name="paramName"/> (by default
+    /// <c>validationFraction</c>; callers pass the option the fraction came from).
     /// </summary>
     public static (Dataset Train, Dataset Validation) TrainValidation(Dataset data, double validationFraction, Rng rng,
-        string? trainName = null, string? validationName = null, string key = "data.validation_fraction")
+        string? trainName = null, string? validationName = null, string paramName = "validationFraction")
     {
         ArgumentNullException.ThrowIfNull(data);
         if (!(validationFraction >= 0 && validationFraction < 1))
-            throw new ConfigException(key, $"{validationFraction}; expected a value in [0, 1)");
+            throw new ArgumentOutOfRangeException(paramName, $"split fraction {validationFraction}; expected a value in [0, 1)");
         int nVal = (int)Math.Round(data.Count * validationFraction);
         if (validationFraction > 0 && (nVal == 0 || nVal == data.Count))
-            throw new ConfigException(key, $"{validationFraction} of {data.Count} samples leaves an empty split");
+            throw new ArgumentOutOfRangeException(paramName, $"split fraction {validationFraction} of {data.Count} samples leaves an empty split");
         var perm = Permutation(data.Count, rng);
         return (data.Select(perm.AsSpan(nVal), trainName ?? data.Name),
                 data.Select(perm.AsSpan(0, nVal), validationName ?? data.Name + "/validation"));
@@ -168,12 +170,15 @@ public static class Splits
     /// <summary>
     /// A seeded subset of <paramref name="size"/> samples. For classification it is stratified on
     /// the true labels: each class gets its proportional share (largest remainders), so the class
-    /// balance is kept. The result is in random order.
+    /// balance is kept. The result is in random order. A size outside 1..n is an
+    /// <see cref="ArgumentOutOfRangeException"/> for <paramref name="paramName"/> (by default
+    /// <c>size</c>; callers pass the option the size came from).
     /// </summary>
-    public static Dataset Subset(Dataset data, int size, Rng rng, string key = "data.subset")
+    public static Dataset Subset(Dataset data, int size, Rng rng, string paramName = "size")
     {
+        ArgumentNullException.ThrowIfNull(data);
         if (size < 1 || size > data.Count)
-            throw new ConfigException(key, $"{size}; expected 1..{data.Count} (the set's size)");
+            throw new ArgumentOutOfRangeException(paramName, $"a subset of {size} samples from {data.Name}; expected 1..{data.Count} (the set's size)");
         if (size == data.Count)
             return data;
         var perm = Permutation(data.Count, rng);

@@ -15,11 +15,11 @@ public static class Synthetic
     public static Dataset GaussianMixture(float[] means, int classes, int dimension, int n, Rng rng, string name = "gaussian-mixture")
     {
         if (classes < 2)
-            throw new ConfigException("data.classes", $"{classes}; expected at least 2");
+            throw new ArgumentOutOfRangeException(nameof(classes), $"{classes} classes; expected at least 2");
         if (dimension < 1)
-            throw new ConfigException("data.dimension", $"{dimension}; expected at least 1");
+            throw new ArgumentOutOfRangeException(nameof(dimension), $"dimension {dimension}; expected at least 1");
         if (n < 1)
-            throw new ConfigException("data.samples", $"{n}; expected at least 1");
+            throw new ArgumentOutOfRangeException(nameof(n), $"{n} samples; expected at least 1");
         if (means.Length != classes * dimension)
             throw new ArgumentException($"means has {means.Length} values, expected {classes}×{dimension}");
         var labels = new int[n];
@@ -41,7 +41,7 @@ public static class Synthetic
     public static float[] MixtureMeans(int classes, int dimension, double separation, Rng rng)
     {
         if (!(separation >= 0) || double.IsInfinity(separation))
-            throw new ConfigException("data.separation", $"{separation}; expected a finite value ≥ 0");
+            throw new ArgumentOutOfRangeException(nameof(separation), $"separation {separation}; expected a finite value ≥ 0");
         var means = new float[classes * dimension];
         for (int c = 0; c < classes; c++)
         {
@@ -68,9 +68,9 @@ public static class Synthetic
     public static float[] Teacher(int dimension, int nonzeros, Rng rng)
     {
         if (dimension < 1)
-            throw new ConfigException("data.dimension", $"{dimension}; expected at least 1");
+            throw new ArgumentOutOfRangeException(nameof(dimension), $"dimension {dimension}; expected at least 1");
         if (nonzeros < 0)
-            throw new ConfigException("data.sparsity", $"{nonzeros}; expected 0 (dense) or a positive count of nonzeros");
+            throw new ArgumentOutOfRangeException(nameof(nonzeros), $"{nonzeros} nonzeros; expected 0 (dense) or a positive count");
         int s = nonzeros == 0 || nonzeros >= dimension ? dimension : nonzeros;
         var positions = new int[dimension];
         for (int j = 0; j < dimension; j++)
@@ -101,9 +101,9 @@ public static class Synthetic
     public static Dataset LinearTeacher(float[] theta, int n, double targetNoise, Rng rng, string name = "linear-teacher")
     {
         if (n < 1)
-            throw new ConfigException("data.samples", $"{n}; expected at least 1");
+            throw new ArgumentOutOfRangeException(nameof(n), $"{n} samples; expected at least 1");
         if (!(targetNoise >= 0) || double.IsInfinity(targetNoise))
-            throw new ConfigException("data.target_noise", $"{targetNoise}; expected a finite value ≥ 0");
+            throw new ArgumentOutOfRangeException(nameof(targetNoise), $"target noise {targetNoise}; expected a finite value ≥ 0");
         int d = theta.Length;
         var x = new float[(long)n * d];
         var y = new float[n];

@@ -24,7 +24,7 @@ public static class ConfigKeys
 
         Key("data.name", Choice("fashion-mnist", "mnist", "cifar10", "csv", "gaussian-mixture", "linear-teacher"), "fashion-mnist", c => c.DataName, (c, v) => c with { DataName = v }, null, "data set"),
         Key("data.path", Text, "", c => c.DataPath, (c, v) => c with { DataPath = v }, null, "file for data.name=csv (relative to --data-dir if not absolute); unused otherwise"),
-        Key("data.subset", Int, 0, c => c.DataSubset, (c, v) => c with { DataSubset = v }, AtLeast(0), "use the first N training samples; 0 = all"),
+        Key("data.subset", Int, 0, c => c.DataSubset, (c, v) => c with { DataSubset = v }, AtLeast(0), "train on a seeded, class-stratified subset of N training samples (drawn before the label noise, class balance kept); 0 = all"),
         Key("data.samples", Int, 1000, c => c.DataSamples, (c, v) => c with { DataSamples = v }, AtLeast(1), "synthetic sets: training samples generated"),
         Key("data.test_samples", Int, 1000, c => c.DataTestSamples, (c, v) => c with { DataTestSamples = v }, AtLeast(1), "synthetic sets: test samples generated"),
         Key("data.classes", Int, 10, c => c.DataClasses, (c, v) => c with { DataClasses = v }, AtLeast(2), "gaussian-mixture: number of classes"),

@@ -63,7 +63,7 @@ public sealed class ExperimentRunner : IExperimentRunner
             Blas.Threads = c.Threads; // before the data is prepared: normalisation and synthetic sets use BLAS too
 
         // Data: loaded, subset, noise injected once from its own seed, split, normalised.
-        var data = DataSources.Prepare(ExperimentSetup.DataOptions(c, dataDir), ExperimentSetup.NoiseOptions(c));
+        var data = ExperimentSetup.PrepareData(c, dataDir);
         var train = data.Train;
         if (train.Count < c.BatchSize)
             throw new ConfigException("batch_size", $"{c.BatchSize} is larger than the training set ({train.Count} samples)");

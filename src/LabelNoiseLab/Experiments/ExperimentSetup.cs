@@ -9,11 +9,65 @@ namespace LabelNoiseLab.Experiments;
 
 /// <summary>
 /// Turns a validated <see cref="ExperimentConfig"/> into the objects a run needs: data options,
-/// noise options, the model, the optimizer and the schedule. Each purpose gets its own generator
-/// (initialisation, shuffling, dropout), all derived from <c>seed</c>; noise has its own seed.
+/// noise options, the prepared data, the model, the optimizer and the schedule. Each purpose gets
+/// its own generator (initialisation, shuffling, dropout), all derived from <c>seed</c>; noise has
+/// its own seed. The layers below name their options in their own words; this is where an option
+/// they reject becomes a <see cref="ConfigException"/> naming the key that set it.
 /// </summary>
 public static class ExperimentSetup
 {
+    /// <summary>
+    /// The config key behind each option that <see cref="DataOptions(ExperimentConfig, string?)"/> and
+    /// <see cref="NoiseOptions(ExperimentConfig)"/> fill and the data and noise layers name (as
+    /// <see cref="ArgumentException.ParamName"/> <c>DataOptions.Subset</c>, ...) when they reject it.
+    /// </summary>
+    public static IReadOnlyDictionary<string, string> KeyOfOption { get; } = new Dictionary<string, string>(StringComparer.Ordinal)
+    {
+        [nameof(Data.DataOptions) + "." + nameof(Data.DataOptions.Name)] = "data.name",
+        [nameof(Data.DataOptions) + "." + nameof(Data.DataOptions.CsvPath)] = "data.path",
+        [nameof(Data.DataOptions) + "." + nameof(Data.DataOptions.Subset)] = "data.subset",
+        [nameof(Data.DataOptions) + "." + nameof(Data.DataOptions.ValidationFraction)] = "data.val_fraction",
+        [nameof(Noise.NoiseOptions) + "." + nameof(Noise.NoiseOptions.Kind)] = "noise.kind",
+        [nameof(Noise.NoiseOptions) + "." + nameof(Noise.NoiseOptions.Rate)] = "noise.rate",
+        [nameof(Noise.NoiseOptions) + "." + nameof(Noise.NoiseOptions.ClassMap)] = "noise.map",
+        [nameof(Noise.NoiseOptions) + "." + nameof(Noise.NoiseOptions.T)] = "noise.T",
+    };
+
+    /// <summary>
+    /// The run's data (<see cref="DataSources.Prepare"/>): loaded, subset, noise injected once,
+    /// split, normalised. An option the data or noise layer rejects for this data set (a subset
+    /// larger than the set, a class map naming a class the set lacks, noise on a regression set)
+    /// is a <see cref="ConfigException"/> naming its key (<see cref="KeyOfOption"/>).
+    /// </summary>
+    public static PreparedData PrepareData(ExperimentConfig c, string? dataDir)
+    {
+        ArgumentNullException.ThrowIfNull(c);
+        try
+        {
+            return DataSources.Prepare(DataOptions(c, dataDir), NoiseOptions(c));
+        }
+        catch (ArgumentException e) when (e.ParamName is not null && KeyOfOption.ContainsKey(e.ParamName))
+        {
+            throw AsConfigError(e);
+        }
+    }
+
+    /// <summary>
+    /// The <see cref="ConfigException"/> for an option error of a lower layer: the key from
+    /// <see cref="KeyOfOption"/>, the problem in the layer's words (one line, without .NET's
+    /// "(Parameter '...')" suffix).
+    /// </summary>
+    public static ConfigException AsConfigError(ArgumentException e)
+    {
+        ArgumentNullException.ThrowIfNull(e);
+        string key = e.ParamName is not null && KeyOfOption.TryGetValue(e.ParamName, out var k)
+            ? k
+            : throw new ArgumentException($"no config key fills option '{e.ParamName}'", nameof(e), e);
+        string problem = e.Message.Replace($" (Parameter '{e.ParamName}')", "", StringComparison.Ordinal);
+        int newline = problem.IndexOf('\n', StringComparison.Ordinal);
+        return new ConfigException(key, (newline < 0 ? problem : problem[..newline]).TrimEnd());
+    }
+
     public static DataOptions DataOptions(ExperimentConfig c, string? dataDir) => new()
     {
         Name = c.DataName,

@@ -2,14 +2,18 @@ using LabelNoiseLab.RunFiles;
 
 namespace LabelNoiseLab.Experiments;
 
-/// <summary>Writing a config into a run directory (the run-files layer knows only text).</summary>
+/// <summary>
+/// Writes a run's config into its run directory. It lives here, not in <see cref="RunDirectory"/>,
+/// because run files sit below the config layer (issue 11): the folder knows the file name,
+/// the config knows its YAML.
+/// </summary>
 public static class RunDirectoryConfig
 {
-    /// <summary>Writes the fully resolved config as <c>config.yaml</c>.</summary>
-    public static void WriteConfig(this RunDirectory directory, ExperimentConfig config)
+    /// <summary>Writes the fully resolved config to <see cref="RunDirectory.ConfigFile"/>.</summary>
+    public static void WriteConfig(this RunDirectory dir, ExperimentConfig config)
     {
-        ArgumentNullException.ThrowIfNull(directory);
+        ArgumentNullException.ThrowIfNull(dir);
         ArgumentNullException.ThrowIfNull(config);
-        directory.WriteConfig(config.ToYaml());
+        dir.WriteText(RunDirectory.ConfigFile, config.ToYaml());
     }
 }

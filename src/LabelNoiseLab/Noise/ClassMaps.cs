@@ -24,8 +24,12 @@ public static class ClassMaps
     public static IReadOnlyDictionary<int, int> Cifar10 { get; } =
         new Dictionary<int, int> { [9] = 1, [2] = 0, [4] = 7, [3] = 5, [5] = 3 };
 
-    /// <summary>A built-in map by name, or a user map "a:b, c:d"; every class must be in 0..k-1.</summary>
-    public static IReadOnlyDictionary<int, int> Resolve(string spec, int numClasses)
+    /// <summary>
+    /// A built-in map by name, or a user map "a:b, c:d"; every class must be in 0..k-1. A bad map
+    /// is an <see cref="ArgumentException"/> for <paramref name="paramName"/> (by default
+    /// <c>spec</c>; callers pass the option the map came from).
+    /// </summary>
+    public static IReadOnlyDictionary<int, int> Resolve(string spec, int numClasses, string paramName = "spec")
     {
         ArgumentNullException.ThrowIfNull(spec);
         IReadOnlyDictionary<int, int> map = spec.Trim().ToLowerInvariant() switch
@@ -33,17 +37,17 @@ public static class ClassMaps
             "mnist" => Mnist,
             "fashion-mnist" or "fashion_mnist" or "fashionmnist" => FashionMnist,
             "cifar10" or "cifar-10" => Cifar10,
-            _ => ParseUserMap(spec),
+            _ => ParseUserMap(spec, paramName),
         };
         foreach (var (from, to) in map)
         {
             if (from < 0 || from >= numClasses || to < 0 || to >= numClasses)
-                throw new ConfigException("noise.map", $"pair {from}:{to} names a class outside 0..{numClasses - 1}");
+                throw new ArgumentException($"class map pair {from}:{to} names a class outside 0..{numClasses - 1}", paramName);
         }
         return map;
     }
 
-    private static Dictionary<int, int> ParseUserMap(string spec)
+    private static Dictionary<int, int> ParseUserMap(string spec, string paramName)
     {
         var map = new Dictionary<int, int>();
         foreach (var part in spec.Split([',', ';'], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
@@ -52,15 +56,15 @@ public static class ClassMaps
             if (ends.Length != 2
                 || !int.TryParse(ends[0], NumberStyles.Integer, CultureInfo.InvariantCulture, out int from)
                 || !int.TryParse(ends[1], NumberStyles.Integer, CultureInfo.InvariantCulture, out int to))
-                throw new ConfigException("noise.map",
-                    $"'{part}' in '{spec}'; expected mnist, fashion-mnist, cifar10 or pairs like \"2:7, 3->8\"");
+                throw new ArgumentException(
+                    $"class map '{spec}': '{part}' is not a pair; expected mnist, fashion-mnist, cifar10 or pairs like \"2:7, 3->8\"", paramName);
             if (from == to)
-                throw new ConfigException("noise.map", $"'{part}' maps a class to itself");
+                throw new ArgumentException($"class map '{spec}': '{part}' maps a class to itself", paramName);
             if (!map.TryAdd(from, to))
-                throw new ConfigException("noise.map", $"class {from} is mapped twice");
+                throw new ArgumentException($"class map '{spec}': class {from} is mapped twice", paramName);
         }
         if (map.Count == 0)
-            throw new ConfigException("noise.map", $"'{spec}' holds no pairs");
+            throw new ArgumentException($"class map '{spec}' holds no pairs", paramName);
         return map;
     }
 }

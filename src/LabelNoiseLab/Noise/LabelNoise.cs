@@ -20,10 +20,12 @@ public static class LabelNoise
         ArgumentNullException.ThrowIfNull(options);
         int k = data.NumClasses;
         if (options.Kind != NoiseKind.None && k < 2)
-            throw new ConfigException("noise.kind",
-                $"{NoiseOptions.KindName(options.Kind)} label noise needs a classification set with at least 2 classes; {data.Name} has {k}");
+            throw new ArgumentException(
+                $"{NoiseOptions.KindName(options.Kind)} label noise needs a classification set with at least 2 classes; {data.Name} has {k}",
+                Option(nameof(NoiseOptions.Kind)));
         if (options.Kind is not (NoiseKind.None or NoiseKind.Transition) && !(options.Rate >= 0 && options.Rate <= 1))
-            throw new ConfigException("noise.rate", $"{options.Rate.ToString(CultureInfo.InvariantCulture)}; expected a value in [0, 1]");
+            throw new ArgumentOutOfRangeException(Option(nameof(NoiseOptions.Rate)),
+                $"noise rate {options.Rate.ToString(CultureInfo.InvariantCulture)}; expected a value in [0, 1]");
 
         data.TrueLabels.CopyTo(data.Labels, 0);
         var rng = Rng.ForPurpose(options.Seed, "noise");
@@ -52,9 +54,10 @@ public static class LabelNoise
             case NoiseKind.Asymmetric:
             {
                 string spec = options.ClassMap ?? BuiltInName(data)
-                    ?? throw new ConfigException("noise.map",
-                        $"asymmetric noise on {data.Name} needs a class map (mnist, fashion-mnist, cifar10 or pairs like \"2:7, 3:8\")");
-                var map = ClassMaps.Resolve(spec, k);
+                    ?? throw new ArgumentException(
+                        $"asymmetric noise on {data.Name} needs a class map (mnist, fashion-mnist, cifar10 or pairs like \"2:7, 3:8\")",
+                        Option(nameof(NoiseOptions.ClassMap)));
+                var map = ClassMaps.Resolve(spec, k, Option(nameof(NoiseOptions.ClassMap)));
                 settings["map"] = string.Join(", ", map.OrderBy(p => p.Key).Select(p => $"{p.Key}:{p.Value}"));
                 int mapped = 0;
                 for (int i = 0; i < data.Count; i++)
@@ -90,7 +93,7 @@ public static class LabelNoise
                 break;
             }
             default:
-                throw new ConfigException("noise.kind", $"unknown kind {options.Kind}");
+                throw new ArgumentOutOfRangeException(Option(nameof(NoiseOptions.Kind)), $"unknown noise kind {options.Kind}");
         }
         data.UpdateNoiseMask();
         return NoiseReport.FromDataset(data, options.Kind, rate, expected, settings);
@@ -262,9 +265,9 @@ public static class LabelNoise
     private static double[][] ValidateTransition(double[][]? t, int k)
     {
         if (t is null)
-            throw new ConfigException("noise.T", $"transition noise needs a {k}×{k} row-stochastic matrix T");
+            throw new ArgumentException($"transition noise needs a {k}×{k} row-stochastic matrix T", Option(nameof(NoiseOptions.T)));
         if (t.Length != k || t.Any(r => r is null || r.Length != k))
-            throw new ConfigException("noise.T", $"expected a {k}×{k} matrix (one row per class)");
+            throw new ArgumentException($"transition matrix T: expected {k}×{k} (one row per class)", Option(nameof(NoiseOptions.T)));
         for (int i = 0; i < k; i++)
         {
             double s = 0;
@@ -272,14 +275,19 @@ public static class LabelNoise
             {
                 double v = t[i][j];
                 if (!(v >= 0) || double.IsInfinity(v))
-                    throw new ConfigException("noise.T", $"entry [{i}][{j}] = {v.ToString(CultureInfo.InvariantCulture)}; expected entries ≥ 0");
+                    throw new ArgumentException($"transition matrix T: entry [{i}][{j}] = {v.ToString(CultureInfo.InvariantCulture)}; expected entries ≥ 0",
+                        Option(nameof(NoiseOptions.T)));
                 s += v;
             }
             if (Math.Abs(s - 1) > 1e-4)
-                throw new ConfigException("noise.T", $"row {i} sums to {s.ToString("R", CultureInfo.InvariantCulture)}; expected 1 (±1e-4)");
+                throw new ArgumentException($"transition matrix T: row {i} sums to {s.ToString("R", CultureInfo.InvariantCulture)}; expected 1 (±1e-4)",
+                    Option(nameof(NoiseOptions.T)));
         }
         return t;
     }
+
+    /// <summary>The <see cref="ArgumentException.ParamName"/> of a bad option: <c>NoiseOptions.ClassMap</c>.</summary>
+    private static string Option(string property) => nameof(NoiseOptions) + "." + property;
 
     private static int Draw(double[] row, Rng rng)
     {

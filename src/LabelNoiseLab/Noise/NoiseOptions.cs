@@ -1,3 +1,5 @@
+using LabelNoiseLab.Data;
+
 namespace LabelNoiseLab.Noise;
 
 public enum NoiseKind
@@ -32,11 +34,13 @@ public enum InstanceTarget
 }
 
 /// <summary>
-/// One label-noise model. Config keys (for error messages): <c>noise.kind</c>, <c>noise.rate</c>,
-/// <c>noise.seed</c>, <c>noise.include_true</c>, <c>noise.map</c>, <c>noise.T</c>,
-/// <c>noise.instance_target</c>.
+/// One label-noise model, injected by <see cref="LabelNoise.Inject"/> (which
+/// <see cref="DataSources.Prepare"/> calls through <see cref="ILabelNoise"/>). An option that
+/// cannot be used (with this data set) is an <see cref="ArgumentException"/> whose
+/// <see cref="ArgumentException.ParamName"/> names the property, <c>NoiseOptions.ClassMap</c>;
+/// the layer that filled the options maps that back to its own names (config keys).
 /// </summary>
-public sealed record NoiseOptions
+public sealed record NoiseOptions : ILabelNoise
 {
     public NoiseKind Kind { get; init; } = NoiseKind.None;
 
@@ -61,6 +65,8 @@ public sealed record NoiseOptions
 
     public InstanceTarget InstanceTarget { get; init; } = InstanceTarget.ScorerMostLikelyWrong;
 
+    ILabelNoiseReport ILabelNoise.Inject(Dataset train) => LabelNoise.Inject(train, this);
+
     /// <summary>Parses a kind name as written in configs: none, symmetric, pairflip, asymmetric, instance, transition.</summary>
     public static NoiseKind ParseKind(string name) => name.Trim().ToLowerInvariant() switch
     {
@@ -70,8 +76,8 @@ public sealed record NoiseOptions
         "asymmetric" or "classmap" => NoiseKind.Asymmetric,
         "instance" or "instance-dependent" => NoiseKind.Instance,
         "transition" => NoiseKind.Transition,
-        _ => throw new ConfigException("noise.kind",
-            $"'{name}'; expected one of none, symmetric, pairflip, asymmetric, instance, transition"),
+        _ => throw new ArgumentException(
+            $"unknown noise kind '{name}'; expected one of none, symmetric, pairflip, asymmetric, instance, transition", nameof(name)),
     };
 
     /// <summary>The name written into configs and summaries.</summary>

@@ -5,7 +5,7 @@ namespace LabelNoiseLab.Noise;
 /// the realised rate (fraction of samples whose given label differs from the true one), the
 /// realised transition matrix (counts of (true, given) normalised by row) and per-class rates.
 /// </summary>
-public sealed class NoiseReport
+public sealed class NoiseReport : LabelNoiseLab.Data.ILabelNoiseReport
 {
     public required NoiseKind Kind { get; init; }
 

@@ -16,8 +16,7 @@ public enum StepNoiseScheduleKind
 }
 
 /// <summary>
-/// Schedule of per-step label noise (0-based step counter). Config keys for error messages:
-/// <c>label_noise.period</c>, <c>label_noise.off_after</c>.
+/// Schedule of per-step label noise (0-based step counter).
 /// </summary>
 public readonly record struct StepNoiseSchedule
 {
@@ -40,11 +39,11 @@ public readonly record struct StepNoiseSchedule
 
     public static StepNoiseSchedule Periodic(long period) =>
         period > 0 ? new(StepNoiseScheduleKind.Periodic, period, 0)
-        : throw new ConfigException("label_noise.period", $"expected a positive number of steps, got {period}");
+        : throw new ArgumentOutOfRangeException(nameof(period), $"period {period}; expected a positive number of steps");
 
     public static StepNoiseSchedule Until(long offAfter) =>
         offAfter >= 0 ? new(StepNoiseScheduleKind.Until, 0, offAfter)
-        : throw new ConfigException("label_noise.off_after", $"expected a step ≥ 0, got {offAfter}");
+        : throw new ArgumentOutOfRangeException(nameof(offAfter), $"off-after step {offAfter}; expected a step ≥ 0");
 
     /// <summary>Whether the noise is on at (0-based) <paramref name="step"/>.</summary>
     public bool IsOn(long step) => Kind switch
@@ -84,7 +83,7 @@ public sealed class RegressionStepNoise
     public RegressionStepNoise(double sigma, StepNoiseDistribution distribution, StepNoiseSchedule schedule, Rng rng)
     {
         if (!(sigma >= 0) || double.IsInfinity(sigma))
-            throw new ConfigException("label_noise.sigma", $"expected a finite value ≥ 0, got {sigma}");
+            throw new ArgumentOutOfRangeException(nameof(sigma), $"noise level σ = {sigma}; expected a finite value ≥ 0");
         Sigma = sigma;
         Distribution = distribution;
         Schedule = schedule;
@@ -129,7 +128,7 @@ public sealed class ClassificationStepNoise
     public ClassificationStepNoise(double p, int classes, StepNoiseSchedule schedule, Rng rng)
     {
         if (!(p >= 0 && p <= 1))
-            throw new ConfigException("label_noise.p", $"expected a probability in [0, 1], got {p}");
+            throw new ArgumentOutOfRangeException(nameof(p), $"redraw probability {p}; expected a probability in [0, 1]");
         if (classes < 2)
             throw new ArgumentOutOfRangeException(nameof(classes), classes, "needs at least 2 classes");
         P = p;

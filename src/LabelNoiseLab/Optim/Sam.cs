@@ -18,9 +18,9 @@ public sealed class Sam
     {
         ArgumentNullException.ThrowIfNull(baseOptimizer);
         if (!(rho > 0) || float.IsInfinity(rho))
-            throw new ConfigException("sam.rho", $"expected a finite value > 0, got {rho}");
+            throw new ArgumentOutOfRangeException(nameof(rho), $"SAM radius ρ = {rho}; expected a finite value > 0");
         if (!(adaptiveEta >= 0))
-            throw new ConfigException("sam.eta", $"expected a value ≥ 0, got {adaptiveEta}");
+            throw new ArgumentOutOfRangeException(nameof(adaptiveEta), $"ASAM η = {adaptiveEta}; expected a value ≥ 0");
         Base = baseOptimizer;
         Rho = rho;
         Adaptive = adaptive;

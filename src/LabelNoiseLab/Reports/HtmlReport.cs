@@ -5,7 +5,6 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using LabelNoiseLab.RunFiles;
 using LabelNoiseLab.Experiments;
-using LabelNoiseLab.Studies;
 
 namespace LabelNoiseLab.Reports;
 

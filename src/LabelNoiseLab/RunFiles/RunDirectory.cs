@@ -132,9 +132,6 @@ public sealed class RunDirectory
         return (status, lines.Length > 1 && lines[1].Length > 0 ? lines[1] : null);
     }
 
-    /// <summary>Writes the fully resolved config (YAML text).</summary>
-    public void WriteConfig(string yaml) => WriteText(ConfigFile, yaml);
-
     /// <summary>Opens <c>metrics.csv</c> (header written at once); extra columns follow the standard ones.</summary>
     /// <param name="resumeCsv">A resumed run: the metrics.csv text stored in its checkpoint, rows kept.</param>
     public MetricsWriter OpenMetrics(IReadOnlyList<string>? extraColumns = null, string? resumeCsv = null)

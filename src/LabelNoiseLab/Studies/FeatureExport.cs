@@ -40,7 +40,7 @@ public static class FeatureExport
         string checkpoint = RunFolder.Checkpoint(o.RunDir, o.Checkpoint);
         if (o.Split is not ("train" or "validation" or "test"))
             throw new InputException($"--split '{o.Split}': expected train, validation or test");
-        var data = DataSources.Prepare(ExperimentSetup.DataOptions(config, o.DataDir), ExperimentSetup.NoiseOptions(config));
+        var data = ExperimentSetup.PrepareData(config, o.DataDir);
         var set = o.Split switch
         {
             "train" => data.Train,

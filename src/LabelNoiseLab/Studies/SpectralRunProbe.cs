@@ -44,7 +44,7 @@ public static class SpectralRunProbe
         if (!File.Exists(checkpoint))
             throw new DataException(checkpoint, "no final checkpoint in this run directory (was the run trained to the end?)");
         var config = ExperimentConfig.Load(configPath);
-        var data = DataSources.Prepare(ExperimentSetup.DataOptions(config, dataDir), ExperimentSetup.NoiseOptions(config));
+        var data = ExperimentSetup.PrepareData(config, dataDir);
         var model = ExperimentSetup.CreateModel(config, data.Train);
         FeatureExtractor.ResolveLayer(model, layer); // an unknown layer fails before any work
         options = options with { Seed = config.Seed };

@@ -81,8 +81,8 @@ public static class Blas
             throw new InputException(
                 $"{BackendEnvVar}=openblas but OpenBLAS could not be loaded; tried {string.Join(", ", tried)} (set {OpenBlasPathEnvVar} to the library file, or install libopenblas0-pthread)");
         }
-        throw new ConfigException(BackendEnvVar,
-            $"'{env}' is not a BLAS backend; expected 'managed' or 'openblas' (or unset for automatic choice)");
+        throw new InputException(
+            $"{BackendEnvVar}='{env}' is not a BLAS backend; expected 'managed' or 'openblas' (or unset for automatic choice)");
     }
 
     private static IGemmBackend SelectFromEnvironment()

@@ -4,7 +4,7 @@ using System.Text.Json.Nodes;
 using LabelNoiseLab.RunFiles;
 using LabelNoiseLab.Experiments;
 
-namespace LabelNoiseLab.Studies;
+namespace LabelNoiseLab.Reports;
 
 /// <summary>A run folder found under a directory: its path, config and summary.json (null when not written).</summary>
 public sealed record FoundRun(string Path, ExperimentConfig Config, RunStatus Status, JsonObject? Summary);
