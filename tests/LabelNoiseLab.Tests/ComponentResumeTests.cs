@@ -44,11 +44,11 @@ public sealed class ComponentResumeTests : IDisposable
 
     [Fact]
     public void Co_teaching_with_estimated_forward_correction_killed_twice_resumes_to_every_file_of_the_uninterrupted_run() =>
-        KilledTwiceThenResumed([.. CoTeaching, "--set", "epochs=14", "--set", "checkpoint_every=1", "--set", "checkpoint_every_steps=4"]);
+        KilledTwiceThenResumed([.. CoTeaching, "--set", "epochs=10", "--set", "checkpoint_every=1", "--set", "checkpoint_every_steps=4"]);
 
     [Fact]
     public void Label_noise_sgd_gce_pruning_sam_killed_twice_resumes_to_every_file_of_the_uninterrupted_run() =>
-        KilledTwiceThenResumed([.. LabelNoiseSam, "--set", "epochs=14", "--set", "checkpoint_every=1", "--set", "checkpoint_every_steps=4"]);
+        KilledTwiceThenResumed([.. LabelNoiseSam, "--set", "epochs=10", "--set", "checkpoint_every=1", "--set", "checkpoint_every_steps=4"]);
 
     // The first kill comes right after the first checkpoint (epoch 1, before robust.estimate_after's
     // estimate at the start of epoch 3), the second after epoch 5's (after it).
