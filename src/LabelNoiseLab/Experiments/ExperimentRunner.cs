@@ -169,12 +169,14 @@ public sealed class ExperimentRunner : IExperimentRunner
             return (null, weightings, null);
         string key = c.PruneKind != "none" ? "prune.kind" : c.SelectKind != "none" ? "select.kind" : c.RobustLoss != "ce" ? "robust.loss" : "detection.enabled";
         var (train, model) = (built.Data.Train, built.Model);
+        // The combination with regression label noise first: its message names both keys (a
+        // regression run would otherwise be refused for its data set, naming only one).
+        if (c.LabelNoiseKind == "regression")
+            throw new ConfigException(key, "cannot be combined with label_noise.kind=regression (robust training is for class labels)");
         if (train.NumClasses == 0)
             throw new ConfigException(key, "robust training needs a classification data set");
         if (c.LossKind != "cross_entropy")
             throw new ConfigException("loss.kind", $"{key} replaces the loss with a robust one; keep loss.kind=cross_entropy");
-        if (c.LabelNoiseKind == "regression")
-            throw new ConfigException(key, "cannot be combined with label_noise.kind=regression (robust training is for class labels)");
 
         var spec = CreateSpec(c, train.NumClasses, out bool estimateT);
         var estimate = estimateT ? new TransitionEstimate(c.RobustLoss == "backward", c.RobustEstimateAfter, c.RobustAnchorPercentile) : null;

@@ -308,6 +308,8 @@ public sealed class Trainer
     {
         var (o, data, model) = (run.Options, run.Data, run.Model);
         var last = best.Last;
+        // Filled after the callbacks' OnEnd: a callback that acts at the end (phase detection) counts too.
+        var acted = new Dictionary<string, object?>();
         var summary = new Dictionary<string, object?>
         {
             ["name"] = o.Name,
@@ -349,13 +351,12 @@ public sealed class Trainer
             ["seconds_total"] = totalSeconds,
             ["seconds_training"] = trainSeconds,
             // Each active component (the plain loss is not one) and how often it acted.
-            ["components"] = components.Where(c => c is not PlainLoss).ToDictionary(c => c.Name, c => (object?)new Dictionary<string, object?>
-            {
-                ["acted"] = c.Acted,
-            }),
+            ["components"] = acted,
         };
         foreach (var callback in callbacks)
             callback.OnEnd(run, summary);
+        foreach (var c in components.Where(c => c is not PlainLoss))
+            acted[c.Name] = new Dictionary<string, object?> { ["acted"] = c.Acted };
         run.Directory.WriteSummary(summary);
         return summary;
     }
