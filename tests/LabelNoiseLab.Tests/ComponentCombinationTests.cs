@@ -58,9 +58,9 @@ public sealed class ComponentCombinationTests : IDisposable
         Assert.Equal(steps, Acted("robust_loss"));
         Assert.Equal(steps, Acted("sam")); // every step took an ascent
         Assert.InRange(Acted("prune"), 1, steps);
-        // Probes: one measurement per evaluation (one per epoch) for neuron norms and detection;
-        // the spectral and activation probes also measure the untrained model; phases once at the end.
-        Assert.Equal(epochs, Acted("probe.neuron_norms"));
+        // Probes: every probe but detection also measures the untrained model, then once per epoch
+        // (detection ranks the scores once per epoch); phases once at the end.
+        Assert.Equal(epochs + 1, Acted("probe.neuron_norms"));
         Assert.Equal(epochs, Acted("detection"));
         Assert.Equal(epochs + 1, Acted("probe.spectral"));
         Assert.Equal(epochs + 1, Acted("probe.activations"));
@@ -88,10 +88,10 @@ public sealed class ComponentCombinationTests : IDisposable
         Assert.True(code == 0, stderr + stdout);
         using var summary = JsonDocument.Parse(File.ReadAllText(Path.Combine(run, "summary.json")));
         var components = summary.RootElement.GetProperty("components");
-        // The robust report is there whenever robust training is (its metrics columns), named
-        // "detection"; with detection off it scores nothing.
-        Assert.Equal(["detection", "label_noise", "robust_loss"], components.EnumerateObject().Select(p => p.Name).Order(StringComparer.Ordinal).ToArray());
-        Assert.Equal(0, components.GetProperty("detection").GetProperty("acted").GetInt64());
+        // The robust report is there whenever robust training is (its metrics columns); with
+        // detection off it is "robust_report" and ranks nothing.
+        Assert.Equal(["label_noise", "robust_loss", "robust_report"], components.EnumerateObject().Select(p => p.Name).Order(StringComparer.Ordinal).ToArray());
+        Assert.Equal(0, components.GetProperty("robust_report").GetProperty("acted").GetInt64());
         Assert.Equal(18, components.GetProperty("robust_loss").GetProperty("acted").GetInt64());
         Assert.InRange(components.GetProperty("label_noise").GetProperty("acted").GetInt64(), 1, 18);
     }

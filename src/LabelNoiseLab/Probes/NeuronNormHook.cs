@@ -42,6 +42,7 @@ public sealed class NeuronNormHook : ITrainingCallback
         ArgumentNullException.ThrowIfNull(run);
         _initial = NeuronNorms.Measure(NeuronNorms.FirstWeight(run.Model).Weight);
         _last = _initial;
+        Acted++;
     }
 
     public void OnEvaluation(TrainingRun run, int epoch, long step, IDictionary<string, double> extra)

@@ -46,7 +46,8 @@ public sealed class RobustReport : ITrainingCallback
         _predicted = new int[train.Count];
     }
 
-    public string Name => "detection";
+    /// <summary><c>detection</c> when detection is on (it ranks the scores each epoch), else <c>robust_report</c> (the columns only).</summary>
+    public string Name => _settings.Detection || _settings.Suspects > 0 ? "detection" : "robust_report";
 
     public long Acted { get; private set; }
 
