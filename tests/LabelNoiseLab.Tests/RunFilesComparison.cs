@@ -59,12 +59,14 @@ internal static class RunFilesComparison
         return Convert.ToBase64String(File.ReadAllBytes(path));
     }
 
-    /// <summary>The checkpoint's resume state (lnlab.resume) without its timing, and the rest of its metadata.</summary>
+    /// <summary>The checkpoint's resume state (lnlab.resume) without its timing, and the rest of its metadata (the checksum covers the timing: left out).</summary>
     public static string CheckpointMetadata(SafetensorsFile file)
     {
         var parts = new List<string>();
         foreach (var (key, value) in file.Metadata.OrderBy(p => p.Key, StringComparer.Ordinal))
         {
+            if (key == "lnlab.checksum")
+                continue;
             if (key != "lnlab.resume")
             {
                 parts.Add($"{key}={value}");

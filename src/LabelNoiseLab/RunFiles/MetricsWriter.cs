@@ -126,6 +126,39 @@ public sealed class MetricsWriter
         : v.ToString("R", CultureInfo.InvariantCulture);
 
     /// <summary>
+    /// What is wrong with a metrics.csv text (as stored in a checkpoint), or null: a header of the
+    /// standard columns first, every row as many cells as the header, epoch and step integers, every
+    /// other cell a number, empty, <c>inf</c> or <c>-inf</c>.
+    /// </summary>
+    public static string? Check(string csv)
+    {
+        ArgumentNullException.ThrowIfNull(csv);
+        var lines = csv.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        if (lines.Length == 0)
+            return "no header";
+        var header = lines[0].Split(',');
+        if (header.Length < StandardColumns.Count || !header.AsSpan(0, StandardColumns.Count).SequenceEqual([.. StandardColumns]))
+            return "the header does not start with the standard columns";
+        for (int r = 1; r < lines.Length; r++)
+        {
+            var cells = lines[r].Split(',');
+            if (cells.Length != header.Length)
+                return $"row {r} has {cells.Length} cells, the header {header.Length}";
+            if (!int.TryParse(cells[0], NumberStyles.None, CultureInfo.InvariantCulture, out _)
+                || !long.TryParse(cells[1], NumberStyles.None, CultureInfo.InvariantCulture, out _))
+                return $"row {r}: epoch '{cells[0]}' or step '{cells[1]}' is not a whole number";
+            for (int c = 2; c < cells.Length; c++)
+            {
+                string cell = cells[c];
+                if (cell.Length > 0 && cell is not ("inf" or "-inf" or "NaN")
+                    && !double.TryParse(cell, NumberStyles.Float, CultureInfo.InvariantCulture, out _))
+                    return $"row {r}, column {header[c]}: '{cell}' is not a number";
+            }
+        }
+        return null;
+    }
+
+    /// <summary>
     /// Takes over the rows of a checkpoint's metrics.csv text (a resumed run): the header must be
     /// this writer's, each row is parsed back (round-trip formatting makes that exact).
     /// </summary>

@@ -112,6 +112,8 @@ public sealed class RunDirectory
         if (previous.Status == RunStatus.Complete)
             throw new InputException($"{path}: the run is already complete; nothing to resume");
         var run = new RunDirectory(path) { _statusPending = true };
+        if (File.Exists(run.CheckpointsPath))
+            throw new DataException(run.CheckpointsPath, "is a file; a run's checkpoints folder must be a folder");
         Directory.CreateDirectory(run.CheckpointsPath);
         return run;
     }

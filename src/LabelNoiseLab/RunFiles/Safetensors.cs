@@ -104,6 +104,8 @@ public static class Safetensors
 
         var entries = new List<(string Name, int[] Shape, long Begin, long End)>();
         var metadata = new Dictionary<string, string>(StringComparer.Ordinal);
+        var names = new HashSet<string>(StringComparer.Ordinal);
+        bool sawMetadata = false;
         try
         {
             using var doc = JsonDocument.Parse(bytes.AsMemory(8, (int)headerLength));
@@ -115,12 +117,21 @@ public static class Safetensors
                 {
                     if (prop.Value.ValueKind != JsonValueKind.Object)
                         throw new DataException(path, "__metadata__ is not an object");
+                    if (sawMetadata)
+                        throw new DataException(path, "__metadata__ appears twice");
+                    sawMetadata = true;
                     foreach (var m in prop.Value.EnumerateObject())
+                    {
+                        if (metadata.ContainsKey(m.Name))
+                            throw new DataException(path, $"__metadata__ key '{m.Name}' appears twice");
                         metadata[m.Name] = m.Value.ValueKind == JsonValueKind.String
                             ? m.Value.GetString()!
                             : throw new DataException(path, $"__metadata__ value '{m.Name}' is not a string");
+                    }
                     continue;
                 }
+                if (!names.Add(prop.Name))
+                    throw new DataException(path, $"tensor '{prop.Name}' appears twice in the header");
                 entries.Add(ReadEntry(prop, path));
             }
         }

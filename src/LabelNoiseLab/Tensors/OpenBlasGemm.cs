@@ -12,6 +12,9 @@ public sealed unsafe class OpenBlasGemm : IGemmBackend
     /// <summary>The path OpenBLAS was loaded from.</summary>
     public string Path => Library.Path;
 
+    /// <summary>OpenBLAS's version and build options.</summary>
+    public string Config => Library.Config;
+
     /// <summary>OpenBLAS's name for the kernels it chose for this CPU.</summary>
     public string Corename => Library.Corename;
 

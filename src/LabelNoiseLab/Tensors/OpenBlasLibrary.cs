@@ -32,6 +32,9 @@ internal sealed unsafe class OpenBlasLibrary
     /// <summary>Optional (null if absent): the kernel family OpenBLAS picked for this CPU.</summary>
     public delegate* unmanaged<byte*> GetCorename { get; private set; }
 
+    /// <summary><c>openblas_get_config</c>: version and build options (null when the library lacks it).</summary>
+    public delegate* unmanaged<byte*> GetConfig { get; private set; }
+
     /// <summary>
     /// ssyevd_(jobz, uplo, n, a, lda, w, work, lwork, iwork, liwork, info, len(jobz), len(uplo)):
     /// Fortran ABI, everything by pointer, hidden string lengths last (gfortran passes size_t).
@@ -49,6 +52,9 @@ internal sealed unsafe class OpenBlasLibrary
 
     /// <summary>OpenBLAS's name for the kernels it chose (e.g. "Haswell", "SkylakeX"), or "unknown".</summary>
     public string Corename => GetCorename == null ? "unknown" : Marshal.PtrToStringUTF8((nint)GetCorename()) ?? "unknown";
+
+    /// <summary>The library's own version and build line (<c>OpenBLAS 0.3.21 NO_AFFINITY ...</c>), or "unknown".</summary>
+    public string Config => GetConfig == null ? "unknown" : Marshal.PtrToStringUTF8((nint)GetConfig())?.Trim() ?? "unknown";
 
     /// <summary>The paths tried, in order: <c>LNLAB_OPENBLAS</c> if set, the Debian path, then the loader's search.</summary>
     public static IReadOnlyList<string> CandidatePaths(string? envPath)
@@ -88,6 +94,8 @@ internal sealed unsafe class OpenBlasLibrary
             lib.GetNumThreads = (delegate* unmanaged<int>)getThreads;
             if (NativeLibrary.TryGetExport(handle, "openblas_get_corename", out nint corename))
                 lib.GetCorename = (delegate* unmanaged<byte*>)corename;
+            if (NativeLibrary.TryGetExport(handle, "openblas_get_config", out nint config))
+                lib.GetConfig = (delegate* unmanaged<byte*>)config;
             if (NativeLibrary.TryGetExport(handle, "ssyevd_", out nint syevd)
                 && NativeLibrary.TryGetExport(handle, "sgesdd_", out nint gesdd))
             {

@@ -350,6 +350,7 @@ public sealed class Trainer
             ["threads"] = Blas.Threads,
             ["seconds_total"] = totalSeconds,
             ["seconds_training"] = trainSeconds,
+            ["provenance"] = Provenance.Describe(),
             // Each active component (the plain loss is not one) and how often it acted.
             ["components"] = acted,
         };

@@ -65,6 +65,8 @@ public sealed record ResumeState
 public static class TrainingCheckpoint
 {
     public const string ResumeKey = "lnlab.resume";
+    public const string ChecksumKey = "lnlab.checksum";
+    public const string FormatVersionKey = "format_version";
     public const string OptimizerPrefix = "optimizer.";
     public const string StatePrefix = "state.";
     public const string EpochPrefix = "epoch-";
@@ -97,10 +99,12 @@ public static class TrainingCheckpoint
         }
         var metadata = new Dictionary<string, string>(options.CheckpointMetadata)
         {
+            [FormatVersionKey] = ResumeState.CurrentVersion.ToString(CultureInfo.InvariantCulture),
             ["epoch"] = state.Epoch.ToString(CultureInfo.InvariantCulture),
             ["step"] = state.Step.ToString(CultureInfo.InvariantCulture),
             [ResumeKey] = JsonSerializer.Serialize(state with { Components = values }, Json),
         };
+        metadata[ChecksumKey] = Checksum(tensors, metadata);
         dir.SaveCheckpoint(name, tensors, metadata);
     }
 
@@ -108,12 +112,14 @@ public static class TrainingCheckpoint
     public static string? Latest(string runDir)
     {
         string folder = Path.Combine(runDir, RunDirectory.CheckpointsFolder);
+        if (File.Exists(folder))
+            throw new DataException(folder, "is a file; a run's checkpoints folder must be a folder");
         if (!Directory.Exists(folder))
             return null;
-        return Directory.EnumerateFiles(folder, EpochPrefix + "*" + RunDirectory.CheckpointExtension)
+        return Directory.EnumerateFileSystemEntries(folder, EpochPrefix + "*" + RunDirectory.CheckpointExtension)
             .Where(f => IsResumableName(Path.GetFileNameWithoutExtension(f)))
             .OrderBy(f => Path.GetFileName(f), StringComparer.Ordinal)
-            .LastOrDefault();
+            .LastOrDefault(); // a folder by that name is refused by ReadState
     }
 
     /// <summary><c>epoch-NNNN</c> or <c>epoch-NNNN-step-SSSSSSSSSS</c> (digits only): names that sort in step order.</summary>
@@ -136,6 +142,9 @@ public static class TrainingCheckpoint
     /// </summary>
     public static ResumeState ReadState(string path, string fingerprint)
     {
+        ArgumentNullException.ThrowIfNull(path);
+        if (Directory.Exists(path))
+            throw new DataException(path, "is a directory, not a checkpoint file");
         var file = Safetensors.Load(path);
         if (!file.Metadata.TryGetValue(ResumeKey, out var json))
             throw new DataException(path, $"not a resumable checkpoint (no '{ResumeKey}' metadata)");
@@ -162,8 +171,21 @@ public static class TrainingCheckpoint
         }
         if (state is null)
             throw new DataException(path, $"'{ResumeKey}' metadata is empty");
+        // Integrity: every tensor and every metadata entry, as written.
+        if (!file.Metadata.TryGetValue(ChecksumKey, out var stored))
+            throw new DataException(path, $"has no '{ChecksumKey}'; the file is damaged or not written by lnlab");
+        string actual = Checksum(file.Tensors.Select(t => (t.Key, t.Value)), file.Metadata);
+        if (stored != actual)
+            throw new DataException(path, $"checksum mismatch (stored {Short(stored)}, contents {Short(actual)}): the file is damaged");
         if (state.Fingerprint != fingerprint)
             throw new DataException(path, "was written for another config than the run's config.yaml");
+        string Meta(string key) => file.Metadata.TryGetValue(key, out var v) ? v : "";
+        if (Meta("epoch") != state.Epoch.ToString(CultureInfo.InvariantCulture) || Meta("step") != state.Step.ToString(CultureInfo.InvariantCulture))
+            throw new DataException(path, $"metadata epoch {Meta("epoch")} / step {Meta("step")} disagree with the resume state's {state.Epoch} / {state.Step}");
+        if (state.Epoch < 0 || state.Step < 0 || state.Batcher is null || state.Best is null || state.MetricsCsv is null || state.DropoutGenerators is null)
+            throw new DataException(path, "resume state is incomplete");
+        if (MetricsWriter.Check(state.MetricsCsv) is { } problem)
+            throw new DataException(path, $"the metrics rows it holds are damaged: {problem}");
         return state;
     }
 
@@ -182,6 +204,7 @@ public static class TrainingCheckpoint
         ArgumentNullException.ThrowIfNull(dropoutGenerators);
         ArgumentNullException.ThrowIfNull(components);
         var state = ReadState(path, options.Fingerprint);
+        CheckPosition(path, state, options, batcher);
         var targets = model.NamedParameters().ToList();
         foreach (var (bufferName, buffer) in optimizer.StateBuffers())
             targets.Add((OptimizerPrefix + bufferName, new Tensor(buffer, buffer.Length)));
@@ -228,6 +251,43 @@ public static class TrainingCheckpoint
         optimizer.StepCount = state.OptimizerSteps;
         return state;
     }
+
+    /// <summary>
+    /// The epoch, step and batcher position must describe one point of this run: epoch within the
+    /// configured epochs, the batcher in the same epoch, and the step count the position implies.
+    /// </summary>
+    private static void CheckPosition(string path, ResumeState state, TrainingOptions options, Batcher batcher)
+    {
+        int bpe = batcher.BatchesPerEpoch, b = batcher.BatchSize, n = batcher.Data.Count;
+        var p = state.Batcher;
+        string? problem =
+            state.Epoch > options.Epochs ? $"epoch {state.Epoch} is beyond the run's {options.Epochs} epochs"
+            : p.Epoch != state.Epoch ? $"the batcher is in epoch {p.Epoch}, the state says {state.Epoch}"
+            : state.InEpoch && (state.Epoch < 1 || p.Position <= 0 || p.Position >= n || p.Position % b != 0) ? $"batcher position {p.Position} is not inside epoch {state.Epoch} ({n} samples, batches of {b})"
+            : state.InEpoch && state.Step != (long)(state.Epoch - 1) * bpe + p.Position / b ? $"step {state.Step} does not match epoch {state.Epoch}, position {p.Position}"
+            : !state.InEpoch && state.Step != (long)state.Epoch * bpe ? $"step {state.Step} does not match the end of epoch {state.Epoch} ({bpe} steps an epoch)"
+            : null;
+        if (problem is not null)
+            throw new DataException(path, problem);
+    }
+
+    /// <summary>SHA-256 over every tensor (name, shape, bytes; by name) and every metadata entry but the checksum itself (by key).</summary>
+    public static string Checksum(IEnumerable<(string Name, Tensor Tensor)> tensors, IReadOnlyDictionary<string, string> metadata)
+    {
+        ArgumentNullException.ThrowIfNull(tensors);
+        ArgumentNullException.ThrowIfNull(metadata);
+        using var sha = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
+        foreach (var (name, tensor) in tensors.OrderBy(t => t.Name, StringComparer.Ordinal))
+        {
+            sha.AppendData(System.Text.Encoding.UTF8.GetBytes($"tensor {name} {tensor.ShapeString}\n"));
+            sha.AppendData(System.Runtime.InteropServices.MemoryMarshal.AsBytes(tensor.Span));
+        }
+        foreach (var (key, value) in metadata.Where(m => m.Key != ChecksumKey).OrderBy(m => m.Key, StringComparer.Ordinal))
+            sha.AppendData(System.Text.Encoding.UTF8.GetBytes($"meta {key.Length} {key} {value.Length} {value}\n"));
+        return "sha256:" + Convert.ToHexStringLower(sha.GetHashAndReset());
+    }
+
+    private static string Short(string checksum) => checksum.Length > 19 ? checksum[..19] + "…" : checksum;
 
     /// <summary>The distinct dropout generators of a model, in module order.</summary>
     public static IReadOnlyList<Tensors.Rng> DropoutGenerators(Model model) =>
