@@ -156,7 +156,7 @@ public sealed partial class ConfigKeyNameTests : IDisposable
     private static HashSet<string> KnownKeys()
     {
         var keys = ConfigKeys.All.Select(k => k.Name).ToHashSet(StringComparer.Ordinal);
-        foreach (var yaml in (string[])[new TwoPhaseOptions().ToYaml(), new SpectralTailOptions().ToYaml()])
+        foreach (var yaml in (string[])[new TwoPhaseOptions().ToYaml(), new SpectralTailOptions().ToYaml(), new TwoPhasePaperOptions().ToYaml()])
         {
             foreach (var line in yaml.Split('\n', StringSplitOptions.RemoveEmptyEntries).Where(l => !l.StartsWith('#')))
                 keys.Add(line[..line.IndexOf(':', StringComparison.Ordinal)]);

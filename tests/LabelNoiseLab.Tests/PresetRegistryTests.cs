@@ -43,7 +43,7 @@ public sealed class PresetRegistryTests : IDisposable
     [Fact]
     public void Preset_names_are_unique_and_each_has_a_description()
     {
-        Assert.Equal(["two-phase", "two-phase-fmnist", "spectral-tail", "double-descent", "robust"], Presets.Names);
+        Assert.Equal(["two-phase", "two-phase-fmnist", "two-phase-paper", "spectral-tail", "double-descent", "robust"], Presets.Names);
         Assert.Equal(Presets.All.Count, Presets.All.Select(p => p.Name).Distinct().Count());
         Assert.All(Presets.All, p => Assert.False(string.IsNullOrWhiteSpace(p.Description)));
     }

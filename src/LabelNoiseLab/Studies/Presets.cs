@@ -68,6 +68,7 @@ public static class Presets
     [
         new TwoPhasePreset(),
         new TwoPhaseFmnistPreset(),
+        new TwoPhasePaperPreset(),
         new SpectralTailPreset(),
         new DoubleDescentPreset(),
         new RobustPreset(),

@@ -8,8 +8,8 @@ using LabelNoiseLab.Experiments;
 namespace LabelNoiseLab.Studies;
 
 /// <summary>
-/// The <c>two-phase-fmnist</c> preset: the label-noise SGD paper's real-data setting on
-/// Fashion-MNIST. A two-layer net (Dense 512 → erf → Dense 10, flattened images), MSE on one-hot
+/// The <c>two-phase-fmnist</c> preset: an online-SGD variant inspired by the label-noise SGD
+/// paper on Fashion-MNIST (not the paper's own setting: that is <see cref="TwoPhasePaperPreset"/>). A two-layer net (Dense 512 → erf → Dense 10, flattened images), MSE on one-hot
 /// labels, trained by the general trainer twice from the same initialisation and batch order:
 /// <c>sgd</c> (no label noise) and <c>label_noise_sgd</c> (classification label noise, each
 /// label redrawn with probability <c>label_noise.p</c> at every step). The settings are one

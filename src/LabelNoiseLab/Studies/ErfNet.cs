@@ -1,0 +1,286 @@
+using LabelNoiseLab.Tensors;
+
+namespace LabelNoiseLab.Studies;
+
+/// <summary>
+/// A model trained by full-batch gradient descent on fixed training inputs with the loss
+/// 0.5·mean((f − y)²) over every entry: parameters as flat arrays, the exact gradient, and a
+/// plain or SAM step. The two-phase-paper preset's network and its linearised twin.
+/// </summary>
+internal abstract class FullBatchModel
+{
+    private float[][]? _grads;
+    private float[][]? _saved;
+
+    /// <summary>W1, b1, W2, b2 (row-major).</summary>
+    public abstract float[][] Params { get; }
+
+    /// <summary>The outputs on the training inputs (n × k).</summary>
+    public abstract float[] TrainOutput();
+
+    /// <summary>The loss's gradient at the current parameters, given the residual scaled to the loss (r = (f − y)/(n·k)).</summary>
+    protected abstract void Gradients(float[] residual, float[][] grads);
+
+    public void Step(float[] targets, float lr)
+    {
+        var g = Grads(targets);
+        for (int p = 0; p < Params.Length; p++)
+            System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(g[p], -lr, Params[p], Params[p]);
+    }
+
+    /// <summary>SAM: the gradient at w + ρ·g/‖g‖ (one global norm), the step taken from w.</summary>
+    public void SamStep(float[] targets, float lr, float rho)
+    {
+        var g = Grads(targets);
+        double norm2 = 0;
+        foreach (var gp in g)
+            norm2 += System.Numerics.Tensors.TensorPrimitives.Dot(gp, gp);
+        double norm = Math.Sqrt(norm2);
+        if (!(norm > 0) || !double.IsFinite(norm))
+        {
+            Step(targets, lr);
+            return;
+        }
+        _saved ??= [.. Params.Select(p => new float[p.Length])];
+        for (int p = 0; p < Params.Length; p++)
+        {
+            Params[p].CopyTo(_saved[p], 0);
+            System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(g[p], (float)(rho / norm), Params[p], Params[p]);
+        }
+        var g2 = Grads(targets);
+        for (int p = 0; p < Params.Length; p++)
+        {
+            _saved[p].CopyTo(Params[p], 0);
+            System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(g2[p], -lr, Params[p], Params[p]);
+        }
+    }
+
+    private float[][] Grads(float[] targets)
+    {
+        _grads ??= [.. Params.Select(p => new float[p.Length])];
+        var f = TrainOutput();
+        var r = new float[f.Length];
+        float scale = 1f / f.Length;
+        for (int i = 0; i < f.Length; i++)
+            r[i] = (f[i] - targets[i]) * scale;
+        Gradients(r, _grads);
+        return _grads;
+    }
+
+    protected static void ColumnSums(float[] a, int rows, int cols, float[] sums)
+    {
+        Array.Clear(sums);
+        for (int r = 0; r < rows; r++)
+            System.Numerics.Tensors.TensorPrimitives.Add(sums, a.AsSpan(r * cols, cols), sums);
+    }
+
+    /// <summary>erf'(z) = 2/√π·exp(−z²), element-wise.</summary>
+    protected static float[] ErfDerivative(float[] z)
+    {
+        var s = new float[z.Length];
+        for (int i = 0; i < z.Length; i++)
+            s[i] = (float)(2 / Math.Sqrt(Math.PI) * Math.Exp(-(double)z[i] * z[i]));
+        return s;
+    }
+}
+
+/// <summary>
+/// f(x) = W2·erf(W1·x + b1) + b2 in standard parameterisation (the label-noise SGD paper's
+/// notebook): W ~ N(0, 1/fan_in), b ~ N(0, 1).
+/// </summary>
+internal sealed class ErfNet : FullBatchModel
+{
+    private readonly float[][] _params;
+    private float[] _x = [];
+
+    private ErfNet(int d, int m, int k, float[][] parameters)
+    {
+        (D, M, K) = (d, m, k);
+        _params = parameters;
+    }
+
+    public int D { get; }
+    public int M { get; }
+    public int K { get; }
+
+    public float[] W1 => _params[0];
+    public float[] B1 => _params[1];
+    public float[] W2 => _params[2];
+    public float[] B2 => _params[3];
+
+    public override float[][] Params => _params;
+
+    public static ErfNet Initialise(int d, int m, int k, Rng rng)
+    {
+        float[] Normal(int count, double std)
+        {
+            var a = new float[count];
+            for (int i = 0; i < count; i++)
+                a[i] = (float)(rng.NextNormal() * std);
+            return a;
+        }
+        return new ErfNet(d, m, k, [Normal(m * d, 1 / Math.Sqrt(d)), Normal(m, 1), Normal(k * m, 1 / Math.Sqrt(m)), Normal(k, 1)]);
+    }
+
+    public ErfNet Clone() => new(D, M, K, [.. _params.Select(p => (float[])p.Clone())]);
+
+    /// <summary>Binds the training inputs the gradient is taken on.</summary>
+    public ErfNet On(float[] x)
+    {
+        _x = x;
+        return this;
+    }
+
+    /// <summary>The pre-activations z = x·W1ᵀ + b1 (n × m).</summary>
+    public float[] PreActivations(float[] x)
+    {
+        int n = x.Length / D;
+        var z = new float[n * M];
+        Blas.Sgemm(false, true, n, M, D, 1f, x, D, W1, D, 0f, z, M);
+        for (int r = 0; r < n; r++)
+            System.Numerics.Tensors.TensorPrimitives.Add(z.AsSpan(r * M, M), B1, z.AsSpan(r * M, M));
+        return z;
+    }
+
+    public float[] Forward(float[] x) => Head(Erf(PreActivations(x)), x.Length / D);
+
+    public override float[] TrainOutput() => Forward(_x);
+
+    public float[] Head(float[] h, int n)
+    {
+        var f = new float[n * K];
+        Blas.Sgemm(false, true, n, K, M, 1f, h, M, W2, M, 0f, f, K);
+        for (int r = 0; r < n; r++)
+            System.Numerics.Tensors.TensorPrimitives.Add(f.AsSpan(r * K, K), B2, f.AsSpan(r * K, K));
+        return f;
+    }
+
+    public static float[] Erf(float[] z)
+    {
+        var h = new float[z.Length];
+        for (int i = 0; i < z.Length; i++)
+            h[i] = (float)Kernels.Erf(z[i]);
+        return h;
+    }
+
+    protected override void Gradients(float[] r, float[][] grads)
+    {
+        int n = _x.Length / D;
+        var z = PreActivations(_x);
+        var h = Erf(z);
+        var s = ErfDerivative(z);
+        Blas.Sgemm(true, false, K, M, n, 1f, r, K, h, M, 0f, grads[2], M);      // ∂W2 = rᵀh
+        ColumnSums(r, n, K, grads[3]);                                          // ∂b2 = Σ r
+        var g = new float[n * M];
+        Blas.Sgemm(false, false, n, M, K, 1f, r, K, W2, M, 0f, g, M);           // r·W2
+        System.Numerics.Tensors.TensorPrimitives.Multiply(g, s, g);             // ⊙ erf'(z)
+        Blas.Sgemm(true, false, M, D, n, 1f, g, M, _x, D, 0f, grads[0], D);     // ∂W1 = gᵀx
+        ColumnSums(g, n, M, grads[1]);                                          // ∂b1 = Σ g
+    }
+
+    /// <summary>Mean and (population) standard deviation of the norms of W1's rows.</summary>
+    public (double Mean, double Std) NeuronNorms()
+    {
+        var norms = new double[M];
+        for (int u = 0; u < M; u++)
+            norms[u] = Math.Sqrt(System.Numerics.Tensors.TensorPrimitives.Dot(W1.AsSpan(u * D, D), W1.AsSpan(u * D, D)));
+        double mean = norms.Average();
+        return (mean, Math.Sqrt(norms.Select(v => (v - mean) * (v - mean)).Average()));
+    }
+
+    /// <summary>
+    /// The empirical tangent kernel on inputs x, over every (sample, output) pair, in closed form:
+    /// K[(a,i),(b,j)] = δᵢⱼ(h_a·h_b + 1) + Σᵤ W2[i,u]W2[j,u]·s_a,u·s_b,u·(x_a·x_b + 1), s = erf'(z).
+    /// Index (i·n + a, j·n + b).
+    /// </summary>
+    public double[] Kernel(float[] x)
+    {
+        int n = x.Length / D, kn = K * n;
+        var z = PreActivations(x);
+        var h = Erf(z);
+        var s = ErfDerivative(z);
+        var hh = new float[n * n];
+        Blas.Sgemm(false, true, n, n, M, 1f, h, M, h, M, 0f, hh, n);
+        var xx = new float[n * n];
+        Blas.Sgemm(false, true, n, n, D, 1f, x, D, x, D, 0f, xx, n);
+        var a = new float[kn * M]; // row i·n + a: s_a ⊙ W2[i]
+        for (int i = 0; i < K; i++)
+            for (int r = 0; r < n; r++)
+                System.Numerics.Tensors.TensorPrimitives.Multiply(s.AsSpan(r * M, M), W2.AsSpan(i * M, M), a.AsSpan((i * n + r) * M, M));
+        var g = new float[kn * kn];
+        Blas.Sgemm(false, true, kn, kn, M, 1f, a, M, a, M, 0f, g, kn);
+        var kernel = new double[kn * kn];
+        for (int i = 0; i < K; i++)
+            for (int j = 0; j < K; j++)
+                for (int p = 0; p < n; p++)
+                    for (int q = 0; q < n; q++)
+                    {
+                        double v = g[(i * n + p) * kn + j * n + q] * ((double)xx[p * n + q] + 1);
+                        if (i == j)
+                            v += hh[p * n + q] + 1;
+                        kernel[(i * n + p) * kn + j * n + q] = v;
+                    }
+        return kernel;
+    }
+}
+
+/// <summary>
+/// The linearised twin of an <see cref="ErfNet"/> at θ₀: f_lin(x) = f₀(x) + J₀(x)(θ − θ₀), in closed
+/// form with Δ = θ − θ₀: f₀ + h₀·ΔW2ᵀ + Δb2 + ((x·ΔW1ᵀ + Δb1) ⊙ s₀)·W2₀ᵀ, s₀ = erf'(z₀). Linear in
+/// Δ, so its gradient is J₀ᵀr, again in closed form; no Jacobian is materialised.
+/// </summary>
+internal sealed class LinearisedErfNet : FullBatchModel
+{
+    private readonly ErfNet _at;
+    private readonly float[][] _delta;
+    private readonly (float[] X, float[] F0, float[] H0, float[] S0) _train, _test;
+
+    public LinearisedErfNet(ErfNet at, float[] x, float[] xTest)
+    {
+        _at = at.Clone();
+        _delta = [.. _at.Params.Select(p => new float[p.Length])];
+        _train = Point(x);
+        _test = Point(xTest);
+    }
+
+    public override float[][] Params => _delta;
+
+    private (float[], float[], float[], float[]) Point(float[] x)
+    {
+        var z = _at.PreActivations(x);
+        var h = ErfNet.Erf(z);
+        return (x, _at.Head(h, x.Length / _at.D), h, ErfDerivative(z));
+    }
+
+    public float[] Forward(bool train)
+    {
+        var (x, f0, h0, s0) = train ? _train : _test;
+        int n = x.Length / _at.D, d = _at.D, m = _at.M, k = _at.K;
+        var f = (float[])f0.Clone();
+        Blas.Sgemm(false, true, n, k, m, 1f, h0, m, _delta[2], m, 1f, f, k);        // + h₀·ΔW2ᵀ
+        for (int r = 0; r < n; r++)
+            System.Numerics.Tensors.TensorPrimitives.Add(f.AsSpan(r * k, k), _delta[3], f.AsSpan(r * k, k));
+        var u = new float[n * m];
+        Blas.Sgemm(false, true, n, m, d, 1f, x, d, _delta[0], d, 0f, u, m);         // x·ΔW1ᵀ
+        for (int r = 0; r < n; r++)
+            System.Numerics.Tensors.TensorPrimitives.Add(u.AsSpan(r * m, m), _delta[1], u.AsSpan(r * m, m));
+        System.Numerics.Tensors.TensorPrimitives.Multiply(u, s0, u);
+        Blas.Sgemm(false, true, n, k, m, 1f, u, m, _at.W2, m, 1f, f, k);            // + (· ⊙ s₀)·W2₀ᵀ
+        return f;
+    }
+
+    public override float[] TrainOutput() => Forward(train: true);
+
+    protected override void Gradients(float[] r, float[][] grads)
+    {
+        var (x, _, h0, s0) = _train;
+        int n = x.Length / _at.D, d = _at.D, m = _at.M, k = _at.K;
+        Blas.Sgemm(true, false, k, m, n, 1f, r, k, h0, m, 0f, grads[2], m);
+        ColumnSums(r, n, k, grads[3]);
+        var g = new float[n * m];
+        Blas.Sgemm(false, false, n, m, k, 1f, r, k, _at.W2, m, 0f, g, m);
+        System.Numerics.Tensors.TensorPrimitives.Multiply(g, s0, g);
+        Blas.Sgemm(true, false, m, d, n, 1f, g, m, x, d, 0f, grads[0], d);
+        ColumnSums(g, n, m, grads[1]);
+    }
+}
