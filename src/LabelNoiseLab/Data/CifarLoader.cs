@@ -20,24 +20,34 @@ public static class CifarLoader
     /// <summary>Loads several batch files, in order, into one data set.</summary>
     public static Dataset Load(IReadOnlyList<string> paths, string name)
     {
-        var contents = new List<(string Path, byte[] Bytes)>(paths.Count);
+        // Sizes first: nothing is allocated for records the files do not hold.
         long records = 0;
+        foreach (var path in paths)
+        {
+            using var fs = DataFiles.OpenRead(path, Expected);
+            long length = fs.Length;
+            if (length == 0 || length % RecordBytes != 0)
+                throw new DataException(path,
+                    $"truncated or malformed: {length} bytes is not a positive multiple of the record size {RecordBytes}; expected {Expected}");
+            records += length / RecordBytes;
+            if (records * ImageBytes > Array.MaxLength)
+                throw new DataException(path, $"too many records ({records}) for one array");
+        }
+
+        var contents = new List<(string Path, byte[] Bytes)>(paths.Count);
         foreach (var path in paths)
         {
             byte[] bytes;
             using (var fs = DataFiles.OpenRead(path, Expected))
             {
                 bytes = new byte[fs.Length];
-                DataFiles.ReadFully(fs, bytes, path);
+                if (DataFiles.ReadFully(fs, bytes, path) != bytes.Length)
+                    throw new DataException(path, $"changed while being read; expected {Expected}");
             }
-            if (bytes.Length == 0 || bytes.Length % RecordBytes != 0)
-                throw new DataException(path,
-                    $"truncated or malformed: {bytes.Length} bytes is not a positive multiple of the record size {RecordBytes}; expected {Expected}");
             contents.Add((path, bytes));
-            records += bytes.Length / RecordBytes;
         }
-        if (records * ImageBytes > Array.MaxLength)
-            throw new DataException(paths[0], $"too many records ({records}) for one array");
+        if (contents.Sum(c => (long)c.Bytes.Length) != records * RecordBytes)
+            throw new DataException(paths[0], $"changed while being read; expected {Expected}");
 
         var features = new float[records * ImageBytes];
         var labels = new int[records];

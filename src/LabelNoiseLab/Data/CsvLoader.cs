@@ -9,22 +9,34 @@ namespace LabelNoiseLab.Data;
 /// </param>
 /// <param name="HasHeader">Whether the first row is a header; null detects it (a first row with any non-numeric cell is a header).</param>
 /// <param name="Delimiter">The cell separator.</param>
-public sealed record CsvOptions(string? LabelColumn = null, bool? HasHeader = null, char Delimiter = ',');
+/// <param name="Classes">
+/// The number of classes: every label must be below it. Null infers it as the largest label + 1,
+/// which may be at most <see cref="CsvLoader.MaxClasses"/>.
+/// </param>
+public sealed record CsvOptions(string? LabelColumn = null, bool? HasHeader = null, char Delimiter = ',', int? Classes = null);
 
 /// <summary>
-/// A CSV file of numeric features plus one integer label column. Labels must be non-negative
-/// integers; the number of classes is the largest label + 1 (or the value given). Sample shape
-/// [features]. Blank lines are skipped.
+/// A CSV file of numeric features plus one integer label column. Labels must be integers
+/// 0..K-1: K is the number of classes given, else the largest label + 1, at most
+/// <see cref="MaxClasses"/> (a stray large label is an error naming its row and column, never a
+/// model with that many outputs). Features must be finite numbers within float32's range. Sample
+/// shape [features]. Blank lines are skipped.
 /// </summary>
 public static class CsvLoader
 {
+    /// <summary>The most classes a CSV file's labels may imply when no class count is given: labels 0..999.</summary>
+    public const int MaxClasses = 1000;
+
     /// <summary>The parsed content of one file, before it becomes a <see cref="Dataset"/>.</summary>
     internal sealed record Table(string Path, float[] Features, int[] Labels, int FeatureCount, int MaxLabel);
 
     public static Dataset Load(string path, CsvOptions? options = null, string? name = null, int? numClasses = null)
     {
-        var t = Parse(path, options ?? new CsvOptions());
-        return ToDataset(t, name ?? Path.GetFileNameWithoutExtension(path), numClasses ?? t.MaxLabel + 1);
+        options ??= new CsvOptions();
+        if (numClasses is not null)
+            options = options with { Classes = numClasses };
+        var t = Parse(path, options);
+        return ToDataset(t, name ?? Path.GetFileNameWithoutExtension(path), options.Classes ?? t.MaxLabel + 1);
     }
 
     internal static Dataset ToDataset(Table t, string name, int numClasses)
@@ -36,6 +48,9 @@ public static class CsvLoader
 
     internal static Table Parse(string path, CsvOptions options)
     {
+        if (options.Classes is < 1)
+            throw new ArgumentOutOfRangeException(nameof(options), options.Classes, "the number of classes must be at least 1");
+        int classes = options.Classes ?? MaxClasses;
         string[] lines;
         using (var fs = DataFiles.OpenRead(path, "a CSV file of numeric features and a label column"))
         using (var reader = new StreamReader(fs))
@@ -76,18 +91,26 @@ public static class CsvLoader
             {
                 if (!TryNumber(cells[c], out double v) || !double.IsFinite(v))
                     throw new DataException(path,
-                        $"row {row} (line {li + 1}), column {c + 1}: '{cells[c]}' is not a finite number");
+                        $"row {row} (line {li + 1}), column {c + 1}: '{Shorten(cells[c])}' is not a finite number");
                 if (c == labelCol)
                 {
                     if (v < 0 || v != Math.Floor(v) || v > int.MaxValue - 1)
                         throw new DataException(path,
-                            $"row {row} (line {li + 1}), column {c + 1}: label '{cells[c]}'; expected a non-negative integer");
+                            $"row {row} (line {li + 1}), column {c + 1}: label '{Shorten(cells[c])}'; expected a non-negative integer");
+                    if (v >= classes)
+                        throw new DataException(path, options.Classes is null
+                            ? $"row {row} (line {li + 1}), column {c + 1}: label {v:R} is too large; expected labels 0..{MaxClasses - 1} (at most {MaxClasses} classes)"
+                            : $"row {row} (line {li + 1}), column {c + 1}: label {v:R}; expected labels 0..{classes - 1} ({classes} classes)");
                     labels.Add((int)v);
                     maxLabel = Math.Max(maxLabel, (int)v);
                 }
                 else
                 {
-                    features.Add((float)v);
+                    float f = (float)v;
+                    if (!float.IsFinite(f))
+                        throw new DataException(path,
+                            $"row {row} (line {li + 1}), column {c + 1}: '{Shorten(cells[c])}' is outside float32's range (±3.4e38)");
+                    features.Add(f);
                 }
             }
         }
@@ -127,6 +150,9 @@ public static class CsvLoader
         }
         return cells;
     }
+
+    /// <summary>A cell as quoted in a message: at most 40 characters.</summary>
+    private static string Shorten(string cell) => cell.Length <= 40 ? cell : cell[..37] + "...";
 
     private static bool TryNumber(string s, out double v) =>
         double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out v);

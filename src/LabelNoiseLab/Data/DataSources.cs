@@ -112,7 +112,11 @@ public static class DataSources
                 // The two splits are independent files: read them on two threads.
                 var test = Task.Run(() => IdxLoader.Load(F(IdxFiles[2]), F(IdxFiles[3]), name + "/test"));
                 var train = IdxLoader.Load(F(IdxFiles[0]), F(IdxFiles[1]), name + "/train");
-                return new DataSplits(train, Await(test));
+                var testSet = Await(test);
+                if (!train.SampleShape.AsSpan().SequenceEqual(testSet.SampleShape))
+                    throw new DataException(F(IdxFiles[2]),
+                        $"holds images of {Shape(testSet)}; expected {Shape(train)} like the training images {F(IdxFiles[0])}");
+                return new DataSplits(train, testSet);
             }
             case "cifar10" or "cifar-10":
             {
@@ -204,6 +208,9 @@ public static class DataSources
         int k = Math.Max(trainTable.MaxLabel, testTable.MaxLabel) + 1;
         return new DataSplits(CsvLoader.ToDataset(trainTable, "csv/train", k), CsvLoader.ToDataset(testTable, "csv/test", k));
     }
+
+    /// <summary>Rows × columns of an IDX set's images.</summary>
+    private static string Shape(Dataset d) => $"{d.SampleShape[^2]}×{d.SampleShape[^1]}";
 
     /// <summary>The <see cref="ArgumentException.ParamName"/> of a bad option: <c>DataOptions.Subset</c>.</summary>
     private static string Option(string property) => nameof(DataOptions) + "." + property;

@@ -26,15 +26,19 @@ public static class IdxLoader
         return new Dataset(name, pixels, [1, rows, cols], labels, numClasses);
     }
 
-    /// <summary>Reads an IDX images file: pixels scaled to [0, 1], count × rows × cols.</summary>
+    /// <summary>
+    /// Reads an IDX images file: pixels scaled to [0, 1], count × rows × cols. The header's
+    /// dimensions are checked against the bytes the file really holds (decompressed) before the
+    /// pixels are allocated.
+    /// </summary>
     public static (float[] Pixels, int Count, int Rows, int Cols) ReadImages(string path)
     {
-        using var s = DataFiles.OpenMaybeGzip(path, ImagesExpected);
+        using var d = DataFiles.OpenMaybeGzip(path, ImagesExpected);
         Span<byte> header = stackalloc byte[16];
-        int got = DataFiles.ReadFully(s, header, path);
-        CheckMagic(path, header, got, ImagesMagic, ImagesExpected);
+        int got = DataFiles.ReadFully(d.Stream, header, path);
+        CheckMagic(d, header, got, ImagesMagic, ImagesExpected);
         if (got < 16)
-            throw new DataException(path, $"truncated header: {got} bytes, expected 16 (magic and 3 dimensions)");
+            throw new DataException(path, Truncated(d, $"truncated header: {got} bytes, expected 16 (magic and 3 dimensions)"));
         int count = BinaryPrimitives.ReadInt32BigEndian(header[4..]);
         int rows = BinaryPrimitives.ReadInt32BigEndian(header[8..]);
         int cols = BinaryPrimitives.ReadInt32BigEndian(header[12..]);
@@ -42,58 +46,57 @@ public static class IdxLoader
             throw new DataException(path, $"implausible dimensions {count} × {rows} × {cols}");
 
         long total = (long)count * rows * cols;
-        var pixels = new float[total];
-        var chunk = new byte[1 << 16];
-        long done = 0;
-        while (done < total)
-        {
-            int want = (int)Math.Min(chunk.Length, total - done);
-            int n = DataFiles.ReadFully(s, chunk.AsSpan(0, want), path);
-            ByteConversion.ToUnitFloats(chunk.AsSpan(0, n), pixels.AsSpan((int)done, n));
-            done += n;
-            if (n < want)
-                throw new DataException(path,
-                    $"truncated: header announces {count} images of {rows}×{cols} ({total} pixel bytes), found {done}");
-        }
-        if (DataFiles.ReadFully(s, chunk.AsSpan(0, 1), path) != 0)
-            throw new DataException(path, $"longer than its header says ({count} images of {rows}×{cols})");
+        float[] pixels = [];
+        DataFiles.ReadPayload(d, 16, total,
+            found => $"truncated: header announces {count} images of {rows}×{cols} ({total} pixel bytes), found {found}",
+            $"longer than its header says ({count} images of {rows}×{cols})",
+            () => pixels = new float[total],
+            (offset, bytes) => ByteConversion.ToUnitFloats(bytes, pixels.AsSpan((int)offset, bytes.Length)));
         return (pixels, count, rows, cols);
     }
 
-    /// <summary>Reads an IDX labels file; every label must be below <paramref name="numClasses"/>.</summary>
+    /// <summary>
+    /// Reads an IDX labels file; every label must be below <paramref name="numClasses"/>. The
+    /// header's count is checked against the bytes the file really holds before anything is allocated.
+    /// </summary>
     public static int[] ReadLabels(string path, int numClasses = 10)
     {
-        using var s = DataFiles.OpenMaybeGzip(path, LabelsExpected);
+        using var d = DataFiles.OpenMaybeGzip(path, LabelsExpected);
         Span<byte> header = stackalloc byte[8];
-        int got = DataFiles.ReadFully(s, header, path);
-        CheckMagic(path, header, got, LabelsMagic, LabelsExpected);
+        int got = DataFiles.ReadFully(d.Stream, header, path);
+        CheckMagic(d, header, got, LabelsMagic, LabelsExpected);
         if (got < 8)
-            throw new DataException(path, $"truncated header: {got} bytes, expected 8 (magic and count)");
+            throw new DataException(path, Truncated(d, $"truncated header: {got} bytes, expected 8 (magic and count)"));
         int count = BinaryPrimitives.ReadInt32BigEndian(header[4..]);
         if (count < 0)
             throw new DataException(path, $"negative label count {count}");
-        var bytes = new byte[count];
-        int n = DataFiles.ReadFully(s, bytes, path);
-        if (n < count)
-            throw new DataException(path, $"truncated: header announces {count} labels, found {n}");
-        if (DataFiles.ReadFully(s, header[..1], path) != 0)
-            throw new DataException(path, $"longer than its header says ({count} labels)");
-        var labels = new int[count];
-        for (int i = 0; i < count; i++)
-        {
-            if (bytes[i] >= numClasses)
-                throw new DataException(path, $"label {bytes[i]} at index {i}; expected labels 0..{numClasses - 1}");
-            labels[i] = bytes[i];
-        }
+        int[] labels = [];
+        DataFiles.ReadPayload(d, 8, count,
+            found => $"truncated: header announces {count} labels, found {found}",
+            $"longer than its header says ({count} labels)",
+            () => labels = new int[count],
+            (offset, bytes) =>
+            {
+                for (int j = 0; j < bytes.Length; j++)
+                {
+                    long i = offset + j;
+                    if (bytes[j] >= numClasses)
+                        throw new DataException(path, $"label {bytes[j]} at index {i}; expected labels 0..{numClasses - 1}");
+                    labels[i] = bytes[j];
+                }
+            });
         return labels;
     }
 
-    private static void CheckMagic(string path, ReadOnlySpan<byte> header, int got, int magic, string expected)
+    /// <summary>For a gzip file cut short, what is wrong with the gzip stream; otherwise <paramref name="problem"/>.</summary>
+    private static string Truncated(DataStream d, string problem) => d.Gzip ? GzipCheck.Diagnose(d.Path) ?? problem : problem;
+
+    private static void CheckMagic(DataStream d, ReadOnlySpan<byte> header, int got, int magic, string expected)
     {
         if (got < 4)
-            throw new DataException(path, $"truncated: {got} bytes, expected {expected}");
+            throw new DataException(d.Path, Truncated(d, $"truncated: {got} bytes, expected {expected}"));
         int found = BinaryPrimitives.ReadInt32BigEndian(header);
         if (found != magic)
-            throw new DataException(path, $"wrong magic number 0x{found:X8}; expected {expected}");
+            throw new DataException(d.Path, $"wrong magic number 0x{found:X8}; expected {expected}");
     }
 }

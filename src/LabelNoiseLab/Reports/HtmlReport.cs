@@ -239,6 +239,12 @@ public static class HtmlReport
         {
             throw new DataException(path, $"not valid JSON ({e.Message})");
         }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new DataException(path, $"cannot be read ({e.Message})");
+        }
+        if (root is not JsonObject)
+            throw new DataException(path, $"holds JSON {root?.GetValueKind().ToString().ToLowerInvariant() ?? "null"}; expected an object of figures");
         var rows = new List<(string, string)>();
         void Walk(JsonNode? node, string prefix)
         {
@@ -317,30 +323,70 @@ public static class HtmlReport
 
     internal sealed record CsvTable(List<string> Columns, List<Dictionary<string, object?>> Rows);
 
-    /// <summary>A CSV with a header; cells that parse as numbers are doubles, empty cells null, others strings. Quoted cells are supported.</summary>
+    /// <summary>
+    /// A CSV with a header; cells that parse as numbers are doubles, empty cells null, others
+    /// strings. Quoted cells are supported. What lnlab wrote is checked, and a malformed file is a
+    /// <see cref="DataException"/> naming it and the problem: an empty or duplicated column name, a
+    /// row with more cells than the header; for metrics.csv also a header that is not
+    /// metrics.csv's, a row with fewer cells, or a cell that is not a number.
+    /// </summary>
     internal static CsvTable ReadCsv(string path)
     {
-        var lines = File.ReadAllLines(path).Where(l => l.Length > 0).ToList();
+        bool metrics = Path.GetFileName(path) == RunDirectory.MetricsFile;
+        List<string> lines;
+        try
+        {
+            if (Data.DataFiles.NonRegularKind(path) is { } kind)
+                throw new DataException(path, $"is not a regular file ({kind}); expected a CSV file");
+            lines = File.ReadAllLines(path).Where(l => l.Length > 0).ToList();
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new DataException(path, $"cannot be read ({e.Message})");
+        }
         if (lines.Count == 0)
+        {
+            if (metrics)
+                throw new DataException(path, $"empty; expected a header starting {string.Join(",", MetricsWriter.StandardColumns.Take(2))}");
             return new CsvTable([], []);
+        }
         var columns = SplitCsv(lines[0]);
+        for (int i = 0; i < columns.Count; i++)
+        {
+            if (columns[i].Trim().Length == 0)
+                throw new DataException(path, $"header: column {i + 1} has no name");
+            if (columns.IndexOf(columns[i]) != i)
+                throw new DataException(path, $"header: column '{Shorten(columns[i])}' appears twice");
+        }
+        if (metrics && !columns.Take(MetricsWriter.StandardColumns.Count).SequenceEqual(MetricsWriter.StandardColumns))
+            throw new DataException(path, $"header '{Shorten(lines[0])}' is not metrics.csv's; expected {string.Join(",", MetricsWriter.StandardColumns)} and any extra columns");
         var rows = new List<Dictionary<string, object?>>(lines.Count - 1);
+        int lineNumber = 1;
         foreach (var line in lines.Skip(1))
         {
+            lineNumber++;
             var cells = SplitCsv(line);
+            if (cells.Count > columns.Count || (metrics && cells.Count != columns.Count))
+                throw new DataException(path, $"data line {lineNumber} has {cells.Count} cells; the header has {columns.Count}");
             var row = new Dictionary<string, object?>(columns.Count);
             for (int i = 0; i < columns.Count; i++)
             {
                 string cell = i < cells.Count ? cells[i] : "";
-                row[columns[i]] = cell.Length == 0 ? null
+                object? value = cell.Length == 0 ? null
                     : double.TryParse(cell, NumberStyles.Float, CultureInfo.InvariantCulture, out double d) ? d
                     : cell is "inf" or "-inf" or "nan" or "NaN" ? null
                     : cell;
+                if (metrics && value is string)
+                    throw new DataException(path, $"data line {lineNumber}, column '{columns[i]}': '{Shorten(cell)}' is not a number");
+                row[columns[i]] = value;
             }
             rows.Add(row);
         }
         return new CsvTable(columns, rows);
     }
+
+    /// <summary>Text from a file as quoted in a message: at most 60 characters.</summary>
+    private static string Shorten(string text) => text.Length <= 60 ? text : text[..57] + "...";
 
     private static List<string> SplitCsv(string line)
     {

@@ -44,14 +44,28 @@ public static class SweepSummary
             JsonObject? summary = null;
             if (File.Exists(summaryPath))
             {
+                JsonNode? node;
                 try
                 {
-                    summary = JsonNode.Parse(File.ReadAllText(summaryPath)) as JsonObject;
+                    node = JsonNode.Parse(File.ReadAllText(summaryPath));
                 }
                 catch (System.Text.Json.JsonException e)
                 {
                     throw new DataException(summaryPath, $"not valid JSON ({e.Message})");
                 }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                {
+                    throw new DataException(summaryPath, $"cannot be read ({e.Message})");
+                }
+                summary = node as JsonObject
+                    ?? throw new DataException(summaryPath, $"holds JSON {node?.GetValueKind().ToString().ToLowerInvariant() ?? "null"}; expected an object of figures");
+            }
+            foreach (var figure in Figures)
+            {
+                if (double.IsNaN(Figure(summary, figure)) && Node(summary, figure) is JsonNode bad
+                    && !(bad is JsonValue v && (v.GetValueKind() == System.Text.Json.JsonValueKind.Number
+                        || (v.TryGetValue(out string? text) && double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out _)))))
+                    throw new DataException(summaryPath, $"'{figure}' is {Shorten(bad.ToJsonString())}; expected a number");
             }
             runs.Add(new FoundRun(dir, ExperimentConfig.Load(config), RunDirectory.ReadStatus(dir)!.Value.Status, summary));
         }
@@ -100,15 +114,23 @@ public static class SweepSummary
     /// <summary>A number in summary.json by dotted path; NaN when absent, null or not a number.</summary>
     public static double Figure(JsonObject? summary, string path)
     {
-        JsonNode? node = summary;
-        foreach (var part in path.Split('.'))
-            node = node is JsonObject o && o.TryGetPropertyValue(part, out var child) ? child : null;
-        if (node is not JsonValue v)
+        if (Node(summary, path) is not JsonValue v)
             return double.NaN;
         if (v.TryGetValue(out double d))
             return d;
         return v.TryGetValue(out string? s) && double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out d) ? d : double.NaN;
     }
+
+    /// <summary>The node at a dotted path of summary.json; null when absent.</summary>
+    private static JsonNode? Node(JsonObject? summary, string path)
+    {
+        JsonNode? node = summary;
+        foreach (var part in path.Split('.'))
+            node = node is JsonObject o && o.TryGetPropertyValue(part, out var child) ? child : null;
+        return node;
+    }
+
+    private static string Shorten(string text) => text.Length <= 60 ? text : text[..57] + "...";
 
     internal static string Format(object? value) => value switch
     {
