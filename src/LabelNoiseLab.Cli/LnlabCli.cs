@@ -53,7 +53,7 @@ public static class LnlabCli
         var set = new Option<string[]>("--set") { Description = "override a config key: --set optim.lr=0.1 (repeatable)" };
         var outDir = new Option<string?>("--out", "-o") { Description = "run directory (default runs/<name>-<timestamp>)" };
         var dataDir = new Option<string?>("--data-dir") { Description = "data folder (default $LNLAB_DATA, then /usr/share/datasets)" };
-        var overwrite = new Option<bool>("--overwrite") { Description = "replace a complete run in --out" };
+        var overwrite = new Option<bool>("--overwrite") { Description = "replace an existing run in --out (swapped in once the new run is ready)" };
 
         var train = new Command("train", "train one experiment; exit code 0 complete, 2 bad input, 3 diverged, 4 failed, 5 interrupted (resumable), 1 internal error")
         {
@@ -81,7 +81,7 @@ public static class LnlabCli
         var quick = new Option<bool>("--quick") { Description = "the short CI version of the preset (under a minute)" };
         var presetOut = new Option<string?>("--out", "-o") { Description = "run directory (default runs/<preset>-<timestamp>)" };
         var presetSet = new Option<string[]>("--set") { Description = "override a preset setting: --set two_phase.rho=0.1 (repeatable)" };
-        var presetOverwrite = new Option<bool>("--overwrite") { Description = "replace a complete run in --out" };
+        var presetOverwrite = new Option<bool>("--overwrite") { Description = "replace an existing run in --out (swapped in once the new run is ready)" };
         var presetDataDir = new Option<string?>("--data-dir") { Description = "data folder for presets that load data (default $LNLAB_DATA, then /usr/share/datasets)" };
         var presetSeeds = new Option<int?>("--seeds")
         {

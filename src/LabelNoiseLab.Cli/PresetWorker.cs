@@ -42,7 +42,8 @@ public sealed class PresetWorker(TextWriter stdout, string runsRoot = "runs", IE
             Sets = options.Sets,
             Seeds = options.Seeds,
         });
-        var dir = RunDirectory.Create(options.OutDir, plan.RunName, options.Overwrite, runsRoot);
+        using var dir = RunDirectory.Create(options.OutDir, plan.RunName, options.Overwrite, runsRoot);
+        dir.Publish(); // the settings are valid; a preset's sub-runs are folders inside dir.Path, so it replaces an older run at once
         stdout.WriteLine($"run directory: {dir.Path}");
         var context = new PresetContext(runner ?? new ExperimentRunner(), options.DataDir, stdout.WriteLine);
         return RunEnding.Run(dir, stdout, () => plan.Run(dir, context));

@@ -3,17 +3,22 @@ using LabelNoiseLab.Cli;
 
 // SIGTERM (a scheduler's preemption), SIGINT (Ctrl+C) and SIGHUP: the trainer writes a checkpoint
 // at the next step boundary and the run ends as interrupted (exit 5); a second signal ends the
-// process at once.
+// process at once. A worker of `lnlab sweep` (LNLAB_PARENT_PID set) ignores further signals: its
+// sweep forwards the first one (a Ctrl+C in a terminal reaches both) and kills it after a grace
+// period, and the kernel sends it SIGTERM when the sweep dies.
 using var interruption = new CancellationTokenSource();
+bool underSweep = ParentProcess.Expected is not null;
 var registrations = new[] { PosixSignal.SIGTERM, PosixSignal.SIGINT, PosixSignal.SIGHUP }
     .Select(signal => PosixSignalRegistration.Create(signal, context =>
     {
-        if (interruption.IsCancellationRequested)
+        if (interruption.IsCancellationRequested && !underSweep)
             return; // the second signal: the default action (terminate)
         context.Cancel = true;
         interruption.Cancel();
     }))
     .ToList();
+if (!ParentProcess.Watch())
+    interruption.Cancel(); // the sweep that started this worker is gone already
 
 int code = LnlabCli.Run(args, Console.Out, Console.Error, new CliHost(
     Runner: Runners.Default(),

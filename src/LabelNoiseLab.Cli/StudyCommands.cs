@@ -29,7 +29,7 @@ internal static class StudyCommands
         {
             file, jobs, shard, outDir, dataDir,
         };
-        sweep.SetAction(p => new SweepWorker(stdout, host.RunsRoot).Run(new SweepOptions
+        sweep.SetAction(p => new SweepWorker(stdout, host.RunsRoot, host.Cancellation).Run(new SweepOptions
         {
             File = p.GetRequiredValue(file),
             Jobs = p.GetValue(jobs),

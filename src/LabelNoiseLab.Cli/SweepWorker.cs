@@ -19,9 +19,17 @@ public sealed record SweepOptions
 /// `lnlab sweep`: expands the sweep file (everything validated first), then runs this shard's
 /// unfinished points as child `lnlab train` processes (`lnlab resume` for a point that has a
 /// checkpoint), <c>--jobs</c> at a time; each child's output goes to <c>logs/pNNNN.log</c>.
+/// When <paramref name="cancellation"/> fires (SIGTERM, SIGINT, SIGHUP) no further point starts,
+/// each running worker gets SIGTERM (it checkpoints and ends <c>interrupted</c>) and is waited
+/// for, at most <see cref="GracePeriod"/> before it is killed, and the sweep ends with exit 5.
+/// The workers carry <see cref="ParentProcess.EnvironmentVariable"/>, so they get SIGTERM from
+/// the kernel if the sweep itself is killed.
 /// </summary>
-public sealed class SweepWorker(TextWriter stdout, string runsRoot = "runs")
+public sealed class SweepWorker(TextWriter stdout, string runsRoot = "runs", CancellationToken cancellation = default)
 {
+    /// <summary>How long a signalled worker may take to checkpoint before it is killed.</summary>
+    public static readonly TimeSpan GracePeriod = TimeSpan.FromSeconds(60);
+
     public int Run(SweepOptions o)
     {
         var plan = Sweep.Load(o.File);
@@ -34,12 +42,19 @@ public sealed class SweepWorker(TextWriter stdout, string runsRoot = "runs")
         Directory.CreateDirectory(Path.Combine(outDir, "logs"));
         var results = Sweep.Run(plan, outDir, o.Jobs, shard, (p, config, dir) => RunPoint(p, config, dir, outDir, o.DataDir), stdout.WriteLine);
         int bad = results.Count(r => r.Outcome.StartsWith("failed", StringComparison.Ordinal));
+        if (cancellation.IsCancellationRequested)
+        {
+            stdout.WriteLine($"sweep {outDir}: interrupted; {bad} failed; run the same command again to go on (interrupted points resume from their checkpoints)");
+            return ExitCodes.Interrupted;
+        }
         stdout.WriteLine($"sweep {outDir}: {results.Count} points of this shard, {bad} failed");
         return bad == 0 ? ExitCodes.Complete : ExitCodes.Failed;
     }
 
-    private static string RunPoint(SweepPoint p, string config, string dir, string outDir, string? dataDir)
+    private string RunPoint(SweepPoint p, string config, string dir, string outDir, string? dataDir)
     {
+        if (cancellation.IsCancellationRequested)
+            return "not started (interrupted)";
         bool resume = RunDirectory.ReadStatus(dir) is not null && TrainingCheckpoint.Latest(dir) is not null;
         List<string> args = resume ? ["resume", dir] : ["train", "--config", config, "--out", dir, "--overwrite"];
         if (dataDir is not null)
@@ -48,18 +63,32 @@ public sealed class SweepWorker(TextWriter stdout, string runsRoot = "runs")
         var start = new ProcessStartInfo(host) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         foreach (var a in prefix.Concat(args))
             start.ArgumentList.Add(a);
+        start.Environment[ParentProcess.EnvironmentVariable] = Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture);
         var clock = Stopwatch.StartNew();
+        // Started and waited for on this thread, which lives as long as the worker: the kernel's
+        // parent-death signal follows the thread that forked it.
         using var process = Process.Start(start) ?? throw new InvalidOperationException("could not start lnlab");
         var err = process.StandardError.ReadToEndAsync();
-        string output = process.StandardOutput.ReadToEnd();
+        var output = process.StandardOutput.ReadToEndAsync();
+        Stopwatch? signalled = null;
+        using (cancellation.Register(() => ParentProcess.Signal(process.Id, ParentProcess.SIGTERM)))
+        {
+            while (!process.WaitForExit(200))
+            {
+                if (cancellation.IsCancellationRequested)
+                    signalled ??= Stopwatch.StartNew();
+                if (signalled is not null && signalled.Elapsed > GracePeriod)
+                    process.Kill(entireProcessTree: true);
+            }
+        }
         process.WaitForExit();
-        File.WriteAllText(Path.Combine(outDir, "logs", $"p{p.Index:D4}.log"), output + err.Result);
+        File.WriteAllText(Path.Combine(outDir, "logs", $"p{p.Index:D4}.log"), output.Result + err.Result);
         string seconds = clock.Elapsed.TotalSeconds.ToString("F1", System.Globalization.CultureInfo.InvariantCulture);
         return process.ExitCode switch
         {
             ExitCodes.Complete => $"complete ({seconds} s)",
             ExitCodes.Diverged => $"diverged ({seconds} s)",
-            ExitCodes.Interrupted => $"interrupted ({seconds} s): resume it with lnlab resume",
+            ExitCodes.Interrupted => $"interrupted ({seconds} s): the sweep resumes it when run again",
             _ => $"failed, exit {process.ExitCode}: {LastLine(err.Result)}",
         };
     }

@@ -38,7 +38,7 @@ public sealed class TrainWorker(IExperimentRunner? runner, IProgressDisplay disp
         if (runner is null)
             throw new InvalidOperationException("no experiment runner is built into this lnlab yet (the trainer is missing); the config is valid, nothing was run");
 
-        var dir = RunDirectory.Create(options.OutDir, config.Name, options.Overwrite, runsRoot);
+        using var dir = RunDirectory.Create(options.OutDir, config.Name, options.Overwrite, runsRoot);
         stdout.WriteLine($"run directory: {dir.Path}");
         dir.WriteConfig(config);
         return RunToEnd(runner, config, dir, new RunContext(options.DataDir, display, cancellation));
@@ -54,7 +54,7 @@ public sealed class TrainWorker(IExperimentRunner? runner, IProgressDisplay disp
     {
         if (runner is null)
             throw new InvalidOperationException("no experiment runner is built into this lnlab");
-        var dir = RunDirectory.Reopen(runDir);
+        using var dir = RunDirectory.Reopen(runDir);
         var config = ExperimentConfig.Load(Path.Combine(runDir, RunDirectory.ConfigFile));
         string? checkpoint = TrainingCheckpoint.Latest(runDir);
         if (checkpoint is not null)
@@ -89,7 +89,10 @@ internal static class RunEnding
         }
         catch (Exception e)
         {
-            // An untouched reopened folder (resume refused on bad input) stays exactly as it was.
+            // An untouched reopened folder (resume refused on bad input) stays exactly as it was;
+            // so does the old run that a run with --overwrite would have replaced (the caller's Dispose drops the new one).
+            if (dir.Staged)
+                stdout.WriteLine($"{dir.Path}: left as it was (the new run did not start)");
             RunOutcome.RecordException(dir, e);
             throw;
         }

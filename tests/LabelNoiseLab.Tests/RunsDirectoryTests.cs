@@ -105,27 +105,67 @@ public sealed class RunsDirectoryTests : IDisposable
         Assert.Equal(RunStatus.Complete, RunDirectory.ReadStatus(Sub("r"))!.Value.Status);
         Assert.True(File.Exists(run.FilePath("summary.json")));
 
-        var again = RunDirectory.Create(Sub("r"), "x", overwrite: true);
+        // --overwrite: the new run is built beside the old one until it is ready
+        using var again = RunDirectory.Create(Sub("r"), "x", overwrite: true);
+        Assert.True(again.Staged);
+        again.WriteConfig(ExperimentConfig.Default);
+        Assert.Equal(RunStatus.Complete, RunDirectory.ReadStatus(Sub("r"))!.Value.Status);
+        Assert.True(File.Exists(Path.Combine(Sub("r"), "summary.json")));
+        again.Publish();
+        Assert.False(again.Staged);
         Assert.Equal(RunStatus.Running, RunDirectory.ReadStatus(again.Path)!.Value.Status);
         Assert.False(File.Exists(again.FilePath("summary.json")), "old files of an overwritten run are removed");
+        Assert.True(File.Exists(Path.Combine(Sub("r"), "config.yaml")));
         Assert.True(Directory.Exists(again.CheckpointsPath));
+        Assert.Equal(["r"], Directory.EnumerateFileSystemEntries(_root).Select(Path.GetFileName));
     }
 
     [Theory]
     [InlineData(RunStatus.Failed)]
     [InlineData(RunStatus.Diverged)]
+    [InlineData(RunStatus.Interrupted)]
     [InlineData(RunStatus.Running)]
-    public void Unfinished_run_is_reused(RunStatus previous)
+    public void Unfinished_run_needs_overwrite_and_is_named_resumable(RunStatus previous)
     {
-        var run = RunDirectory.Create(Sub("r"), "x");
-        run.WriteText("spectral.csv", "old");
-        if (previous == RunStatus.Failed)
-            run.MarkFailed("boom");
-        else if (previous == RunStatus.Diverged)
-            run.MarkDiverged("diverged at step 1");
-        var again = RunDirectory.Create(Sub("r"), "x");
-        Assert.Equal(RunStatus.Running, again.Status);
+        using (var run = RunDirectory.Create(Sub("r"), "x"))
+        {
+            run.WriteConfig(ExperimentConfig.Default);
+            run.WriteText("spectral.csv", "old");
+            if (previous == RunStatus.Failed)
+                run.MarkFailed("boom");
+            else if (previous == RunStatus.Diverged)
+                run.MarkDiverged("diverged at step 1");
+            else if (previous == RunStatus.Interrupted)
+                run.MarkInterrupted("interrupted at step 7");
+        }
+        var e = Assert.Throws<InputException>(() => RunDirectory.Create(Sub("r"), "x"));
+        Assert.Contains("--overwrite", e.Message, StringComparison.Ordinal);
+        Assert.Contains($"lnlab resume {Sub("r")}", e.Message, StringComparison.Ordinal);
+        Assert.Contains(previous.ToString().ToLowerInvariant(), e.Message, StringComparison.Ordinal);
+        Assert.False(File.Exists(Path.Combine(Sub("r"), RunLock.FileName)), "a refused start leaves no lock");
+
+        using var again = RunDirectory.Create(Sub("r"), "x", overwrite: true);
+        again.Publish();
+        Assert.Equal(RunStatus.Running, RunDirectory.ReadStatus(Sub("r"))!.Value.Status);
         Assert.False(File.Exists(again.FilePath("spectral.csv")));
+    }
+
+    [Fact]
+    public void A_replacement_that_never_gets_ready_leaves_the_old_run_and_nothing_beside_it()
+    {
+        using (var run = RunDirectory.Create(Sub("r"), "x"))
+        {
+            WriteAllRequired(run);
+            run.MarkComplete();
+        }
+        var before = Directory.GetFiles(Sub("r"), "*", SearchOption.AllDirectories).Order(StringComparer.Ordinal).Select(File.ReadAllText).ToList();
+        using (var again = RunDirectory.Create(Sub("r"), "x", overwrite: true))
+        {
+            again.WriteConfig(ExperimentConfig.Default);
+            Assert.True(File.Exists(Path.Combine(Sub("r"), RunLock.FileName)), "the old run is locked while it may be replaced");
+        }
+        Assert.Equal(before, Directory.GetFiles(Sub("r"), "*", SearchOption.AllDirectories).Order(StringComparer.Ordinal).Select(File.ReadAllText).ToList());
+        Assert.Equal(["r"], Directory.EnumerateFileSystemEntries(_root).Select(Path.GetFileName));
     }
 
     [Fact]

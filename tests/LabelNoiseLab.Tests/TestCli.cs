@@ -32,14 +32,29 @@ internal static class TestCli
     }
 
     /// <summary>Starts `dotnet lnlab.dll ARGS` as a process, its output read and dropped.</summary>
-    public static Process Start(params string[] args)
+    public static Process Start(params string[] args) => Start(null, null, args);
+
+    /// <summary>
+    /// Starts `dotnet lnlab.dll ARGS` with extra environment variables; its stdout and stderr lines
+    /// go to <paramref name="output"/> (when given; lock it to read while the process runs).
+    /// </summary>
+    public static Process Start(IReadOnlyDictionary<string, string>? env, System.Text.StringBuilder? output, params string[] args)
     {
         var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         foreach (var a in (string[])[LnlabDll(), .. args])
             start.ArgumentList.Add(a);
+        foreach (var (key, value) in env ?? new Dictionary<string, string>())
+            start.Environment[key] = value;
         var process = Process.Start(start)!;
-        process.OutputDataReceived += (_, _) => { };
-        process.ErrorDataReceived += (_, _) => { };
+        void Add(string? line)
+        {
+            if (output is null || line is null)
+                return;
+            lock (output)
+                output.AppendLine(line);
+        }
+        process.OutputDataReceived += (_, e) => Add(e.Data);
+        process.ErrorDataReceived += (_, e) => Add(e.Data);
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
         return process;

@@ -14,7 +14,8 @@ namespace LabelNoiseLab.Experiments;
 /// <summary>
 /// The seam between the CLI (or any host) and training. The host loads and validates the
 /// config, creates the run directory (status <c>running</c>, <c>config.yaml</c> written) and calls
-/// <see cref="Run"/>. The runner writes metrics, summary and checkpoints through
+/// <see cref="Run"/>. Once the data and model are built, the runner calls
+/// <see cref="RunDirectory.Publish"/> (a run replacing an older one takes its place only then). The runner writes metrics, summary and checkpoints through
 /// <see cref="RunDirectory"/> and reports how the run ended; the host then writes the final
 /// status (<see cref="RunDirectory.MarkComplete"/> etc.), so the runner never marks the run itself.
 /// Bad input found while running (a missing data file) is thrown as <see cref="InputException"/>;
@@ -48,8 +49,11 @@ public sealed class ExperimentRunner : IExperimentRunner
     public RunResult Run(ExperimentConfig config, RunDirectory directory, RunContext context)
     {
         ArgumentNullException.ThrowIfNull(config);
+        ArgumentNullException.ThrowIfNull(directory);
         ArgumentNullException.ThrowIfNull(context);
-        return new Trainer().Run(Build(config, context.DataDir), directory, context);
+        var setup = Build(config, context.DataDir);
+        directory.Publish(); // data and model are ready: a run replacing an older one (--overwrite) takes its place now
+        return new Trainer().Run(setup, directory, context);
     }
 
     /// <summary>Builds everything a run of <paramref name="config"/> trains with (loads the data).</summary>

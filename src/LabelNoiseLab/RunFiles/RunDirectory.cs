@@ -24,7 +24,7 @@ public enum RunStatus
 /// <c>complete</c>, <c>diverged</c>, <c>failed</c> or <c>interrupted</c>; <see cref="MarkComplete"/> is the last
 /// write and needs config, metrics and summary written first.
 /// </summary>
-public sealed class RunDirectory
+public sealed class RunDirectory : IDisposable
 {
     public const string StatusFile = "status";
     public const string ConfigFile = "config.yaml";
@@ -42,17 +42,22 @@ public sealed class RunDirectory
 
     private MetricsWriter? _metrics;
     private bool _statusPending;
+    private string _root;
+    private RunLock? _lock;
+    private RunLock? _oldLock;
 
-    private RunDirectory(string path)
+    private RunDirectory(string path, RunLock? runLock, string? staging = null)
     {
         Path = path;
-        CheckpointsPath = System.IO.Path.Combine(path, CheckpointsFolder);
+        _root = staging ?? path;
+        _lock = runLock;
     }
 
     /// <summary>The run folder (as given or created; not necessarily absolute).</summary>
     public string Path { get; }
 
-    public string CheckpointsPath { get; }
+    /// <summary><c>checkpoints/</c> of the run (while <see cref="Staged"/>, of the folder built beside the old run).</summary>
+    public string CheckpointsPath => System.IO.Path.Combine(_root, CheckpointsFolder);
 
     public RunStatus Status { get; private set; }
 
@@ -63,62 +68,152 @@ public sealed class RunDirectory
     public MetricsWriter? Metrics => _metrics;
 
     /// <summary>
-    /// Creates (or takes over) the run folder and marks it <c>running</c>. With no
-    /// <paramref name="outDir"/> it is <c>runsRoot/&lt;name&gt;-&lt;yyyyMMdd-HHmmss&gt;</c>. An
-    /// existing folder is reused only if it is a run folder (has a status file) whose run is not
-    /// complete, or with <paramref name="overwrite"/>; its old contents are removed.
+    /// True while a run that replaces an older one (<c>--overwrite</c>) is being built in a hidden
+    /// folder beside it; <see cref="Publish"/> swaps it into place, <see cref="Dispose"/> before
+    /// that throws it away and leaves the old run as it was.
+    /// </summary>
+    public bool Staged => _oldLock is not null;
+
+    /// <summary>
+    /// Creates the run folder, takes its lock (<see cref="RunLock"/>; a live owner: one line,
+    /// exit 2) and marks it <c>running</c>. With no <paramref name="outDir"/> it is
+    /// <c>runsRoot/&lt;name&gt;-&lt;yyyyMMdd-HHmmss&gt;</c>. An existing run folder (one with a
+    /// status file, complete or not) is replaced only with <paramref name="overwrite"/>, and only
+    /// once the new run is ready (<see cref="Publish"/>): until then the new run is built in a
+    /// hidden sibling folder and the old one stays as it is. A non-empty folder that is not a run
+    /// is never touched.
     /// </summary>
     public static RunDirectory Create(string? outDir, string name, bool overwrite = false, string runsRoot = "runs", DateTime? now = null)
     {
         string path = outDir ?? DefaultPath(runsRoot, name, now ?? DateTime.Now);
         if (File.Exists(path))
             throw new InputException($"{path}: exists and is a file, not a run directory");
-        if (Directory.Exists(path) && Directory.EnumerateFileSystemEntries(path).Any())
-        {
-            var previous = ReadStatus(path);
-            if (previous is null)
-                throw new InputException($"{path}: exists, is not empty and is not a run directory (no status file); choose another --out");
-            if (previous.Value.Status == RunStatus.Complete && !overwrite)
-                throw new InputException($"{path}: holds a complete run; pass --overwrite to replace it or choose another --out");
-            foreach (var dir in Directory.EnumerateDirectories(path))
-                Directory.Delete(dir, recursive: true);
-            foreach (var file in Directory.EnumerateFiles(path))
-                File.Delete(file);
-        }
+        if (HasRunFiles(path) && ReadStatus(path) is null)
+            throw NotARun(path);
+        RunLock runLock;
         try
         {
             Directory.CreateDirectory(path);
-            var run = new RunDirectory(path);
-            Directory.CreateDirectory(run.CheckpointsPath);
-            run.WriteStatus(RunStatus.Running, null);
-            return run;
+            runLock = RunLock.Acquire(path);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             throw new InputException($"{path}: cannot create the run directory ({e.Message})");
         }
+        RunDirectory? run = null;
+        try
+        {
+            if (HasRunFiles(path))
+            {
+                var previous = ReadStatus(path) ?? throw NotARun(path);
+                if (!overwrite)
+                    throw new InputException(previous.Status == RunStatus.Complete
+                        ? $"{path}: holds a complete run; pass --overwrite to replace it or choose another --out"
+                        : $"{path}: holds an unfinished run (status {previous.Status.ToString().ToLowerInvariant()}{(previous.Reason is null ? "" : ": " + previous.Reason)})"
+                            + (File.Exists(System.IO.Path.Combine(path, ConfigFile)) ? $"; continue it with: lnlab resume {path}, or" : ";")
+                            + " pass --overwrite to replace it");
+                string staging = SiblingName(path, "new");
+                Directory.CreateDirectory(staging);
+                run = new RunDirectory(path, runLock.CopyTo(staging), staging) { _oldLock = runLock };
+                Directory.CreateDirectory(run.CheckpointsPath);
+                run._statusPending = true; // the status is written when the run is swapped into place
+                return run;
+            }
+            run = new RunDirectory(path, runLock);
+            Directory.CreateDirectory(run.CheckpointsPath);
+            run.WriteStatus(RunStatus.Running, null);
+            return run;
+        }
+        catch (Exception e)
+        {
+            if (run is not null)
+                run.Dispose();
+            runLock.Dispose();
+            if (e is IOException or UnauthorizedAccessException)
+                throw new InputException($"{path}: cannot create the run directory ({e.Message})");
+            throw;
+        }
     }
 
     /// <summary>
-    /// Takes over an existing, not complete run folder to resume it, deleting nothing. The status
-    /// file is left as it is until the first write (then it says <c>running</c> again), so a
-    /// resume that fails on bad input before writing anything leaves the folder untouched.
+    /// Takes over an existing, not complete run folder to resume it, deleting nothing, and takes
+    /// its lock. The status file is left as it is until the first write (then it says
+    /// <c>running</c> again), so a resume that fails on bad input before writing anything leaves
+    /// the folder untouched.
     /// </summary>
     public static RunDirectory Reopen(string path)
     {
         if (!Directory.Exists(path))
             throw new InputException($"{path}: no such run directory");
-        var previous = ReadStatus(path) ?? throw new InputException($"{path}: not a run directory (no status file)");
-        if (previous.Status == RunStatus.Complete)
-            throw new InputException($"{path}: the run is already complete; nothing to resume");
-        var run = new RunDirectory(path) { _statusPending = true };
-        if (File.Exists(run.CheckpointsPath))
-            throw new DataException(run.CheckpointsPath, "is a file; a run's checkpoints folder must be a folder");
-        Directory.CreateDirectory(run.CheckpointsPath);
-        return run;
+        if (ReadStatus(path) is null)
+            throw new InputException($"{path}: not a run directory (no status file)");
+        var runLock = RunLock.Acquire(path);
+        try
+        {
+            var previous = ReadStatus(path) ?? throw new InputException($"{path}: not a run directory (no status file)");
+            if (previous.Status == RunStatus.Complete)
+                throw new InputException($"{path}: the run is already complete; nothing to resume");
+            var run = new RunDirectory(path, runLock) { _statusPending = true };
+            if (File.Exists(run.CheckpointsPath))
+                throw new DataException(run.CheckpointsPath, "is a file; a run's checkpoints folder must be a folder");
+            Directory.CreateDirectory(run.CheckpointsPath);
+            return run;
+        }
+        catch
+        {
+            runLock.Dispose();
+            throw;
+        }
     }
 
-    /// <summary>Whether anything was written (a reopened folder that is still untouched says false).</summary>
+    /// <summary>
+    /// The new run is ready (config valid, data loaded, model built): a run built beside an old
+    /// one (<see cref="Staged"/>) replaces it now; otherwise nothing happens. Called by the runner
+    /// just before training, and at the latest when the run's final status is written.
+    /// </summary>
+    public void Publish()
+    {
+        if (_oldLock is null)
+            return;
+        string staging = _root;
+        if (_statusPending)
+        {
+            _statusPending = false;
+            WriteStatus(RunStatus.Running, null);
+        }
+        string old = SiblingName(Path, "old");
+        Directory.Move(Path, old);
+        Directory.Move(staging, Path);
+        _root = Path;
+        _lock!.MovedTo(Path);
+        _oldLock.MovedTo(old);
+        _oldLock.Dispose();
+        _oldLock = null;
+        TryDeleteTree(old);
+    }
+
+    /// <summary>
+    /// Ends this process's hold on the folder: releases the lock; a run still <see cref="Staged"/>
+    /// is thrown away (the old run stays as it was). Writing the final status releases the lock too.
+    /// </summary>
+    public void Dispose()
+    {
+        if (_oldLock is not null)
+        {
+            _lock?.Dispose();
+            TryDeleteTree(_root);
+            _root = Path;
+            _oldLock.Dispose();
+            _oldLock = null;
+            _lock = null;
+            Status = RunStatus.Failed; // nothing may be written any more
+            _statusPending = false;
+        }
+        _lock?.Dispose();
+        _lock = null;
+    }
+
+    /// <summary>Whether anything was written (a reopened folder that is still untouched says false; so does a staged one).</summary>
     public bool Touched => !_statusPending;
 
     /// <summary>Reads a run folder's status file; null when there is none.</summary>
@@ -188,7 +283,9 @@ public sealed class RunDirectory
             if (!File.Exists(FilePath(required)))
                 throw new InvalidOperationException($"{Path}: cannot mark the run complete before {required} is written");
         }
+        Publish();
         WriteStatus(RunStatus.Complete, null);
+        ReleaseLock();
     }
 
     /// <summary>Ends the run as diverged, e.g. <c>MarkDiverged("diverged at step 123")</c>; files so far stay.</summary>
@@ -200,12 +297,20 @@ public sealed class RunDirectory
     /// <summary>Ends this process's part of the run after a signal (<c>interrupted at step 123</c>); a checkpoint was written to resume from.</summary>
     public void MarkInterrupted(string reason) => Finish(RunStatus.Interrupted, reason);
 
-    public string FilePath(string fileName) => System.IO.Path.Combine(Path, CheckName(fileName));
+    public string FilePath(string fileName) => System.IO.Path.Combine(_root, CheckName(fileName));
 
     private void Finish(RunStatus status, string reason)
     {
         EnsureRunning();
+        Publish();
         WriteStatus(status, reason);
+        ReleaseLock();
+    }
+
+    private void ReleaseLock()
+    {
+        _lock?.Dispose();
+        _lock = null;
     }
 
     private void WriteStatus(RunStatus status, string? reason)
@@ -221,7 +326,7 @@ public sealed class RunDirectory
     {
         if (Status != RunStatus.Running)
             throw new InvalidOperationException($"{Path}: the run is already {Status.ToString().ToLowerInvariant()}; nothing may be written after that");
-        if (_statusPending)
+        if (_statusPending && !Staged)
         {
             _statusPending = false;
             WriteStatus(RunStatus.Running, null);
@@ -233,6 +338,33 @@ public sealed class RunDirectory
         if (fileName.Length == 0 || fileName.IndexOfAny(['/', '\\']) >= 0 || fileName is "." or ".." || fileName.StartsWith(AtomicFile.TempPrefix, StringComparison.Ordinal))
             throw new ArgumentException($"'{fileName}' is not a plain file name", nameof(fileName));
         return fileName;
+    }
+
+    // Anything in the folder besides a lock (a folder holding only a stale lock counts as empty).
+    private static bool HasRunFiles(string path) =>
+        Directory.Exists(path) && Directory.EnumerateFileSystemEntries(path).Any(e => System.IO.Path.GetFileName(e) != RunLock.FileName);
+
+    private static InputException NotARun(string path) =>
+        new($"{path}: exists, is not empty and is not a run directory (no status file); choose another --out");
+
+    // A hidden folder beside the run: .NAME.lnlab-new-XXXXXXXX (no status file until it is swapped in).
+    private static string SiblingName(string path, string what)
+    {
+        string full = System.IO.Path.TrimEndingDirectorySeparator(System.IO.Path.GetFullPath(path));
+        return System.IO.Path.Combine(System.IO.Path.GetDirectoryName(full)!, $".{System.IO.Path.GetFileName(full)}.lnlab-{what}-{Guid.NewGuid().ToString("N")[..8]}");
+    }
+
+    private static void TryDeleteTree(string path)
+    {
+        try
+        {
+            if (Directory.Exists(path))
+                Directory.Delete(path, recursive: true);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // a hidden leftover beside the run; it holds no status file, so no tool takes it for a run
+        }
     }
 
     private static string DefaultPath(string runsRoot, string name, DateTime now)

@@ -44,7 +44,7 @@ public static class RunOutcome
     {
         ArgumentNullException.ThrowIfNull(dir);
         ArgumentNullException.ThrowIfNull(e);
-        if (dir.Status == RunStatus.Running && dir.Touched)
+        if (dir.Status == RunStatus.Running && dir.Touched && !dir.Staged)
             dir.MarkFailed(e is InputException ? e.Message : $"{e.GetType().Name}: {e.Message}");
     }
 }
@@ -84,6 +84,7 @@ public sealed record SubRun(RunDirectory Directory, RunResult Result)
         catch (Exception e)
         {
             RunOutcome.RecordException(dir, e);
+            dir.Dispose(); // the lock; a replacement that never got ready is dropped
             throw;
         }
     }
