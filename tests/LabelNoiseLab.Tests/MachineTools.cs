@@ -32,6 +32,16 @@ internal static class MachineTools
             Assert.Skip($"{Python} has no numpy (Debian package python3-numpy): nothing independent to compare with");
     }
 
+    private static readonly Lazy<bool> s_torch = new(() => File.Exists(Python) && RunPython(["-c", "import numpy, torch"], out _));
+
+    /// <summary>Skips the calling test unless <see cref="Python"/> imports numpy and torch.</summary>
+    public static void RequirePythonWithTorch()
+    {
+        RequirePythonWithNumpy();
+        if (!s_torch.Value)
+            Assert.Skip($"{Python} has no torch (Debian package python3-torch): no PyTorch model to compare with");
+    }
+
     /// <summary>Skips the calling test unless <see cref="Chromium"/> exists; <paramref name="unchecked"/> says what then goes unchecked.</summary>
     public static string RequireChromium(string @unchecked)
     {

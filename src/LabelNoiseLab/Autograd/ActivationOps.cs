@@ -120,3 +120,24 @@ public sealed class GeluOp : UnaryOp
         }
     }
 }
+
+/// <summary>Leaky ReLU: y = x for x &gt; 0, slope·x otherwise (PyTorch's negative_slope; its gradient at 0 is slope).</summary>
+public sealed class LeakyReluOp(float slope) : UnaryOp
+{
+    public float Slope { get; } = slope;
+
+    public override void Apply(ReadOnlySpan<float> x, Span<float> y)
+    {
+        for (int i = 0; i < x.Length; i++)
+            y[i] = x[i] > 0f ? x[i] : Slope * x[i];
+    }
+
+    protected override void Derivative(ReadOnlySpan<float> x, ReadOnlySpan<float> y, ReadOnlySpan<float> g, Span<float> dx, bool accumulate)
+    {
+        for (int i = 0; i < x.Length; i++)
+        {
+            float d = x[i] > 0f ? g[i] : Slope * g[i];
+            dx[i] = accumulate ? dx[i] + d : d;
+        }
+    }
+}

@@ -280,3 +280,39 @@ public sealed class AvgPool2dOp : Op
         }
     }
 }
+
+/// <summary>Global average pooling: x [N, C, H, W] → y [N, C], the mean of each channel's plane.</summary>
+public sealed class GlobalAvgPool2dOp : Op
+{
+    private static readonly GlobalAvgPool2dOp Instance = new();
+
+    public static Tensor Forward(Tape tape, Tensor x)
+    {
+        if (x.Rank != 4)
+            throw new ShapeException($"global average pooling: input {x.Describe()} must be [N, C, H, W]");
+        int planes = x.Dim(0) * x.Dim(1), plane = x.Dim(2) * x.Dim(3);
+        var y = tape.Workspace(x.Dim(0), x.Dim(1));
+        for (int p = 0; p < planes; p++)
+            y.Span[p] = (float)(BatchNormOp.Sum(x.Span.Slice(p * plane, plane)) / plane);
+        if (tape.Tracks(x))
+            tape.Record(new TapeEntry { Op = Instance, Output = y, A = x });
+        return y;
+    }
+
+    public override void Backward(Tape tape, in TapeEntry e)
+    {
+        var x = e.A!;
+        int plane = x.Dim(2) * x.Dim(3);
+        var dx = GradTarget.For(x);
+        var g = e.Output.Grad!.Span;
+        for (int p = 0; p < g.Length; p++)
+        {
+            var dst = dx.Span.Slice(p * plane, plane);
+            float v = g[p] / plane;
+            if (dx.Accumulate)
+                System.Numerics.Tensors.TensorPrimitives.Add(dst, v, dst);
+            else
+                dst.Fill(v);
+        }
+    }
+}

@@ -43,12 +43,15 @@ public static class ConfigKeys
         Key("noise.map", ClassMap, [], c => c.NoiseMap, (c, v) => c with { NoiseMap = v }, null, "asymmetric noise: true class -> given class, e.g. \"0:6,6:0\"; empty = the data set's built-in map"),
         Key("noise.T", Matrix, [], c => c.NoiseTransition, (c, v) => c with { NoiseTransition = v }, StochasticRows, "transition noise: row-stochastic matrix, rows by ';', entries by ','"),
 
-        Key("model.kind", Choice("mlp", "two_layer_linear", "small_cnn"), "mlp", c => c.ModelKind, (c, v) => c with { ModelKind = v }, null, "model"),
+        Key("model.kind", Choice("mlp", "two_layer_linear", "small_cnn", "resnet", "cnn9"), "mlp", c => c.ModelKind, (c, v) => c with { ModelKind = v }, null, "model (resnet: CIFAR ResNet of He et al.; cnn9: the Co-teaching 9-layer CNN; both need image data)"),
         Key("model.hidden", IntList, [512, 512], c => c.ModelHidden, (c, v) => c with { ModelHidden = v }, PositiveWidths, "hidden widths"),
         Key("model.activation", Choice("relu", "gelu", "tanh", "erf", "identity"), "relu", c => c.ModelActivation, (c, v) => c with { ModelActivation = v }, null, "activation"),
         Key("model.init", Choice("default", "ntk"), "default", c => c.ModelInit, (c, v) => c with { ModelInit = v }, null, "initialisation scheme"),
         Key("model.init_scale", Number, 1.0, c => c.ModelInitScale, (c, v) => c with { ModelInitScale = v }, Positive, "multiplier on the initial weights"),
         Key("model.dropout", Number, 0.0, c => c.ModelDropout, (c, v) => c with { ModelDropout = v }, Range(0, 1, upperOpen: true), "dropout probability"),
+        Key("model.depth", Int, 20, c => c.ModelDepth, (c, v) => c with { ModelDepth = v }, v => v >= 8 && (v - 2) % 6 == 0 ? null : "must be 6n + 2 with n ≥ 1 (8, 14, 20, 32, 44, 56, ...)", "resnet: depth 6n + 2"),
+        Key("model.width", Number, 0.0, c => c.ModelWidth, (c, v) => c with { ModelWidth = v }, AtLeast(0.0), "resnet, cnn9: channel multiplier (resnet 16/32/64 × width, cnn9 128/256/512 × width); 0 = the kind's default (resnet 1, cnn9 0.25)"),
+        Key("model.norm", Choice("batch", "group"), "batch", c => c.ModelNorm, (c, v) => c with { ModelNorm = v }, null, "resnet, cnn9: normalisation after each convolution (batch: BatchNorm2d; group: GroupNorm, per sample)"),
 
         Key("loss.kind", Choice("cross_entropy", "mse"), "cross_entropy", c => c.LossKind, (c, v) => c with { LossKind = v }, null, "training loss"),
 

@@ -55,6 +55,9 @@ public sealed record ExperimentConfig
     public string ModelInit { get; init; } = "";
     public double ModelInitScale { get; init; }
     public double ModelDropout { get; init; }
+    public int ModelDepth { get; init; }
+    public double ModelWidth { get; init; }
+    public string ModelNorm { get; init; } = "";
 
     public string LossKind { get; init; } = "";
 

@@ -198,6 +198,12 @@ public sealed class ExperimentRunner : IExperimentRunner
         PerSampleWeighting? perSample = null;
         if (c.PruneKind != "none" || c.DetectionEnabled || c.DetectionSuspects > 0)
         {
+            string perSampleKey = c.PruneKind != "none" ? "prune.kind" : c.DetectionEnabled ? "detection.enabled" : "detection.suspects";
+            var modules = model.NamedModules().Select(m => m.Module).ToList();
+            if (modules.Any(m => m is BatchNorm))
+                throw new ConfigException(perSampleKey, "needs per-sample gradients, which are undefined under BatchNorm (it mixes the samples of a batch); model.norm: group keeps samples apart, but per-sample gradients of GroupNorm parameters are not implemented yet either, so use a model without normalisation (mlp, small_cnn)");
+            if (modules.Any(m => m is GroupNorm))
+                throw new ConfigException(perSampleKey, "needs per-sample gradients, which are not implemented for GroupNorm parameters (only Linear and Conv2d layers); use a model without normalisation (mlp, small_cnn)");
             var gradients = new PerSampleGradients(model, c.PerSampleConv switch
             {
                 "gram" => ConvNormMethod.Gram,

@@ -112,12 +112,26 @@ public static class ExperimentSetup
             "small_cnn" => train.SampleShape is [int channels, int h, int w] && h == w && h % 4 == 0
                 ? new SmallCnn(channels, h, outputs, activation: activation)
                 : throw new ConfigException("model.kind", $"small_cnn needs square images with a side divisible by 4, data has samples of shape [{string.Join(", ", train.SampleShape)}]"),
+            "resnet" => new ResNet(ImageChannels(c, train), train.SampleShape[1], outputs, c.ModelDepth,
+                c.ModelWidth > 0 ? c.ModelWidth : 1.0, Norm(c)),
+            "cnn9" => new Cnn9(ImageChannels(c, train, minSide: 28), train.SampleShape[1], outputs, Rng.ForPurpose(c.Seed, "dropout"),
+                c.ModelWidth > 0 ? c.ModelWidth : 0.25, Norm(c)),
             _ => throw new ConfigException("model.kind", $"unknown model '{c.ModelKind}'"),
         };
+        if (c.ModelNorm != "batch" && c.ModelKind is not ("resnet" or "cnn9"))
+            throw new ConfigException("model.norm", $"applies to model.kind resnet and cnn9 only, not {c.ModelKind}");
         var init = c.ModelInit == "ntk" ? InitKind.Ntk : InitKind.Default;
         Init.Apply(model, init, Rng.ForPurpose(c.Seed, "init"), (float)c.ModelInitScale);
         return model;
     }
+
+    private static NormKind Norm(ExperimentConfig c) => c.ModelNorm == "group" ? NormKind.Group : NormKind.Batch;
+
+    /// <summary>The channel count of square image samples [C, H, H] (side at least <paramref name="minSide"/>), else the config error.</summary>
+    private static int ImageChannels(ExperimentConfig c, Dataset train, int minSide = 1) =>
+        train.SampleShape is [int channels, int h, int w] && h == w && h >= minSide
+            ? channels
+            : throw new ConfigException("model.kind", $"{c.ModelKind} needs square images{(minSide > 1 ? $" of side {minSide} or more" : "")} (mnist, fashion-mnist, cifar10), data has samples of shape [{string.Join(", ", train.SampleShape)}]");
 
     public static Optimizer CreateOptimizer(ExperimentConfig c, IEnumerable<Tensor> parameters) => c.OptimKind switch
     {

@@ -16,6 +16,7 @@ public delegate void BackwardHook(Module module, Tensor outputGradient);
 public abstract class Module
 {
     private readonly List<(string Name, Tensor Tensor)> _parameters = [];
+    private readonly List<(string Name, Tensor Tensor)> _buffers = [];
     private readonly List<(string Name, Module Module)> _children = [];
     private readonly List<ForwardHook> _forwardHooks = [];
     private readonly List<BackwardHook> _backwardHooks = [];
@@ -67,6 +68,18 @@ public abstract class Module
         return tensor;
     }
 
+    /// <summary>
+    /// Registers model state that is not trained (BatchNorm's running statistics): no gradient,
+    /// not seen by optimizers, but saved and restored with the parameters (<see cref="NamedState"/>).
+    /// </summary>
+    protected Tensor RegisterBuffer(string name, Tensor tensor)
+    {
+        tensor.RequiresGrad = false;
+        tensor.Name = name;
+        _buffers.Add((name, tensor));
+        return tensor;
+    }
+
     protected T RegisterModule<T>(string name, T module) where T : Module
     {
         _children.Add((name, module));
@@ -84,6 +97,31 @@ public abstract class Module
         foreach (var (name, child) in _children)
             foreach (var np in child.NamedParameters(prefix + name + "."))
                 yield return np;
+    }
+
+    /// <summary>Every buffer with its dotted path (<c>bn1.running_mean</c>), in a stable order.</summary>
+    public IEnumerable<(string Name, Tensor Tensor)> NamedBuffers(string prefix = "")
+    {
+        foreach (var (name, b) in _buffers)
+            yield return (prefix + name, b);
+        foreach (var (name, child) in _children)
+            foreach (var nb in child.NamedBuffers(prefix + name + "."))
+                yield return nb;
+    }
+
+    /// <summary>
+    /// The whole model state, parameters and buffers, in PyTorch's state_dict order (each
+    /// module's parameters, its buffers, then its children): what checkpoints save and load.
+    /// </summary>
+    public IEnumerable<(string Name, Tensor Tensor)> NamedState(string prefix = "")
+    {
+        foreach (var (name, p) in _parameters)
+            yield return (prefix + name, p);
+        foreach (var (name, b) in _buffers)
+            yield return (prefix + name, b);
+        foreach (var (name, child) in _children)
+            foreach (var ns in child.NamedState(prefix + name + "."))
+                yield return ns;
     }
 
     /// <summary>Every sub-module (this one first) with its dotted path.</summary>

@@ -83,7 +83,7 @@ public sealed class CoTeaching : ISampleWeighting
     public ComponentState SaveState()
     {
         var state = new ComponentState().Set("acted", Acted).Set("optimizer_steps", _peerOptimizer.StepCount);
-        foreach (var (name, p) in _peer.NamedParameters())
+        foreach (var (name, p) in _peer.NamedState())
             state.SetArray("peer." + name, p.Span.ToArray());
         foreach (var (name, buffer) in _peerOptimizer.StateBuffers())
             state.SetArray("peer_optimizer." + name, (float[])buffer.Clone());
@@ -95,7 +95,7 @@ public sealed class CoTeaching : ISampleWeighting
         ArgumentNullException.ThrowIfNull(state);
         Acted = state.Long("acted");
         _peerOptimizer.StepCount = state.Long("optimizer_steps");
-        foreach (var (name, p) in _peer.NamedParameters())
+        foreach (var (name, p) in _peer.NamedState())
             Copy(state.Array("peer." + name), p.Span, name);
         foreach (var (name, buffer) in _peerOptimizer.StateBuffers())
             Copy(state.Array("peer_optimizer." + name), buffer, name);

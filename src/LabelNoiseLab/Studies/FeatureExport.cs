@@ -48,7 +48,7 @@ public static class FeatureExport
             _ => data.Validation ?? throw new InputException($"{o.RunDir}: the run has no validation split (data.val_fraction = 0)"),
         };
         var model = ExperimentSetup.CreateModel(config, data.Train);
-        Safetensors.LoadInto(checkpoint, model.NamedParameters(), strict: false); // epoch checkpoints also hold optimizer state
+        Safetensors.LoadInto(checkpoint, model.NamedState(), strict: false); // epoch checkpoints also hold optimizer state
         var (values, width) = Activations(model, set, o.Layer);
 
         string outDir = o.OutDir ?? Path.Combine(o.RunDir, "exports", o.Split);

@@ -56,7 +56,7 @@ public static class SpectralRunProbe
             init = SpectralProbe.ProbeModel(model, data, layer, options);
             log?.Invoke(Describe("init", init));
         }
-        Safetensors.LoadInto(checkpoint, model.NamedParameters());
+        Safetensors.LoadInto(checkpoint, model.NamedState());
         var trained = SpectralProbe.ProbeModel(model, data, layer, options);
         log?.Invoke(Describe("trained", trained));
 

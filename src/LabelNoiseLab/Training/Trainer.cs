@@ -300,7 +300,7 @@ public sealed class Trainer
             ["epoch"] = epoch.ToString(CultureInfo.InvariantCulture),
             ["step"] = step.ToString(CultureInfo.InvariantCulture),
         };
-        dir.SaveCheckpoint("final", run.Model.NamedParameters(), metadata);
+        dir.SaveCheckpoint("final", run.Model.NamedState(), metadata);
     }
 
     private static Dictionary<string, object?> WriteSummary(TrainingRun run, List<ITrainingComponent> components, IReadOnlyList<ITrainingCallback> callbacks,

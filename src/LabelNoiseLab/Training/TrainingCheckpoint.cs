@@ -86,7 +86,7 @@ public static class TrainingCheckpoint
         ArgumentNullException.ThrowIfNull(optimizer);
         ArgumentNullException.ThrowIfNull(components);
         ArgumentNullException.ThrowIfNull(state);
-        var tensors = model.NamedParameters().ToList();
+        var tensors = model.NamedState().ToList();
         foreach (var (bufferName, buffer) in optimizer.StateBuffers())
             tensors.Add((OptimizerPrefix + bufferName, new Tensor(buffer, buffer.Length)));
         var values = new Dictionary<string, Dictionary<string, string>>();
@@ -205,7 +205,7 @@ public static class TrainingCheckpoint
         ArgumentNullException.ThrowIfNull(components);
         var state = ReadState(path, options.Fingerprint);
         CheckPosition(path, state, options, batcher);
-        var targets = model.NamedParameters().ToList();
+        var targets = model.NamedState().ToList();
         foreach (var (bufferName, buffer) in optimizer.StateBuffers())
             targets.Add((OptimizerPrefix + bufferName, new Tensor(buffer, buffer.Length)));
         var file = Safetensors.Load(path);
@@ -291,5 +291,5 @@ public static class TrainingCheckpoint
 
     /// <summary>The distinct dropout generators of a model, in module order.</summary>
     public static IReadOnlyList<Tensors.Rng> DropoutGenerators(Model model) =>
-        model.NamedModules().Select(m => m.Module).OfType<Dropout>().Select(d => d.Generator).Distinct().ToList();
+        model.NamedModules().Select(m => m.Module).OfType<IRandomLayer>().Select(d => d.Generator).Distinct().ToList();
 }

@@ -1,0 +1,251 @@
+using LabelNoiseLab.Tensors;
+
+namespace LabelNoiseLab.Autograd;
+
+/// <summary>
+/// Batch normalisation over x [N, C] or [N, C, H, W], per channel c:
+/// y = γ_c·x̂ + β_c with x̂ = (x − μ_c)/√(σ²_c + ε). In training μ, σ² are the batch's (biased
+/// variance, over N·H·W values) and are handed back so the layer can update its running
+/// statistics; in evaluation the running statistics are passed in and used as constants. The
+/// forward saves x̂ and 1/√(σ²+ε) for the backward.
+/// </summary>
+public sealed class BatchNormOp : Op
+{
+    private static readonly BatchNormOp Instance = new();
+
+    /// <param name="batchMean">Training: receives the batch mean per channel.</param>
+    /// <param name="batchVariance">Training: receives the biased batch variance per channel.</param>
+    /// <param name="runningMean">Evaluation: the mean to normalise with (null in training).</param>
+    /// <param name="runningVariance">Evaluation: the variance to normalise with (null in training).</param>
+    public static Tensor Forward(Tape tape, Tensor x, Tensor weight, Tensor bias, float eps,
+        Span<float> batchMean, Span<float> batchVariance, ReadOnlySpan<float> runningMean = default, ReadOnlySpan<float> runningVariance = default)
+    {
+        bool training = runningMean.IsEmpty;
+        var (n, c, plane) = Layout("batchnorm", x, weight, bias);
+        if (training && (batchMean.Length != c || batchVariance.Length != c))
+            throw new ArgumentException($"batchnorm: batch statistics need {c} channels", nameof(batchMean));
+        if (!training && (runningMean.Length != c || runningVariance.Length != c))
+            throw new ArgumentException($"batchnorm: running statistics need {c} channels", nameof(runningMean));
+        int count = n * plane;
+        if (training && count < 2)
+            throw new ShapeException($"batchnorm: training needs more than one value per channel, got input {x.Describe()}");
+        var y = tape.Workspace(x.Shape);
+        bool track = tape.Tracks(x, weight) || tape.Tracks(bias);
+        var xhat = track ? tape.Workspace(x.Shape) : null;
+        var invStd = tape.Workspace(c);
+        var xs = x.Span;
+        var ys = y.Span;
+        for (int ch = 0; ch < c; ch++)
+        {
+            double mean, variance;
+            if (training)
+            {
+                double s = 0;
+                for (int i = 0; i < n; i++)
+                    s += Sum(xs.Slice((i * c + ch) * plane, plane));
+                mean = s / count;
+                double v = 0;
+                for (int i = 0; i < n; i++)
+                    foreach (float value in xs.Slice((i * c + ch) * plane, plane))
+                        v += (value - mean) * (value - mean);
+                variance = v / count;
+                batchMean[ch] = (float)mean;
+                batchVariance[ch] = (float)variance;
+            }
+            else
+            {
+                mean = runningMean[ch];
+                variance = runningVariance[ch];
+            }
+            float inv = (float)(1.0 / Math.Sqrt(variance + eps));
+            invStd.Span[ch] = inv;
+            float m = (float)mean, gamma = weight.Span[ch], beta = bias.Span[ch];
+            for (int i = 0; i < n; i++)
+            {
+                int o = (i * c + ch) * plane;
+                for (int k = o; k < o + plane; k++)
+                {
+                    float h = (xs[k] - m) * inv;
+                    if (xhat is not null)
+                        xhat.Span[k] = h;
+                    ys[k] = gamma * h + beta;
+                }
+            }
+        }
+        if (track)
+            tape.Record(new TapeEntry { Op = Instance, Output = y, A = x, B = weight, C = bias, Saved = xhat, State = invStd, Int0 = training ? 1 : 0 });
+        return y;
+    }
+
+    public override void Backward(Tape tape, in TapeEntry e)
+    {
+        Tensor x = e.A!, weight = e.B!, bias = e.C!;
+        var (n, c, plane) = Layout("batchnorm", x, weight, bias);
+        var g = e.Output.Grad!.Span;
+        var xhat = e.Saved!.Span;
+        var invStd = ((Tensor)e.State!).Span;
+        bool training = e.Int0 == 1;
+        var sumG = new double[c];
+        var sumGx = new double[c];
+        for (int i = 0; i < n; i++)
+        for (int ch = 0; ch < c; ch++)
+        {
+            int o = (i * c + ch) * plane;
+            double s = 0, sx = 0;
+            for (int k = o; k < o + plane; k++)
+            {
+                s += g[k];
+                sx += g[k] * (double)xhat[k];
+            }
+            sumG[ch] += s;
+            sumGx[ch] += sx;
+        }
+        AffineGradients(weight, bias, sumG, sumGx);
+        if (!x.RequiresGrad)
+            return;
+        var dx = GradTarget.For(x);
+        int count = n * plane;
+        for (int ch = 0; ch < c; ch++)
+        {
+            float scale = weight.Span[ch] * invStd[ch];
+            // Training: dx = γ/σ·(g − mean(g) − x̂·mean(g·x̂)); evaluation: dx = γ/σ·g.
+            float meanG = training ? (float)(sumG[ch] / count) : 0f;
+            float meanGx = training ? (float)(sumGx[ch] / count) : 0f;
+            for (int i = 0; i < n; i++)
+            {
+                int o = (i * c + ch) * plane;
+                for (int k = o; k < o + plane; k++)
+                {
+                    float d = scale * (g[k] - meanG - xhat[k] * meanGx);
+                    dx.Span[k] = dx.Accumulate ? dx.Span[k] + d : d;
+                }
+            }
+        }
+    }
+
+    /// <summary>dγ_c (+)= Σ g·x̂, dβ_c (+)= Σ g over the channel.</summary>
+    internal static void AffineGradients(Tensor weight, Tensor bias, double[] sumG, double[] sumGx)
+    {
+        if (weight.RequiresGrad)
+        {
+            var dw = GradTarget.For(weight);
+            for (int ch = 0; ch < sumGx.Length; ch++)
+                dw.Span[ch] = dw.Accumulate ? dw.Span[ch] + (float)sumGx[ch] : (float)sumGx[ch];
+        }
+        if (bias.RequiresGrad)
+        {
+            var db = GradTarget.For(bias);
+            for (int ch = 0; ch < sumG.Length; ch++)
+                db.Span[ch] = db.Accumulate ? db.Span[ch] + (float)sumG[ch] : (float)sumG[ch];
+        }
+    }
+
+    /// <summary>(N, C, H·W) of an input [N, C] or [N, C, H, W] with affine parameters [C].</summary>
+    internal static (int N, int C, int Plane) Layout(string op, Tensor x, Tensor weight, Tensor bias)
+    {
+        if (x.Rank is not (2 or 4))
+            throw new ShapeException($"{op}: input {x.Describe()} must be [N, C] or [N, C, H, W]");
+        int c = x.Dim(1);
+        if (weight.Length != c || bias.Length != c)
+            throw new ShapeException($"{op}: weight {weight.Describe()} and bias {bias.Describe()} must have {c} values for input {x.Describe()}");
+        return (x.Dim(0), c, x.Rank == 4 ? x.Dim(2) * x.Dim(3) : 1);
+    }
+
+    internal static double Sum(ReadOnlySpan<float> values)
+    {
+        double s = 0;
+        foreach (float v in values)
+            s += v;
+        return s;
+    }
+}
+
+/// <summary>
+/// Group normalisation (Wu &amp; He 2018) over x [N, C] or [N, C, H, W]: the C channels are split
+/// into G groups of C/G; each sample's group is normalised by its own mean and (biased)
+/// variance over C/G·H·W values, then y = γ_c·x̂ + β_c. Samples never mix.
+/// </summary>
+public sealed class GroupNormOp : Op
+{
+    private static readonly GroupNormOp Instance = new();
+
+    public static Tensor Forward(Tape tape, Tensor x, Tensor weight, Tensor bias, int groups, float eps)
+    {
+        var (n, c, plane) = BatchNormOp.Layout("groupnorm", x, weight, bias);
+        if (groups < 1 || c % groups != 0)
+            throw new ShapeException($"groupnorm: {groups} groups do not divide {c} channels");
+        int perGroup = c / groups * plane;
+        var y = tape.Workspace(x.Shape);
+        bool track = tape.Tracks(x, weight) || tape.Tracks(bias);
+        var xhat = track ? tape.Workspace(x.Shape) : null;
+        var invStd = tape.Workspace(n * groups);
+        var xs = x.Span;
+        var ys = y.Span;
+        for (int ng = 0; ng < n * groups; ng++)
+        {
+            var values = xs.Slice(ng * perGroup, perGroup);
+            double mean = BatchNormOp.Sum(values) / perGroup, v = 0;
+            foreach (float value in values)
+                v += (value - mean) * (value - mean);
+            float inv = (float)(1.0 / Math.Sqrt(v / perGroup + eps)), m = (float)mean;
+            invStd.Span[ng] = inv;
+            int firstChannel = ng % groups * (c / groups);
+            for (int k = 0; k < perGroup; k++)
+            {
+                int ch = firstChannel + k / plane, idx = ng * perGroup + k;
+                float h = (xs[idx] - m) * inv;
+                if (xhat is not null)
+                    xhat.Span[idx] = h;
+                ys[idx] = weight.Span[ch] * h + bias.Span[ch];
+            }
+        }
+        if (track)
+            tape.Record(new TapeEntry { Op = Instance, Output = y, A = x, B = weight, C = bias, Saved = xhat, State = invStd, Int0 = groups });
+        return y;
+    }
+
+    public override void Backward(Tape tape, in TapeEntry e)
+    {
+        Tensor x = e.A!, weight = e.B!, bias = e.C!;
+        var (n, c, plane) = BatchNormOp.Layout("groupnorm", x, weight, bias);
+        int groups = e.Int0, perGroup = c / groups * plane;
+        var g = e.Output.Grad!.Span;
+        var xhat = e.Saved!.Span;
+        var invStd = ((Tensor)e.State!).Span;
+        var sumG = new double[c];
+        var sumGx = new double[c];
+        for (int i = 0; i < n; i++)
+        for (int ch = 0; ch < c; ch++)
+        {
+            int o = (i * c + ch) * plane;
+            for (int k = o; k < o + plane; k++)
+            {
+                sumG[ch] += g[k];
+                sumGx[ch] += g[k] * (double)xhat[k];
+            }
+        }
+        BatchNormOp.AffineGradients(weight, bias, sumG, sumGx);
+        if (!x.RequiresGrad)
+            return;
+        var dx = GradTarget.For(x);
+        for (int ng = 0; ng < n * groups; ng++)
+        {
+            // With d = γ·g: dx = (1/σ)·(d − mean(d) − x̂·mean(d·x̂)) over the group.
+            int firstChannel = ng % groups * (c / groups), start = ng * perGroup;
+            double sd = 0, sdx = 0;
+            for (int k = 0; k < perGroup; k++)
+            {
+                double d = weight.Span[firstChannel + k / plane] * (double)g[start + k];
+                sd += d;
+                sdx += d * xhat[start + k];
+            }
+            float meanD = (float)(sd / perGroup), meanDx = (float)(sdx / perGroup), inv = invStd[ng];
+            for (int k = 0; k < perGroup; k++)
+            {
+                int idx = start + k;
+                float d = inv * (weight.Span[firstChannel + k / plane] * g[idx] - meanD - xhat[idx] * meanDx);
+                dx.Span[idx] = dx.Accumulate ? dx.Span[idx] + d : d;
+            }
+        }
+    }
+}

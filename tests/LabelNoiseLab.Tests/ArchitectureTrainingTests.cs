@@ -1,0 +1,109 @@
+using LabelNoiseLab.RunFiles;
+
+namespace LabelNoiseLab.Tests;
+
+/// <summary>
+/// `lnlab train` with the convolutional architectures on a tiny 28×28×1 IDX set: a run completes
+/// and its final checkpoint holds the BatchNorm buffers; a run cut after an epoch checkpoint
+/// resumes to the same metrics and the same final bytes (running statistics and the channel
+/// dropout generator restored); bad architecture input is one line, exit 2.
+/// </summary>
+public sealed class ArchitectureTrainingTests : IDisposable
+{
+    private readonly DataTestFiles _data = new();
+    private readonly TempDir _temp = new("arch");
+
+    public ArchitectureTrainingTests()
+    {
+        Write("train", 48, 1);
+        Write("t10k", 16, 2);
+
+        void Write(string prefix, int n, int seed)
+        {
+            var labels = Enumerable.Range(0, n).Select(i => (byte)(i % 10)).ToArray();
+            _data.Write(prefix + "-images-idx3-ubyte", DataTestFiles.IdxImages(DataTestFiles.Pixels(n * 28 * 28, seed), n, 28, 28));
+            _data.Write(prefix + "-labels-idx1-ubyte", DataTestFiles.IdxLabels(labels));
+        }
+    }
+
+    public void Dispose()
+    {
+        _data.Dispose();
+        _temp.Dispose();
+    }
+
+    private static string Config(string model, int epochs = 1, string extra = "") => $$"""
+        name: arch
+        seed: 4
+        epochs: {{epochs}}
+        batch_size: 16
+        checkpoint_every: 1
+        threads: 1
+        data: {name: mnist}
+        noise: {kind: symmetric, rate: 0.2, seed: 1}
+        model: {{model}}
+        optim: {kind: sgd, lr: 0.05, momentum: 0.9}
+        {{extra}}
+        """;
+
+    private const string ResNet = "{kind: resnet, depth: 8, width: 0.25}";
+    private const string Cnn9 = "{kind: cnn9, width: 0.125}";
+
+    private (int Code, string Out, string Err) Train(string yaml, string outDir) =>
+        TestCli.Train(_temp.Path, yaml, "--out", outDir, "--data-dir", _data.Dir);
+
+    [Theory]
+    [InlineData(ResNet)]
+    [InlineData(Cnn9)]
+    public void A_batch_norm_run_resumes_exactly_from_an_epoch_checkpoint(string model)
+    {
+        string whole = _temp.Sub("whole");
+        var (code, stdout, stderr) = Train(Config(model, epochs: 3), whole);
+        Assert.True(code == 0, stderr + stdout);
+        var final = Safetensors.Load(Path.Combine(whole, "checkpoints", "final.safetensors"));
+        Assert.Contains(final.Tensors.Keys, k => k.EndsWith("running_mean", StringComparison.Ordinal));
+        var tracked = final.Tensors.First(t => t.Key.EndsWith("num_batches_tracked", StringComparison.Ordinal)).Value;
+        Assert.Equal(3 * 3, tracked[0]); // 48 samples in batches of 16, 3 epochs
+
+        string cut = _temp.Sub("cut");
+        CopyDirectory(whole, cut);
+        foreach (var name in (string[])["epoch-0002", "epoch-0003", "final"])
+            File.Delete(Path.Combine(cut, "checkpoints", name + ".safetensors"));
+        File.WriteAllText(Path.Combine(cut, "status"), "failed\ninterrupted at step 3\n");
+        (code, stdout, stderr) = TestCli.Run(_temp.Path, "resume", cut, "--data-dir", _data.Dir);
+        Assert.True(code == 0, stderr + stdout);
+        Assert.Equal(ResumeTests.MetricsWithoutTiming(whole), ResumeTests.MetricsWithoutTiming(cut));
+        Assert.Equal(File.ReadAllBytes(Path.Combine(whole, "checkpoints", "final.safetensors")),
+            File.ReadAllBytes(Path.Combine(cut, "checkpoints", "final.safetensors")));
+        Assert.Equal(RunStatus.Complete, RunDirectory.ReadStatus(cut)!.Value.Status);
+    }
+
+    [Theory]
+    [InlineData("{kind: resnet, depth: 10}", "", "model.depth", "6n + 2")]
+    [InlineData("{kind: cnn9}", "", "model.kind", "square images")]
+    [InlineData("{kind: mlp, hidden: [8], norm: group}", "", "model.norm", "resnet and cnn9")]
+    [InlineData(ResNet, "prune: {kind: truncate}", "prune.kind", "BatchNorm")]
+    [InlineData(ResNet, "detection: {suspects: 3}", "detection.suspects", "BatchNorm")]
+    [InlineData("{kind: cnn9, width: 0.125, norm: group}", "detection: {enabled: true}", "detection.enabled", "GroupNorm")]
+    public void Bad_architecture_input_is_one_line_exit_2(string model, string extra, string key, string says)
+    {
+        string yaml = Config(model, extra: extra);
+        if (key == "model.kind")
+            yaml = yaml.Replace("data: {name: mnist}", "data: {name: gaussian-mixture}", StringComparison.Ordinal);
+        var (code, stdout, stderr) = Train(yaml, _temp.Sub("bad"));
+        Assert.True(code == 2, $"exit {code}: {stderr}{stdout}");
+        var lines = stderr.TrimEnd().Split('\n');
+        Assert.Single(lines);
+        Assert.Contains(key, lines[0]);
+        Assert.Contains(says, lines[0]);
+    }
+
+    private static void CopyDirectory(string from, string to)
+    {
+        Directory.CreateDirectory(to);
+        foreach (var file in Directory.GetFiles(from))
+            File.Copy(file, Path.Combine(to, Path.GetFileName(file)));
+        foreach (var dir in Directory.GetDirectories(from))
+            CopyDirectory(dir, Path.Combine(to, Path.GetFileName(dir)));
+    }
+}
