@@ -40,8 +40,10 @@ internal static class TestCli
     /// </summary>
     public static Process Start(IReadOnlyDictionary<string, string>? env, System.Text.StringBuilder? output, params string[] args)
     {
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in (string[])[LnlabDll(), .. args])
+        // Through `env --default-signal`: a test run started as a background job inherits SIGINT
+        // (and perhaps others) ignored, which exec keeps; the signal tests need the defaults back.
+        var start = new ProcessStartInfo("/usr/bin/env") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in (string[])["--default-signal=INT,TERM,HUP", "dotnet", LnlabDll(), .. args])
             start.ArgumentList.Add(a);
         foreach (var (key, value) in env ?? new Dictionary<string, string>())
             start.Environment[key] = value;
