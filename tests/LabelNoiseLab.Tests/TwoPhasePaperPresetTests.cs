@@ -115,9 +115,8 @@ public sealed class TwoPhasePaperPresetTests : IDisposable
                 var down = net.Forward(x);
                 p[j] = keep;
                 var column = new double[k * n];
-                for (int a = 0; a < n; a++)
-                    for (int i = 0; i < k; i++)
-                        column[i * n + a] = (up[a * k + i] - down[a * k + i]) / (2.0 * h);
+                for (int r = 0; r < k * n; r++)
+                    column[r] = (up[r] - down[r]) / (2.0 * h); // row a·k + i, the outputs' layout
                 columns.Add(column);
             }
         }
@@ -131,6 +130,35 @@ public sealed class TwoPhasePaperPresetTests : IDisposable
             }
         }
         Assert.Equal(0, TwoPhasePaperPreset.KernelDistance(kernel, kernel), 1e-12);
+    }
+
+    [Fact]
+    public void The_function_space_twin_takes_the_same_steps_as_the_parameter_space_twin()
+    {
+        var rng = new Rng(8);
+        int n = 6, d = 5, m = 7, k = 3;
+        var x = Random(n * d, rng);
+        var xTest = Random(4 * d, rng);
+        var net = ErfNet.Initialise(d, m, k, rng).On(x);
+        var twin = new LinearisedErfNet(net, x, xTest);
+        var fast = new FunctionSpaceTwin(net, x, xTest);
+        var t = TwoPhasePaperPreset.OneHot([0, 1, 2, 0, 1, 2], k);
+        for (int step = 0; step < 40; step++)
+        {
+            if (step % 2 == 0)
+            {
+                twin.Step(t, 0.5f);
+                fast.Step(t, 0.5f);
+            }
+            else
+            {
+                twin.SamStep(t, 0.5f, 0.1f);
+                fast.SamStep(t, 0.5f, 0.1f);
+            }
+        }
+        Assert.True(TwoPhasePaperPreset.Rms(twin.Forward(train: true), fast.Forward(train: true)) < 1e-4);
+        Assert.True(TwoPhasePaperPreset.Rms(twin.Forward(train: false), fast.Forward(train: false)) < 1e-4);
+        Assert.True(TwoPhasePaperPreset.Rms(twin.Forward(train: true), net.Forward(x)) > 1e-2); // it did move
     }
 
     [Fact]

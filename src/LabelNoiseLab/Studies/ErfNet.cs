@@ -188,40 +188,132 @@ internal sealed class ErfNet : FullBatchModel
         return (mean, Math.Sqrt(norms.Select(v => (v - mean) * (v - mean)).Average()));
     }
 
+    /// <summary>The empirical tangent kernel on inputs x (see <see cref="CrossKernel"/>).</summary>
+    public double[] Kernel(float[] x) => CrossKernel(x, x);
+
     /// <summary>
-    /// The empirical tangent kernel on inputs x, over every (sample, output) pair, in closed form:
-    /// K[(a,i),(b,j)] = δᵢⱼ(h_a·h_b + 1) + Σᵤ W2[i,u]W2[j,u]·s_a,u·s_b,u·(x_a·x_b + 1), s = erf'(z).
-    /// Index (i·n + a, j·n + b).
+    /// The tangent kernel between inputs xa and xb over every (sample, output) pair, in closed form:
+    /// K[(a,i),(b,j)] = δᵢⱼ(h_a·h_b + 1) + Σᵤ W2[i,u]W2[j,u]·s_a,u·s_b,u·(x_a·x_b + 1), s = erf'(z),
+    /// row a·k + i, column b·k + j (the layout of the outputs). K = J(xa)·J(xb)ᵀ over all parameters.
     /// </summary>
-    public double[] Kernel(float[] x)
+    public double[] CrossKernel(float[] xa, float[] xb)
     {
-        int n = x.Length / D, kn = K * n;
-        var z = PreActivations(x);
-        var h = Erf(z);
-        var s = ErfDerivative(z);
-        var hh = new float[n * n];
-        Blas.Sgemm(false, true, n, n, M, 1f, h, M, h, M, 0f, hh, n);
-        var xx = new float[n * n];
-        Blas.Sgemm(false, true, n, n, D, 1f, x, D, x, D, 0f, xx, n);
-        var a = new float[kn * M]; // row i·n + a: s_a ⊙ W2[i]
-        for (int i = 0; i < K; i++)
-            for (int r = 0; r < n; r++)
-                System.Numerics.Tensors.TensorPrimitives.Multiply(s.AsSpan(r * M, M), W2.AsSpan(i * M, M), a.AsSpan((i * n + r) * M, M));
-        var g = new float[kn * kn];
-        Blas.Sgemm(false, true, kn, kn, M, 1f, a, M, a, M, 0f, g, kn);
-        var kernel = new double[kn * kn];
-        for (int i = 0; i < K; i++)
-            for (int j = 0; j < K; j++)
-                for (int p = 0; p < n; p++)
-                    for (int q = 0; q < n; q++)
+        int na = xa.Length / D, nb = xb.Length / D;
+        var (ha, sa) = HiddenAndSlope(xa);
+        var (hb, sb) = HiddenAndSlope(xb);
+        var hh = new float[na * nb];
+        Blas.Sgemm(false, true, na, nb, M, 1f, ha, M, hb, M, 0f, hh, nb);
+        var xx = new float[na * nb];
+        Blas.Sgemm(false, true, na, nb, D, 1f, xa, D, xb, D, 0f, xx, nb);
+        var aa = Scaled(sa, na);
+        var ab = Scaled(sb, nb);
+        int ka = K * na, kb = K * nb;
+        var g = new float[ka * kb];
+        Blas.Sgemm(false, true, ka, kb, M, 1f, aa, M, ab, M, 0f, g, kb);
+        var kernel = new double[ka * kb];
+        for (int a = 0; a < na; a++)
+            for (int i = 0; i < K; i++)
+                for (int b = 0; b < nb; b++)
+                    for (int j = 0; j < K; j++)
                     {
-                        double v = g[(i * n + p) * kn + j * n + q] * ((double)xx[p * n + q] + 1);
+                        double v = g[(i * na + a) * kb + j * nb + b] * ((double)xx[a * nb + b] + 1);
                         if (i == j)
-                            v += hh[p * n + q] + 1;
-                        kernel[(i * n + p) * kn + j * n + q] = v;
+                            v += hh[a * nb + b] + 1;
+                        kernel[(a * K + i) * kb + b * K + j] = v;
                     }
         return kernel;
     }
+
+    private (float[] H, float[] S) HiddenAndSlope(float[] x)
+    {
+        var z = PreActivations(x);
+        return (Erf(z), ErfDerivative(z));
+    }
+
+    /// <summary>Rows i·n + a: s_a ⊙ W2[i].</summary>
+    private float[] Scaled(float[] s, int n)
+    {
+        var a = new float[K * n * M];
+        for (int i = 0; i < K; i++)
+            for (int r = 0; r < n; r++)
+                System.Numerics.Tensors.TensorPrimitives.Multiply(s.AsSpan(r * M, M), W2.AsSpan(i * M, M), a.AsSpan((i * n + r) * M, M));
+        return a;
+    }
+}
+
+/// <summary>
+/// The linearised twin trained in function space: since f_lin = f₀ + J₀Δ and a step moves Δ by
+/// −lr·J₀ᵀr, the outputs move by −lr·K₀r (K₀ = J₀J₀ᵀ, the tangent kernel at θ₀; on test inputs
+/// the cross kernel). The same steps as <see cref="LinearisedErfNet"/> (and SAM: ‖J₀ᵀr‖² = rᵀK₀r,
+/// the ascent point's outputs f + (ρ/‖g‖)·K₀r), at the cost of matrix–vector products with the
+/// (n·k)² kernel instead of the network's parameter-sized products.
+/// </summary>
+internal sealed class FunctionSpaceTwin
+{
+    private readonly double[] _ktt, _kst;
+    private readonly double[] _train, _test;
+    private readonly double[] _r, _kr;
+
+    public FunctionSpaceTwin(ErfNet at, float[] x, float[] xTest)
+    {
+        _ktt = at.CrossKernel(x, x);
+        _kst = at.CrossKernel(xTest, x);
+        _train = [.. at.Forward(x).Select(v => (double)v)];
+        _test = [.. at.Forward(xTest).Select(v => (double)v)];
+        _r = new double[_train.Length];
+        _kr = new double[_train.Length];
+    }
+
+    public float[] Forward(bool train) => [.. (train ? _train : _test).Select(v => (float)v)];
+
+    public void Step(float[] targets, float lr)
+    {
+        Residual(_train, targets, _r);
+        Move(lr, _r);
+    }
+
+    public void SamStep(float[] targets, float lr, float rho)
+    {
+        Residual(_train, targets, _r);
+        MatVec(_ktt, _r, _kr);
+        double norm = Math.Sqrt(Dot(_r, _kr));
+        if (!(norm > 0) || !double.IsFinite(norm))
+        {
+            Move(lr, _r);
+            return;
+        }
+        // The residual at the ascent point f + (ρ/‖g‖)·K₀r.
+        double scale = 1.0 / _train.Length, step = rho / norm;
+        for (int i = 0; i < _r.Length; i++)
+            _r[i] = (_train[i] + step * _kr[i] - targets[i]) * scale;
+        Move(lr, _r);
+    }
+
+    private void Move(float lr, double[] r)
+    {
+        MatVec(_ktt, r, _kr);
+        for (int i = 0; i < _train.Length; i++)
+            _train[i] -= lr * _kr[i];
+        int n = _train.Length;
+        for (int row = 0; row < _test.Length; row++)
+            _test[row] -= lr * Dot(_kst.AsSpan(row * n, n), r);
+    }
+
+    private static void Residual(double[] f, float[] targets, double[] r)
+    {
+        double scale = 1.0 / f.Length;
+        for (int i = 0; i < f.Length; i++)
+            r[i] = (f[i] - targets[i]) * scale;
+    }
+
+    private static void MatVec(double[] m, double[] v, double[] into)
+    {
+        int n = v.Length;
+        for (int row = 0; row < into.Length; row++)
+            into[row] = Dot(m.AsSpan(row * n, n), v);
+    }
+
+    private static double Dot(ReadOnlySpan<double> a, ReadOnlySpan<double> b) => System.Numerics.Tensors.TensorPrimitives.Dot(a, b);
 }
 
 /// <summary>

@@ -241,7 +241,7 @@ public sealed class TwoPhasePaperPreset : IPreset
         var clock = Stopwatch.StartNew();
         int n = y.Length;
         var net = initial.Clone().On(x);
-        var twin = new LinearisedErfNet(initial, x, xTest);
+        var twin = new FunctionSpaceTwin(initial, x, xTest);
         var noise = Rng.ForPurpose(o.Seed, "two-phase-paper-label-noise");
         var targets = OneHot(y, classes);
         var stepTargets = (float[])targets.Clone();
