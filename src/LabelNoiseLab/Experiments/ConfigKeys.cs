@@ -35,6 +35,8 @@ public static class ConfigKeys
         Key("data.val_fraction", Number, 0.0, c => c.DataValFraction, (c, v) => c with { DataValFraction = v }, Range(0, 1, upperOpen: true), "fraction of the training set held out for validation"),
         Key("data.normalize", Choice("none", "standardize"), "none", c => c.DataNormalize, (c, v) => c with { DataNormalize = v }, null, "feature normalisation (statistics from the training split)"),
         Key("data.csv_label_column", Text, "label", c => c.DataCsvLabelColumn, (c, v) => c with { DataCsvLabelColumn = v }, null, "label column of a CSV file (header name)"),
+        Key("data.augment", Choice("none", "crop", "crop_flip"), "none", c => c.DataAugment, (c, v) => c with { DataAugment = v }, null, "image sets: augment each training batch (never evaluation or test data) with random crops of the zero-padded images (crop), and horizontal flips with probability 0.5 (crop_flip); its own generator from seed"),
+        Key("data.augment_padding", Int, 4, c => c.DataAugmentPadding, (c, v) => c with { DataAugmentPadding = v }, AtLeast(0), "data.augment: zero padding on each side before the random H×W crop"),
 
         Key("noise.kind", Choice("none", "symmetric", "pairflip", "asymmetric", "instance", "transition"), "none", c => c.NoiseKind, (c, v) => c with { NoiseKind = v }, null, "label noise model"),
         Key("noise.rate", Number, 0.0, c => c.NoiseRate, (c, v) => c with { NoiseRate = v }, Range(0, 1), "fraction of labels corrupted"),

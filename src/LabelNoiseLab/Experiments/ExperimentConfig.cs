@@ -39,6 +39,8 @@ public sealed record ExperimentConfig
     public double DataValFraction { get; init; }
     public string DataNormalize { get; init; } = "";
     public string DataCsvLabelColumn { get; init; } = "";
+    public string DataAugment { get; init; } = "";
+    public int DataAugmentPadding { get; init; }
 
     public string NoiseKind { get; init; } = "";
     public double NoiseRate { get; init; }

@@ -71,6 +71,7 @@ public sealed class ExperimentRunner : IExperimentRunner
         var train = data.Train;
         if (train.Count < c.BatchSize)
             throw new ConfigException("batch_size", $"{c.BatchSize} is larger than the training set ({train.Count} samples)");
+        var augment = AugmentationFor(c, train);
         bool regression = train.NumClasses == 0;
         if (regression && c.LossKind != "mse")
             throw new ConfigException("loss.kind", $"data set {c.DataName} is a regression set; use mse");
@@ -88,6 +89,8 @@ public sealed class ExperimentRunner : IExperimentRunner
                 callbacks.Add(callback);
         }
         var targets = new List<ITargetStep>();
+        if (augment is not null)
+            targets.Add(augment); // first: the features are final before any other component looks at the batch
         if (c.LabelNoiseKind != "none")
         {
             var step = LabelNoiseFor(c, train);
@@ -133,6 +136,18 @@ public sealed class ExperimentRunner : IExperimentRunner
             Fingerprint = c.ToYaml(),
             CheckpointMetadata = new Dictionary<string, string> { ["model.kind"] = c.ModelKind },
         };
+    }
+
+    /// <summary>The batch augmentation of a config (null when data.augment is none); images only.</summary>
+    private static Augmentation? AugmentationFor(ExperimentConfig c, Dataset train)
+    {
+        if (c.DataAugment == "none")
+            return null;
+        if (c.DataAugmentPadding < 0)
+            throw new ConfigException("data.augment_padding", $"expected a padding ≥ 0, got {c.DataAugmentPadding}");
+        if (train.SampleShape is not [_, _, _])
+            throw new ConfigException("data.augment", $"{c.DataAugment} needs an image data set (mnist, fashion-mnist, cifar10); {c.DataName} has flat samples of shape [{string.Join(", ", train.SampleShape)}]");
+        return new Augmentation(c.DataAugment == "crop_flip" ? AugmentKind.CropFlip : AugmentKind.Crop, train.SampleShape, c.DataAugmentPadding, c.Seed);
     }
 
     private static LabelNoiseStep LabelNoiseFor(ExperimentConfig c, Dataset train)
