@@ -121,6 +121,23 @@ public static class ExperimentSetup
         };
         if (c.ModelNorm != "batch" && c.ModelKind is not ("resnet" or "cnn9"))
             throw new ConfigException("model.norm", $"applies to model.kind resnet and cnn9 only, not {c.ModelKind}");
+        if (c.ModelKind != "vit")
+        {
+            var d = ExperimentConfig.Default;
+            string vitOnly = $"applies to model.kind vit only, not {c.ModelKind}";
+            if (c.ModelPatch != d.ModelPatch)
+                throw new ConfigException("model.patch", vitOnly);
+            if (c.ModelDim != d.ModelDim)
+                throw new ConfigException("model.dim", vitOnly);
+            if (c.ModelVitDepth != d.ModelVitDepth)
+                throw new ConfigException("model.vit_depth", vitOnly);
+            if (c.ModelHeads != d.ModelHeads)
+                throw new ConfigException("model.heads", vitOnly);
+            if (c.ModelMlpRatio != d.ModelMlpRatio)
+                throw new ConfigException("model.mlp_ratio", vitOnly);
+            if (c.ModelPool != d.ModelPool)
+                throw new ConfigException("model.pool", vitOnly);
+        }
         var init = c.ModelInit == "ntk" ? InitKind.Ntk : InitKind.Default;
         Init.Apply(model, init, Rng.ForPurpose(c.Seed, "init"), (float)c.ModelInitScale);
         return model;
