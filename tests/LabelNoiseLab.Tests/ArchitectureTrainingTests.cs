@@ -48,6 +48,22 @@ public sealed class ArchitectureTrainingTests : IDisposable
 
     private const string ResNet = "{kind: resnet, depth: 8, width: 0.25}";
     private const string Cnn9 = "{kind: cnn9, width: 0.125}";
+    private const string Vit = "{kind: vit, patch: 7, dim: 16, vit_depth: 1, heads: 2, mlp_ratio: 2}";
+
+    [Theory]
+    [InlineData(Vit)]
+    [InlineData("{kind: vit, patch: 4, dim: 8, vit_depth: 1, heads: 2, mlp_ratio: 1, pool: mean}")]
+    public void A_vit_run_completes(string model)
+    {
+        string dir = _temp.Sub("vit");
+        var (code, stdout, stderr) = Train(Config(model, epochs: 2), dir);
+        Assert.True(code == 0, stderr + stdout);
+        Assert.Equal(RunStatus.Complete, RunDirectory.ReadStatus(dir)!.Value.Status);
+        var final = Safetensors.Load(Path.Combine(dir, "checkpoints", "final.safetensors"));
+        Assert.Contains("blocks.0.attn.qkv.weight", final.Tensors.Keys);
+        Assert.Contains("pos_embed", final.Tensors.Keys);
+        Assert.Equal(model.Contains("mean", StringComparison.Ordinal), !final.Tensors.ContainsKey("cls_token"));
+    }
 
     private (int Code, string Out, string Err) Train(string yaml, string outDir) =>
         TestCli.Train(_temp.Path, yaml, "--out", outDir, "--data-dir", _data.Dir);
@@ -55,15 +71,19 @@ public sealed class ArchitectureTrainingTests : IDisposable
     [Theory]
     [InlineData(ResNet)]
     [InlineData(Cnn9)]
+    [InlineData(Vit)]
     public void A_batch_norm_run_resumes_exactly_from_an_epoch_checkpoint(string model)
     {
         string whole = _temp.Sub("whole");
         var (code, stdout, stderr) = Train(Config(model, epochs: 3), whole);
         Assert.True(code == 0, stderr + stdout);
         var final = Safetensors.Load(Path.Combine(whole, "checkpoints", "final.safetensors"));
-        Assert.Contains(final.Tensors.Keys, k => k.EndsWith("running_mean", StringComparison.Ordinal));
-        var tracked = final.Tensors.First(t => t.Key.EndsWith("num_batches_tracked", StringComparison.Ordinal)).Value;
-        Assert.Equal(3 * 3, tracked[0]); // 48 samples in batches of 16, 3 epochs
+        if (model != Vit) // vit has no BatchNorm: only its parameters (cls_token [1, 1, D] among them) are resumed
+        {
+            Assert.Contains(final.Tensors.Keys, k => k.EndsWith("running_mean", StringComparison.Ordinal));
+            var tracked = final.Tensors.First(t => t.Key.EndsWith("num_batches_tracked", StringComparison.Ordinal)).Value;
+            Assert.Equal(3 * 3, tracked[0]); // 48 samples in batches of 16, 3 epochs
+        }
 
         string cut = _temp.Sub("cut");
         CopyDirectory(whole, cut);
@@ -85,6 +105,13 @@ public sealed class ArchitectureTrainingTests : IDisposable
     [InlineData(ResNet, "prune: {kind: truncate}", "prune.kind", "BatchNorm")]
     [InlineData(ResNet, "detection: {suspects: 3}", "detection.suspects", "BatchNorm")]
     [InlineData("{kind: cnn9, width: 0.125, norm: group}", "detection: {enabled: true}", "detection.enabled", "GroupNorm")]
+    [InlineData("{kind: vit}", "", "model.kind", "square images")]
+    [InlineData("{kind: vit, patch: 5}", "", "model.patch", "does not divide the image side 28")]
+    [InlineData("{kind: vit, dim: 30, heads: 4}", "", "model.heads", "do not divide model.dim 30")]
+    [InlineData(Vit, "prune: {kind: truncate}", "prune.kind", "not supported for model.kind vit")]
+    [InlineData("{kind: resnet, depth: 8, heads: 2}", "", "model.heads", "applies to model.kind vit only")]
+    [InlineData("{kind: mlp, hidden: [8], pool: mean}", "", "model.pool", "applies to model.kind vit only")]
+    [InlineData(Vit, "detection: {suspects: 3}", "detection.suspects", "not supported for model.kind vit")]
     public void Bad_architecture_input_is_one_line_exit_2(string model, string extra, string key, string says)
     {
         string yaml = Config(model, extra: extra);

@@ -45,7 +45,7 @@ public static class ConfigKeys
         Key("noise.map", ClassMap, [], c => c.NoiseMap, (c, v) => c with { NoiseMap = v }, null, "asymmetric noise: true class -> given class, e.g. \"0:6,6:0\"; empty = the data set's built-in map"),
         Key("noise.T", Matrix, [], c => c.NoiseTransition, (c, v) => c with { NoiseTransition = v }, StochasticRows, "transition noise: row-stochastic matrix, rows by ';', entries by ','"),
 
-        Key("model.kind", Choice("mlp", "two_layer_linear", "small_cnn", "resnet", "cnn9"), "mlp", c => c.ModelKind, (c, v) => c with { ModelKind = v }, null, "model (resnet: CIFAR ResNet of He et al.; cnn9: the Co-teaching 9-layer CNN; both need image data)"),
+        Key("model.kind", Choice("mlp", "two_layer_linear", "small_cnn", "resnet", "cnn9", "vit"), "mlp", c => c.ModelKind, (c, v) => c with { ModelKind = v }, null, "model (resnet: CIFAR ResNet of He et al.; cnn9: the Co-teaching 9-layer CNN; vit: a small Vision Transformer; all three need image data)"),
         Key("model.hidden", IntList, [512, 512], c => c.ModelHidden, (c, v) => c with { ModelHidden = v }, PositiveWidths, "hidden widths"),
         Key("model.activation", Choice("relu", "gelu", "tanh", "erf", "identity"), "relu", c => c.ModelActivation, (c, v) => c with { ModelActivation = v }, null, "activation"),
         Key("model.init", Choice("default", "ntk"), "default", c => c.ModelInit, (c, v) => c with { ModelInit = v }, null, "initialisation scheme"),
@@ -54,6 +54,12 @@ public static class ConfigKeys
         Key("model.depth", Int, 20, c => c.ModelDepth, (c, v) => c with { ModelDepth = v }, v => v >= 8 && (v - 2) % 6 == 0 ? null : "must be 6n + 2 with n ≥ 1 (8, 14, 20, 32, 44, 56, ...)", "resnet: depth 6n + 2"),
         Key("model.width", Number, 0.0, c => c.ModelWidth, (c, v) => c with { ModelWidth = v }, AtLeast(0.0), "resnet, cnn9: channel multiplier (resnet 16/32/64 × width, cnn9 128/256/512 × width); 0 = the kind's default (resnet 1, cnn9 0.25)"),
         Key("model.norm", Choice("batch", "group"), "batch", c => c.ModelNorm, (c, v) => c with { ModelNorm = v }, null, "resnet, cnn9: normalisation after each convolution (batch: BatchNorm2d; group: GroupNorm, per sample)"),
+        Key("model.patch", Int, 7, c => c.ModelPatch, (c, v) => c with { ModelPatch = v }, AtLeast(1), "vit: patch side p (must divide the image side; 7 or 4 for 28×28)"),
+        Key("model.dim", Int, 64, c => c.ModelDim, (c, v) => c with { ModelDim = v }, AtLeast(1), "vit: token dimension D"),
+        Key("model.vit_depth", Int, 4, c => c.ModelVitDepth, (c, v) => c with { ModelVitDepth = v }, AtLeast(1), "vit: number of transformer blocks"),
+        Key("model.heads", Int, 4, c => c.ModelHeads, (c, v) => c with { ModelHeads = v }, AtLeast(1), "vit: attention heads (must divide model.dim)"),
+        Key("model.mlp_ratio", Number, 4.0, c => c.ModelMlpRatio, (c, v) => c with { ModelMlpRatio = v }, Positive, "vit: MLP hidden width = round(dim × mlp_ratio)"),
+        Key("model.pool", Choice("cls", "mean"), "cls", c => c.ModelPool, (c, v) => c with { ModelPool = v }, null, "vit: cls (a class token, pooled) or mean (no class token, mean over the patch tokens)"),
 
         Key("loss.kind", Choice("cross_entropy", "mse"), "cross_entropy", c => c.LossKind, (c, v) => c with { LossKind = v }, null, "training loss"),
 

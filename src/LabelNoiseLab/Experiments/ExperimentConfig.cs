@@ -60,6 +60,12 @@ public sealed record ExperimentConfig
     public int ModelDepth { get; init; }
     public double ModelWidth { get; init; }
     public string ModelNorm { get; init; } = "";
+    public int ModelPatch { get; init; }
+    public int ModelDim { get; init; }
+    public int ModelVitDepth { get; init; }
+    public int ModelHeads { get; init; }
+    public double ModelMlpRatio { get; init; }
+    public string ModelPool { get; init; } = "";
 
     public string LossKind { get; init; } = "";
 

@@ -116,13 +116,44 @@ public static class ExperimentSetup
                 c.ModelWidth > 0 ? c.ModelWidth : 1.0, Norm(c)),
             "cnn9" => new Cnn9(ImageChannels(c, train, minSide: 28), train.SampleShape[1], outputs, Rng.ForPurpose(c.Seed, "dropout"),
                 c.ModelWidth > 0 ? c.ModelWidth : 0.25, Norm(c)),
+            "vit" => CreateVit(c, train, outputs),
             _ => throw new ConfigException("model.kind", $"unknown model '{c.ModelKind}'"),
         };
         if (c.ModelNorm != "batch" && c.ModelKind is not ("resnet" or "cnn9"))
             throw new ConfigException("model.norm", $"applies to model.kind resnet and cnn9 only, not {c.ModelKind}");
+        if (c.ModelKind != "vit")
+        {
+            var d = ExperimentConfig.Default;
+            string vitOnly = $"applies to model.kind vit only, not {c.ModelKind}";
+            if (c.ModelPatch != d.ModelPatch)
+                throw new ConfigException("model.patch", vitOnly);
+            if (c.ModelDim != d.ModelDim)
+                throw new ConfigException("model.dim", vitOnly);
+            if (c.ModelVitDepth != d.ModelVitDepth)
+                throw new ConfigException("model.vit_depth", vitOnly);
+            if (c.ModelHeads != d.ModelHeads)
+                throw new ConfigException("model.heads", vitOnly);
+            if (c.ModelMlpRatio != d.ModelMlpRatio)
+                throw new ConfigException("model.mlp_ratio", vitOnly);
+            if (c.ModelPool != d.ModelPool)
+                throw new ConfigException("model.pool", vitOnly);
+        }
         var init = c.ModelInit == "ntk" ? InitKind.Ntk : InitKind.Default;
         Init.Apply(model, init, Rng.ForPurpose(c.Seed, "init"), (float)c.ModelInitScale);
         return model;
+    }
+
+    private static VisionTransformer CreateVit(ExperimentConfig c, Dataset train, int outputs)
+    {
+        int channels = ImageChannels(c, train), side = train.SampleShape[1];
+        if (side % c.ModelPatch != 0)
+            throw new ConfigException("model.patch", $"{c.ModelPatch} does not divide the image side {side} (for {side}×{side}: {string.Join(", ", Enumerable.Range(1, side).Where(p => side % p == 0 && p > 1 && p < side))})");
+        if (c.ModelDim % c.ModelHeads != 0)
+            throw new ConfigException("model.heads", $"{c.ModelHeads} heads do not divide model.dim {c.ModelDim}");
+        if (Math.Round(c.ModelDim * c.ModelMlpRatio, MidpointRounding.AwayFromZero) < 1)
+            throw new ConfigException("model.mlp_ratio", $"{c.ModelMlpRatio} × model.dim {c.ModelDim} leaves no hidden unit");
+        return new VisionTransformer(channels, side, outputs, c.ModelPatch, c.ModelDim, c.ModelVitDepth, c.ModelHeads, c.ModelMlpRatio,
+            classToken: c.ModelPool == "cls");
     }
 
     private static NormKind Norm(ExperimentConfig c) => c.ModelNorm == "group" ? NormKind.Group : NormKind.Batch;

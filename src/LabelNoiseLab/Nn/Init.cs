@@ -13,11 +13,18 @@ public enum InitKind
 
 public static class Init
 {
-    /// <summary>Initialises every Linear and Conv2d of <paramref name="model"/> in parameter order.</summary>
+    /// <summary>Initialises every Linear and Conv2d of <paramref name="model"/> in parameter order (and a vision transformer's embeddings).</summary>
     public static void Apply(Module model, InitKind kind, Rng rng, float scale = 1f)
     {
         foreach (var (_, module) in model.NamedModules())
         {
+            if (module is VisionTransformer vit)
+            {
+                // timm draws them from a truncated N(0, 0.02²); at 0.02 truncation at ±2 never bites in practice.
+                if (vit.ClsToken is not null)
+                    Normal(vit.ClsToken.Span, VisionTransformer.EmbeddingStd * scale, rng);
+                Normal(vit.PosEmbed.Span, VisionTransformer.EmbeddingStd * scale, rng);
+            }
             var (weight, bias, fanIn) = module switch
             {
                 Linear l => (l.Weight, l.Bias, l.Inputs),

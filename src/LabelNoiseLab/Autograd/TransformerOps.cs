@@ -1,0 +1,397 @@
+using LabelNoiseLab.Tensors;
+
+namespace LabelNoiseLab.Autograd;
+
+// Sequence tensors are 2-D [N·T, D]: row n·T + t is token t of sample n. The ops that need T
+// (token assembly, attention, pooling) take it as an argument.
+
+/// <summary>
+/// Layer normalisation over the last dimension (PyTorch's nn.LayerNorm(D)): each row of
+/// x [R, D] is normalised by its own mean and biased variance, then y = γ·x̂ + β with γ, β [D].
+/// </summary>
+public sealed class LayerNormOp : Op
+{
+    private static readonly LayerNormOp Instance = new();
+
+    public static Tensor Forward(Tape tape, Tensor x, Tensor weight, Tensor bias, float eps)
+    {
+        int d = x.Dim(-1), rows = x.Length / d;
+        if (weight.Length != d || bias.Length != d)
+            throw new ShapeException($"layernorm: weight {weight.Describe()} and bias {bias.Describe()} must have {d} values for input {x.Describe()}");
+        var y = tape.Workspace(x.Shape);
+        bool track = tape.Tracks(x, weight) || tape.Tracks(bias);
+        var xhat = track ? tape.Workspace(x.Shape) : null;
+        var invStd = tape.Workspace(rows);
+        var xs = x.Span;
+        var ys = y.Span;
+        var gamma = weight.Span;
+        var beta = bias.Span;
+        for (int r = 0; r < rows; r++)
+        {
+            var row = xs.Slice(r * d, d);
+            double mean = BatchNormOp.Sum(row) / d, v = 0;
+            foreach (float value in row)
+                v += (value - mean) * (value - mean);
+            float inv = (float)(1.0 / Math.Sqrt(v / d + eps)), m = (float)mean;
+            invStd.Span[r] = inv;
+            for (int k = 0; k < d; k++)
+            {
+                int idx = r * d + k;
+                float h = (xs[idx] - m) * inv;
+                if (xhat is not null)
+                    xhat.Span[idx] = h;
+                ys[idx] = gamma[k] * h + beta[k];
+            }
+        }
+        if (track)
+            tape.Record(new TapeEntry { Op = Instance, Output = y, A = x, B = weight, C = bias, Saved = xhat, State = invStd });
+        return y;
+    }
+
+    public override void Backward(Tape tape, in TapeEntry e)
+    {
+        Tensor x = e.A!, weight = e.B!, bias = e.C!;
+        int d = x.Dim(-1), rows = x.Length / d;
+        var g = e.Output.Grad!.Span;
+        var xhat = e.Saved!.Span;
+        var invStd = ((Tensor)e.State!).Span;
+        var sumG = new double[d];
+        var sumGx = new double[d];
+        for (int r = 0; r < rows; r++)
+            for (int k = 0; k < d; k++)
+            {
+                int idx = r * d + k;
+                sumG[k] += g[idx];
+                sumGx[k] += g[idx] * (double)xhat[idx];
+            }
+        BatchNormOp.AffineGradients(weight, bias, sumG, sumGx);
+        if (!x.RequiresGrad)
+            return;
+        var dx = GradTarget.For(x);
+        var gamma = weight.Span;
+        for (int r = 0; r < rows; r++)
+        {
+            // With d = γ·g: dx = (1/σ)·(d − mean(d) − x̂·mean(d·x̂)) over the row.
+            int start = r * d;
+            double sd = 0, sdx = 0;
+            for (int k = 0; k < d; k++)
+            {
+                double dk = gamma[k] * (double)g[start + k];
+                sd += dk;
+                sdx += dk * xhat[start + k];
+            }
+            float meanD = (float)(sd / d), meanDx = (float)(sdx / d), inv = invStd[r];
+            for (int k = 0; k < d; k++)
+            {
+                int idx = start + k;
+                float v = inv * (gamma[k] * g[idx] - meanD - xhat[idx] * meanDx);
+                dx.Span[idx] = dx.Accumulate ? dx.Span[idx] + v : v;
+            }
+        }
+    }
+}
+
+/// <summary>
+/// Cuts images x [N, C, H, W] into non-overlapping p×p patches: y [N·T, C·p·p] with
+/// T = (H/p)·(W/p) patches in row-major order, each flattened as (c, i, j), which is the layout
+/// of a Conv2d weight [D, C, p, p]: y·Wᵀ equals the convolution with kernel = stride = p,
+/// flattened and transposed to tokens (PyTorch's <c>proj(x).flatten(2).transpose(1, 2)</c>).
+/// </summary>
+public sealed class PatchifyOp : Op
+{
+    private static readonly PatchifyOp Instance = new();
+
+    public static Tensor Forward(Tape tape, Tensor x, int patch)
+    {
+        if (x.Rank != 4 || patch < 1 || x.Dim(2) % patch != 0 || x.Dim(3) % patch != 0)
+            throw new ShapeException($"patchify: input {x.Describe()} must be [N, C, H, W] with H and W divisible by the patch size {patch}");
+        int n = x.Dim(0), c = x.Dim(1), h = x.Dim(2), w = x.Dim(3);
+        int ph = h / patch, pw = w / patch;
+        var y = tape.Workspace(n * ph * pw, c * patch * patch);
+        Map(x.Span, y.Span, n, c, h, w, patch, toPatches: true, accumulate: false);
+        if (tape.Tracks(x))
+            tape.Record(new TapeEntry { Op = Instance, Output = y, A = x, Int0 = patch });
+        return y;
+    }
+
+    public override void Backward(Tape tape, in TapeEntry e)
+    {
+        var x = e.A!;
+        var dx = GradTarget.For(x);
+        Map(dx.Span, e.Output.Grad!.Span, x.Dim(0), x.Dim(1), x.Dim(2), x.Dim(3), e.Int0, toPatches: false, dx.Accumulate);
+    }
+
+    /// <summary>Copies image → patches, or patches → image (adding when <paramref name="accumulate"/>).</summary>
+    private static void Map(Span<float> image, Span<float> patches, int n, int c, int h, int w, int p, bool toPatches, bool accumulate)
+    {
+        int ph = h / p, pw = w / p, len = c * p * p;
+        for (int s = 0; s < n; s++)
+            for (int a = 0; a < ph; a++)
+                for (int b = 0; b < pw; b++)
+                {
+                    int row = (s * ph + a) * pw + b;
+                    for (int ch = 0; ch < c; ch++)
+                        for (int i = 0; i < p; i++)
+                        {
+                            var img = image.Slice(((s * c + ch) * h + a * p + i) * w + b * p, p);
+                            var pat = patches.Slice(row * len + (ch * p + i) * p, p);
+                            if (toPatches)
+                                img.CopyTo(pat);
+                            else if (accumulate)
+                                System.Numerics.Tensors.TensorPrimitives.Add(img, pat, img);
+                            else
+                                pat.CopyTo(img);
+                        }
+                }
+    }
+}
+
+/// <summary>
+/// Token assembly of a vision transformer: patch embeddings [N·T, D], an optional class token
+/// [1, 1, D] put first, and learned position embeddings [1, T', D] added (T' = T or T + 1):
+/// y [N·T', D], y[n, 0] = cls + pos[0], y[n, t'] = patch[n, t' − 1] + pos[t'].
+/// </summary>
+public sealed class TokenEmbedOp : Op
+{
+    private static readonly TokenEmbedOp Instance = new();
+
+    public static Tensor Forward(Tape tape, Tensor patches, int tokens, Tensor? cls, Tensor pos)
+    {
+        int d = patches.Dim(-1), n = patches.Length / d / tokens, extra = cls is null ? 0 : 1, total = tokens + extra;
+        if (n * tokens * d != patches.Length || pos.Length != total * d || (cls is not null && cls.Length != d))
+            throw new ShapeException($"token embedding: patches {patches.Describe()} with {tokens} tokens, class token {cls?.Describe() ?? "none"}, position embedding {pos.Describe()} do not fit");
+        var y = tape.Workspace(n * total, d);
+        var ys = y.Span;
+        var ps = pos.Span;
+        for (int s = 0; s < n; s++)
+        {
+            if (cls is not null)
+                System.Numerics.Tensors.TensorPrimitives.Add(cls.Span, ps[..d], ys.Slice(s * total * d, d));
+            System.Numerics.Tensors.TensorPrimitives.Add(patches.Span.Slice(s * tokens * d, tokens * d), ps[(extra * d)..],
+                ys.Slice((s * total + extra) * d, tokens * d));
+        }
+        if (tape.Tracks(patches, pos) || (cls is not null && tape.Tracks(cls)))
+            tape.Record(new TapeEntry { Op = Instance, Output = y, A = patches, B = pos, C = cls, Int0 = tokens });
+        return y;
+    }
+
+    public override void Backward(Tape tape, in TapeEntry e)
+    {
+        Tensor patches = e.A!, pos = e.B!;
+        var cls = e.C;
+        int tokens = e.Int0, d = patches.Dim(-1), n = patches.Length / d / tokens, extra = cls is null ? 0 : 1, total = tokens + extra;
+        var g = e.Output.Grad!.Span;
+        if (patches.RequiresGrad)
+        {
+            var dp = GradTarget.For(patches);
+            for (int s = 0; s < n; s++)
+            {
+                var src = g.Slice((s * total + extra) * d, tokens * d);
+                var dst = dp.Span.Slice(s * tokens * d, tokens * d);
+                if (dp.Accumulate)
+                    System.Numerics.Tensors.TensorPrimitives.Add(dst, src, dst);
+                else
+                    src.CopyTo(dst);
+            }
+        }
+        if (pos.RequiresGrad)
+        {
+            var sum = new double[total * d];
+            for (int s = 0; s < n; s++)
+                for (int k = 0; k < total * d; k++)
+                    sum[k] += g[s * total * d + k];
+            var dpos = GradTarget.For(pos);
+            for (int k = 0; k < sum.Length; k++)
+                dpos.Span[k] = dpos.Accumulate ? dpos.Span[k] + (float)sum[k] : (float)sum[k];
+        }
+        if (cls is { RequiresGrad: true })
+        {
+            var sum = new double[d];
+            for (int s = 0; s < n; s++)
+                for (int k = 0; k < d; k++)
+                    sum[k] += g[s * total * d + k];
+            var dc = GradTarget.For(cls);
+            for (int k = 0; k < d; k++)
+                dc.Span[k] = dc.Accumulate ? dc.Span[k] + (float)sum[k] : (float)sum[k];
+        }
+    }
+}
+
+/// <summary>
+/// Multi-head scaled dot-product self-attention on a fused projection qkv [N·T, 3D] (columns:
+/// q, k, v, each split into H heads of D/H, as PyTorch's
+/// <c>qkv.reshape(N, T, 3, H, D/H).permute(2, 0, 3, 1, 4)</c>): per sample and head
+/// P = softmax(Q·Kᵀ/√(D/H)) row-wise (the row maximum subtracted first), O = P·V; y [N·T, D]
+/// holds the heads side by side (<c>(P·V).transpose(1, 2).reshape(N, T, D)</c>). The forward
+/// saves P for the backward.
+/// </summary>
+public sealed class SelfAttentionOp : Op
+{
+    private static readonly SelfAttentionOp Instance = new();
+
+    public static Tensor Forward(Tape tape, Tensor qkv, int tokens, int heads)
+    {
+        if (qkv.Rank != 2 || qkv.Dim(1) % 3 != 0 || tokens < 1 || qkv.Rows % tokens != 0)
+            throw new ShapeException($"attention: input {qkv.Describe()} must be [N·{tokens}, 3D]");
+        int d = qkv.Dim(1) / 3;
+        if (heads < 1 || d % heads != 0)
+            throw new ShapeException($"attention: {heads} heads do not divide the dimension {d}");
+        int n = qkv.Rows / tokens, hd = d / heads, t = tokens, w = 3 * d;
+        float scale = 1f / MathF.Sqrt(hd);
+        var y = tape.Workspace(n * t, d);
+        var probs = tape.Workspace(n * heads * t * t);
+        var q = qkv.Span;
+        var ys = y.Span;
+        var ps = probs.Span;
+        for (int s = 0; s < n; s++)
+            for (int h = 0; h < heads; h++)
+            {
+                var p = ps.Slice((s * heads + h) * t * t, t * t);
+                for (int i = 0; i < t; i++)
+                {
+                    var qi = q.Slice((s * t + i) * w + h * hd, hd);
+                    var row = p.Slice(i * t, t);
+                    float max = float.NegativeInfinity;
+                    for (int j = 0; j < t; j++)
+                    {
+                        float dot = 0f;
+                        var kj = q.Slice((s * t + j) * w + d + h * hd, hd);
+                        for (int k = 0; k < hd; k++)
+                            dot += qi[k] * kj[k];
+                        row[j] = dot * scale;
+                        max = MathF.Max(max, row[j]);
+                    }
+                    double total = 0;
+                    for (int j = 0; j < t; j++)
+                    {
+                        row[j] = MathF.Exp(row[j] - max);
+                        total += row[j];
+                    }
+                    float inv = (float)(1.0 / total);
+                    var yi = ys.Slice((s * t + i) * d + h * hd, hd);
+                    yi.Clear();
+                    for (int j = 0; j < t; j++)
+                    {
+                        row[j] *= inv;
+                        var vj = q.Slice((s * t + j) * w + 2 * d + h * hd, hd);
+                        for (int k = 0; k < hd; k++)
+                            yi[k] += row[j] * vj[k];
+                    }
+                }
+            }
+        if (tape.Tracks(qkv))
+            tape.Record(new TapeEntry { Op = Instance, Output = y, A = qkv, Saved = probs, Int0 = tokens, Int1 = heads });
+        return y;
+    }
+
+    public override void Backward(Tape tape, in TapeEntry e)
+    {
+        var qkv = e.A!;
+        int t = e.Int0, heads = e.Int1, d = qkv.Dim(1) / 3, n = qkv.Rows / t, hd = d / heads, w = 3 * d;
+        float scale = 1f / MathF.Sqrt(hd);
+        var q = qkv.Span;
+        var g = e.Output.Grad!.Span;
+        var ps = e.Saved!.Span;
+        var dx = GradTarget.For(qkv);
+        var ds = dx.Span;
+        if (!dx.Accumulate)
+            ds.Clear();
+        var dp = new float[t];
+        for (int s = 0; s < n; s++)
+            for (int h = 0; h < heads; h++)
+            {
+                var p = ps.Slice((s * heads + h) * t * t, t * t);
+                for (int i = 0; i < t; i++)
+                {
+                    var gi = g.Slice((s * t + i) * d + h * hd, hd);
+                    var row = p.Slice(i * t, t);
+                    // dV_j += P_ij·g_i; dP_ij = g_i·V_j; dS_ij = P_ij·(dP_ij − Σ_j' P_ij'·dP_ij').
+                    double weighted = 0;
+                    for (int j = 0; j < t; j++)
+                    {
+                        var vj = q.Slice((s * t + j) * w + 2 * d + h * hd, hd);
+                        var dvj = ds.Slice((s * t + j) * w + 2 * d + h * hd, hd);
+                        float dot = 0f;
+                        for (int k = 0; k < hd; k++)
+                        {
+                            dot += gi[k] * vj[k];
+                            dvj[k] += row[j] * gi[k];
+                        }
+                        dp[j] = dot;
+                        weighted += row[j] * (double)dot;
+                    }
+                    var qi = q.Slice((s * t + i) * w + h * hd, hd);
+                    var dqi = ds.Slice((s * t + i) * w + h * hd, hd);
+                    for (int j = 0; j < t; j++)
+                    {
+                        float dsij = row[j] * (dp[j] - (float)weighted) * scale;
+                        var kj = q.Slice((s * t + j) * w + d + h * hd, hd);
+                        var dkj = ds.Slice((s * t + j) * w + d + h * hd, hd);
+                        for (int k = 0; k < hd; k++)
+                        {
+                            dqi[k] += dsij * kj[k];
+                            dkj[k] += dsij * qi[k];
+                        }
+                    }
+                }
+            }
+    }
+}
+
+/// <summary>
+/// Pools tokens x [N·T, D] to [N, D]: the first token (a class token) or the mean over tokens.
+/// </summary>
+public sealed class TokenPoolOp : Op
+{
+    private static readonly TokenPoolOp Instance = new();
+
+    public static Tensor Forward(Tape tape, Tensor x, int tokens, bool first)
+    {
+        int d = x.Dim(-1), n = x.Length / d / tokens;
+        if (tokens < 1 || n * tokens * d != x.Length)
+            throw new ShapeException($"token pooling: input {x.Describe()} is not [N·{tokens}, D]");
+        var y = tape.Workspace(n, d);
+        var xs = x.Span;
+        var ys = y.Span;
+        for (int s = 0; s < n; s++)
+        {
+            var ysRow = ys.Slice(s * d, d);
+            if (first)
+            {
+                xs.Slice(s * tokens * d, d).CopyTo(ysRow);
+                continue;
+            }
+            for (int k = 0; k < d; k++)
+            {
+                double sum = 0;
+                for (int i = 0; i < tokens; i++)
+                    sum += xs[(s * tokens + i) * d + k];
+                ysRow[k] = (float)(sum / tokens);
+            }
+        }
+        if (tape.Tracks(x))
+            tape.Record(new TapeEntry { Op = Instance, Output = y, A = x, Int0 = tokens, Int1 = first ? 1 : 0 });
+        return y;
+    }
+
+    public override void Backward(Tape tape, in TapeEntry e)
+    {
+        var x = e.A!;
+        int tokens = e.Int0, d = x.Dim(-1), n = x.Length / d / tokens;
+        bool first = e.Int1 == 1;
+        var g = e.Output.Grad!.Span;
+        var dx = GradTarget.For(x);
+        float w = first ? 1f : 1f / tokens;
+        for (int s = 0; s < n; s++)
+            for (int i = 0; i < tokens; i++)
+            {
+                var dst = dx.Span.Slice((s * tokens + i) * d, d);
+                var src = g.Slice(s * d, d);
+                for (int k = 0; k < d; k++)
+                {
+                    float v = first && i > 0 ? 0f : w * src[k];
+                    dst[k] = dx.Accumulate ? dst[k] + v : v;
+                }
+            }
+    }
+}
