@@ -24,9 +24,9 @@ public sealed class ComponentResumeTests : IDisposable
         "--set", "probe.set_size=100", "--set", "probe.phases=true", "--set", "detection.enabled=true", "--set", "detection.suspects=10",
     ];
 
-    // (a) co-teaching + forward correction with T estimated after 2 epochs (from anchor points).
+    // (a) co-teaching + forward correction with T estimated after 2 epochs (from anchor points), dropout in both networks.
     private static readonly string[] CoTeaching =
-        ["--set", "select.kind=co_teaching", "--set", "select.forget_epochs=3", "--set", "robust.loss=forward", "--set", "robust.estimate_after=2", .. Probes];
+        ["--set", "select.kind=co_teaching", "--set", "select.forget_epochs=3", "--set", "robust.loss=forward", "--set", "robust.estimate_after=2", "--set", "model.dropout=0.1", .. Probes];
 
     // (b) label-noise SGD + GCE + gradient pruning + SAM.
     private static readonly string[] LabelNoiseSam =

@@ -10,8 +10,9 @@ namespace LabelNoiseLab.Robust;
 /// Co-teaching (Han et al. 2018; <c>select</c>, kind co_teaching): a peer network scores each
 /// batch; each network is updated on the small-loss samples of the other. The peer's step
 /// happens here (its own tape and optimizer, the run's learning rate); the weights it returns
-/// select for the run's model, which is the one evaluated and probed. The peer's parameters and
-/// optimizer buffers are part of the state, so a resumed run goes on with the same peer.
+/// select for the run's model, which is the one evaluated and probed. The peer's parameters,
+/// buffers, optimizer buffers and dropout generators are part of the state, so a resumed run goes
+/// on with the same peer.
 /// <see cref="ITrainingComponent.Acted"/> counts the steps that dropped at least one sample.
 /// </summary>
 public sealed class CoTeaching : ISampleWeighting
@@ -87,6 +88,9 @@ public sealed class CoTeaching : ISampleWeighting
             state.SetArray("peer." + name, p.Span.ToArray());
         foreach (var (name, buffer) in _peerOptimizer.StateBuffers())
             state.SetArray("peer_optimizer." + name, (float[])buffer.Clone());
+        var generators = TrainingCheckpoint.DropoutGenerators(_peer);
+        for (int i = 0; i < generators.Count; i++)
+            state.Set("peer_dropout." + i.ToString(System.Globalization.CultureInfo.InvariantCulture), generators[i].GetState());
         return state;
     }
 
@@ -99,6 +103,9 @@ public sealed class CoTeaching : ISampleWeighting
             Copy(state.Array("peer." + name), p.Span, name);
         foreach (var (name, buffer) in _peerOptimizer.StateBuffers())
             Copy(state.Array("peer_optimizer." + name), buffer, name);
+        var generators = TrainingCheckpoint.DropoutGenerators(_peer);
+        for (int i = 0; i < generators.Count; i++)
+            generators[i].SetState(state.ULongs("peer_dropout." + i.ToString(System.Globalization.CultureInfo.InvariantCulture)));
 
         static void Copy(float[] from, Span<float> to, string name)
         {
