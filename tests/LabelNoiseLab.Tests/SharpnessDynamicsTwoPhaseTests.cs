@@ -258,6 +258,14 @@ public sealed class SharpnessDynamicsTwoPhaseTests : IDisposable
         // Plain SGD without label noise stays lazy over the quick run: W barely moves.
         var sgd = rows.Where(r => r[0] == "sgd").ToArray();
         Assert.True(double.Parse(sgd[^1][9], System.Globalization.CultureInfo.InvariantCulture) < 0.05);
+        // The claims: written whatever they say, judged on this (quick) run's own figures.
+        var claims = summary.RootElement.GetProperty("claims").EnumerateArray().ToDictionary(c => c.GetProperty("id").GetString()!);
+        Assert.Equal(["label_noise_aligns", "sgd_stays_lazy"], claims.Keys.Order(StringComparer.Ordinal));
+        var lazy = claims["sgd_stays_lazy"];
+        double change = methods.GetProperty("sgd").GetProperty("final_alignment").GetDouble() - methods.GetProperty("sgd").GetProperty("initial_alignment").GetDouble();
+        Assert.Equal(change, lazy.GetProperty("measured").GetDouble(), 12);
+        Assert.Equal(Math.Abs(change) <= 0.1, lazy.GetProperty("pass").GetBoolean());
+        Assert.All(claims.Values, c => Assert.True(c.GetProperty("quick").GetBoolean()));
     }
 
     [Theory]

@@ -137,7 +137,7 @@ public sealed class TwoPhasePaperPreset : IPreset
             context.Log(string.Create(CultureInfo.InvariantCulture,
                 $"{method}: test loss {result.TestLoss:G5} (linearised {result.LinTestLoss:G5}), neuron-norm mean min/start {result.MinNormRatio:G8}, kernel distance {result.KernelDistance:G4} ({result.Seconds:F1} s)"));
         }
-        var claims = Claims(finals, quick);
+        var claims = PaperClaims(finals, quick);
         dir.WriteSummary(new Dictionary<string, object?>
         {
             ["preset"] = "two-phase-paper",
@@ -165,33 +165,21 @@ public sealed class TwoPhasePaperPreset : IPreset
     }
 
     /// <summary>The claims of the paper this run checks: what was measured and whether it held (a quick run only checks that it runs).</summary>
-    private static List<Dictionary<string, object?>> Claims(Dictionary<string, MethodResult> r, bool quick)
+    private static List<Dictionary<string, object?>> PaperClaims(Dictionary<string, MethodResult> r, bool quick)
     {
         var (gd, noise) = (r["gd"], r["label_noise"]);
         return
         [
-            Claim("label_noise_test_loss_below_gd", "label noise ends with a lower test loss than plain gradient descent",
+            Claims.Claim("label_noise_test_loss_below_gd", "label noise ends with a lower test loss than plain gradient descent",
                 noise.TestLoss, $"< {gd.TestLoss:G6} (gd)", noise.TestLoss < gd.TestLoss, quick),
-            Claim("label_noise_norms_dip", "under label noise the first layer's mean neuron norm dips below its start",
+            Claims.Claim("label_noise_norms_dip", "under label noise the first layer's mean neuron norm dips below its start",
                 noise.MinNormRatio, "< 1 (min/start)", noise.MinNormRatio < 1, quick),
-            Claim("linearised_close_to_gd", "the linearised twin's test loss stays within 5% of plain gradient descent's",
+            Claims.Claim("linearised_close_to_gd", "the linearised twin's test loss stays within 5% of plain gradient descent's",
                 gd.LinTestLoss / gd.TestLoss, "within [0.95, 1.05] (twin/gd)", Math.Abs(gd.LinTestLoss / gd.TestLoss - 1) <= 0.05, quick),
-            Claim("gd_stays_lazier", "plain gradient descent's kernel distance stays below label noise's",
+            Claims.Claim("gd_stays_lazier", "plain gradient descent's kernel distance stays below label noise's",
                 gd.KernelDistance, $"< {noise.KernelDistance:G6} (label_noise)", gd.KernelDistance < noise.KernelDistance, quick),
         ];
     }
-
-    private static Dictionary<string, object?> Claim(string id, string statement, double measured, string expected, bool pass, bool quick) => new()
-    {
-        ["id"] = id,
-        ["statement"] = statement,
-        ["measured"] = measured,
-        ["expected"] = expected,
-        ["pass"] = pass,
-        ["n_seeds"] = 1,
-        ["spread"] = null,
-        ["quick"] = quick,
-    };
 
     /// <summary>The first <paramref name="n"/> samples, flattened and standardised by their own global mean and standard deviation, with one-hot targets.</summary>
     private static (float[] X, int[] Y, int Classes) FirstImages(Dataset data, int n)
