@@ -1,7 +1,6 @@
 using System.CommandLine;
 using LabelNoiseLab.Experiments;
 using LabelNoiseLab.Studies;
-using LabelNoiseLab.Training;
 
 namespace LabelNoiseLab.Cli;
 

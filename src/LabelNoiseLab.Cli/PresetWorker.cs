@@ -1,6 +1,5 @@
 using LabelNoiseLab.Experiments;
 using LabelNoiseLab.RunFiles;
-using LabelNoiseLab.Training;
 using LabelNoiseLab.Studies;
 
 namespace LabelNoiseLab.Cli;

@@ -1,5 +1,4 @@
 using LabelNoiseLab.Experiments;
-using LabelNoiseLab.Training;
 
 namespace LabelNoiseLab.Cli;
 

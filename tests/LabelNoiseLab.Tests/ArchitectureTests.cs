@@ -72,6 +72,32 @@ public class ArchitectureTests
         Assert.True(report.Length == 0, "\n" + report);
     }
 
+    /// <summary>
+    /// The source says the same as the IL: no `using LabelNoiseLab.X;` (used or not) and no
+    /// `LabelNoiseLab.X.` qualified name in a file of a lower layer. An unused directive leaves no
+    /// trace in the IL, but a reader takes it for a dependency.
+    /// </summary>
+    [Fact]
+    public void Using_directives_point_one_way_too()
+    {
+        string src = Path.Combine(ConfigExperimentFilesTests.RepoRoot(), "src", "LabelNoiseLab");
+        var problems = new List<string>();
+        foreach (var file in Directory.GetFiles(src, "*.cs", SearchOption.AllDirectories).Where(f => !f.Contains("/obj/", StringComparison.Ordinal)))
+        {
+            string text = File.ReadAllText(file);
+            var ns = System.Text.RegularExpressions.Regex.Match(text, @"^namespace (LabelNoiseLab(\.\w+)*);", System.Text.RegularExpressions.RegexOptions.Multiline);
+            if (!ns.Success)
+                continue;
+            foreach (System.Text.RegularExpressions.Match m in System.Text.RegularExpressions.Regex.Matches(text, @"\bLabelNoiseLab\.(\w+)"))
+            {
+                string target = "LabelNoiseLab." + m.Groups[1].Value;
+                if (LayerOf(target) >= 0 && IsViolation(ns.Groups[1].Value, target))
+                    problems.Add($"{Path.GetRelativePath(src, file)}: {ns.Groups[1].Value} names {target}");
+            }
+        }
+        Assert.True(problems.Count == 0, "\n" + string.Join("\n", problems.Distinct()));
+    }
+
     [Fact]
     public void The_layer_table_covers_every_namespace_of_the_library()
     {

@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Globalization;
-using LabelNoiseLab.Data;
 using LabelNoiseLab.RunFiles;
 
 namespace LabelNoiseLab.Tests;

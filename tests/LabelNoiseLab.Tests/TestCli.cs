@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using LabelNoiseLab.Experiments;
 using LabelNoiseLab.Cli;
-using LabelNoiseLab.Training;
 
 namespace LabelNoiseLab.Tests;
 

@@ -65,8 +65,8 @@ public sealed record DataSplits(Dataset Train, Dataset Test);
 /// <summary>
 /// Label noise injected once into the training set during <see cref="DataSources.Prepare"/>:
 /// after the subsets, before the validation split. The data layer only fixes where in the
-/// pipeline that happens; the noise models live in <c>LabelNoiseLab.Noise</c>, whose options
-/// implement this (the data layer does not depend on them).
+/// pipeline that happens; the noise models live one layer up, and their options implement this
+/// (the data layer does not depend on them).
 /// </summary>
 public interface ILabelNoise
 {
@@ -85,7 +85,7 @@ public interface ILabelNoiseReport
 /// Ready-to-train data: noise already injected into <see cref="Train"/> (and, since the split
 /// happens after the noise, into <see cref="Validation"/>), features normalised with statistics
 /// of <see cref="Train"/>. The test set is always clean. <see cref="Noise"/> is the report of the
-/// injection (a <c>LabelNoiseLab.Noise.NoiseReport</c> for the built-in noise models).
+/// injection (the noise layer's report for the built-in noise models).
 /// </summary>
 public sealed record PreparedData(Dataset Train, Dataset? Validation, Dataset Test, ILabelNoiseReport Noise, Normalization Normalization);
 

@@ -6,7 +6,6 @@ using LabelNoiseLab.Data;
 using LabelNoiseLab.Nn;
 using LabelNoiseLab.RunFiles;
 using LabelNoiseLab.Training;
-using LabelNoiseLab.Experiments;
 using LabelNoiseLab.Tensors;
 
 namespace LabelNoiseLab.Probes;

@@ -1,5 +1,4 @@
 using LabelNoiseLab.Training;
-using LabelNoiseLab.Experiments;
 
 namespace LabelNoiseLab.Probes;
 

@@ -1,6 +1,5 @@
 using LabelNoiseLab.RunFiles;
 using LabelNoiseLab.Training;
-using LabelNoiseLab.Experiments;
 
 namespace LabelNoiseLab.Probes;
 

@@ -1,7 +1,6 @@
 using System.Globalization;
 using System.Text;
 using LabelNoiseLab.Training;
-using LabelNoiseLab.Studies;
 
 namespace LabelNoiseLab.Probes;
 

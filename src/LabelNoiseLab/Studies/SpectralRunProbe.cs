@@ -2,7 +2,6 @@ using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
-using LabelNoiseLab.Data;
 using LabelNoiseLab.Probes;
 using LabelNoiseLab.RunFiles;
 using LabelNoiseLab.Experiments;
