@@ -11,6 +11,7 @@ internal abstract class FullBatchModel
 {
     private float[][]? _grads;
     private float[][]? _saved;
+    private float[] _residual = [];
 
     /// <summary>W1, b1, W2, b2 (row-major).</summary>
     public abstract float[][] Params { get; }
@@ -18,7 +19,7 @@ internal abstract class FullBatchModel
     /// <summary>The outputs on the training inputs (n × k).</summary>
     public abstract float[] TrainOutput();
 
-    /// <summary>The loss's gradient at the current parameters, given the residual scaled to the loss (r = (f − y)/(n·k)).</summary>
+    /// <summary>The loss's gradient at the current parameters, given the residual scaled to the loss (r = (f − y)/(n·k)); called right after <see cref="TrainOutput"/> at the same parameters.</summary>
     protected abstract void Gradients(float[] residual, float[][] grads);
 
     public void Step(float[] targets, float lr)
@@ -59,7 +60,9 @@ internal abstract class FullBatchModel
     {
         _grads ??= [.. Params.Select(p => new float[p.Length])];
         var f = TrainOutput();
-        var r = new float[f.Length];
+        if (_residual.Length != f.Length)
+            _residual = new float[f.Length];
+        var r = _residual;
         float scale = 1f / f.Length;
         for (int i = 0; i < f.Length; i++)
             r[i] = (f[i] - targets[i]) * scale;
@@ -74,12 +77,14 @@ internal abstract class FullBatchModel
             System.Numerics.Tensors.TensorPrimitives.Add(sums, a.AsSpan(r * cols, cols), sums);
     }
 
+    protected static readonly double TwoOverSqrtPi = 2 / Math.Sqrt(Math.PI);
+
     /// <summary>erf'(z) = 2/√π·exp(−z²), element-wise.</summary>
     protected static float[] ErfDerivative(float[] z)
     {
         var s = new float[z.Length];
         for (int i = 0; i < z.Length; i++)
-            s[i] = (float)(2 / Math.Sqrt(Math.PI) * Math.Exp(-(double)z[i] * z[i]));
+            s[i] = (float)(TwoOverSqrtPi * Math.Exp(-(double)z[i] * z[i]));
         return s;
     }
 }
@@ -92,6 +97,8 @@ internal sealed class ErfNet : FullBatchModel
 {
     private readonly float[][] _params;
     private float[] _x = [];
+    // Buffers for the bound training inputs, reused every step: pre-activations, erf, erf', back-propagated, outputs.
+    private float[] _z = [], _h = [], _s = [], _g = [], _f = [];
 
     private ErfNet(int d, int m, int k, float[][] parameters)
     {
@@ -128,14 +135,17 @@ internal sealed class ErfNet : FullBatchModel
     public ErfNet On(float[] x)
     {
         _x = x;
+        int n = x.Length / D;
+        (_z, _h, _s, _g, _f) = (new float[n * M], new float[n * M], new float[n * M], new float[n * M], new float[n * K]);
         return this;
     }
 
     /// <summary>The pre-activations z = x·W1ᵀ + b1 (n × m).</summary>
-    public float[] PreActivations(float[] x)
+    public float[] PreActivations(float[] x) => PreActivations(x, new float[x.Length / D * M]);
+
+    private float[] PreActivations(float[] x, float[] z)
     {
         int n = x.Length / D;
-        var z = new float[n * M];
         Blas.Sgemm(false, true, n, M, D, 1f, x, D, W1, D, 0f, z, M);
         for (int r = 0; r < n; r++)
             System.Numerics.Tensors.TensorPrimitives.Add(z.AsSpan(r * M, M), B1, z.AsSpan(r * M, M));
@@ -144,11 +154,18 @@ internal sealed class ErfNet : FullBatchModel
 
     public float[] Forward(float[] x) => Head(Erf(PreActivations(x)), x.Length / D);
 
-    public override float[] TrainOutput() => Forward(_x);
-
-    public float[] Head(float[] h, int n)
+    public override float[] TrainOutput()
     {
-        var f = new float[n * K];
+        var z = PreActivations(_x, _z);
+        for (int i = 0; i < z.Length; i++)
+            _h[i] = (float)Kernels.Erf(z[i]);
+        return Head(_h, _x.Length / D, _f);
+    }
+
+    public float[] Head(float[] h, int n) => Head(h, n, new float[n * K]);
+
+    private float[] Head(float[] h, int n, float[] f)
+    {
         Blas.Sgemm(false, true, n, K, M, 1f, h, M, W2, M, 0f, f, K);
         for (int r = 0; r < n; r++)
             System.Numerics.Tensors.TensorPrimitives.Add(f.AsSpan(r * K, K), B2, f.AsSpan(r * K, K));
@@ -165,13 +182,13 @@ internal sealed class ErfNet : FullBatchModel
 
     protected override void Gradients(float[] r, float[][] grads)
     {
+        // At the weights the residual was taken at: TrainOutput just filled _z and _h.
         int n = _x.Length / D;
-        var z = PreActivations(_x);
-        var h = Erf(z);
-        var s = ErfDerivative(z);
+        var (z, h, s, g) = (_z, _h, _s, _g);
+        for (int i = 0; i < z.Length; i++)
+            s[i] = (float)(TwoOverSqrtPi * Math.Exp(-(double)z[i] * z[i]));
         Blas.Sgemm(true, false, K, M, n, 1f, r, K, h, M, 0f, grads[2], M);      // ∂W2 = rᵀh
         ColumnSums(r, n, K, grads[3]);                                          // ∂b2 = Σ r
-        var g = new float[n * M];
         Blas.Sgemm(false, false, n, M, K, 1f, r, K, W2, M, 0f, g, M);           // r·W2
         System.Numerics.Tensors.TensorPrimitives.Multiply(g, s, g);             // ⊙ erf'(z)
         Blas.Sgemm(true, false, M, D, n, 1f, g, M, _x, D, 0f, grads[0], D);     // ∂W1 = gᵀx

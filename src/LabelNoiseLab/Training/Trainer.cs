@@ -40,7 +40,10 @@ public sealed class Trainer
         var run = new TrainingRun(o, dir, data, model, optimizer, batcher, progress);
         var loss = setup.Loss ?? new PlainLoss(o.LossKind, train.NumClasses == 0 ? train.TargetLength : 0);
         var components = Components(setup, loss);
-        var callbacks = setup.Callbacks;
+        // Arrays: a foreach over an interface list would allocate an enumerator every step.
+        ITrainingCallback[] callbacks = [.. setup.Callbacks];
+        ITargetStep[] targets = [.. setup.Targets];
+        ISampleWeighting[] weightings = [.. setup.Weightings];
         var dropoutGenerators = TrainingCheckpoint.DropoutGenerators(model);
         var tape = new Tape();
         // The batch tensor is a view of the batcher's own buffer: the batcher's copy is the only one.
@@ -148,7 +151,7 @@ public sealed class Trainer
             x.Resize([batcher.Length, train.FeatureLength]);
             optimizer.LearningRate = setup.Schedule.At(step, o.LearningRate);
             ctx.Begin(step);
-            foreach (var target in setup.Targets)
+            foreach (var target in targets)
                 target.Apply(ctx);
             loss.BeforeStep(ctx);
             float value;
@@ -178,7 +181,7 @@ public sealed class Trainer
             {
                 foreach (var callback in callbacks)
                     callback.OnOutput(run, ctx);
-                foreach (var weighting in setup.Weightings)
+                foreach (var weighting in weightings)
                     weighting.Weigh(output, ctx);
             }
             setup.GradientWeighting?.BeforeLoss(output, ctx);
