@@ -20,9 +20,11 @@ switch (args.Length > 0 ? args[0] : "")
         return SpectralBench.Run(args[1..]);
     case "study":
         return StudyBench.Run(args[1..]);
+    case "resnet-step":
+        return ResNetStepBench.Run(args[1..]);
     case "two-phase-paper":
         return TwoPhasePaperBench.Run(args[1..]);
     default:
-        Console.Error.WriteLine("usage: LabelNoiseLab.Bench <benchmark>   (benchmarks: gemm, mlp-epoch, data-load, online-linear, study, spectral, per-sample-norms, activation-probe, two-phase-paper)");
+        Console.Error.WriteLine("usage: LabelNoiseLab.Bench <benchmark>   (benchmarks: gemm, mlp-epoch, data-load, online-linear, study, spectral, per-sample-norms, activation-probe, two-phase-paper, resnet-step)");
         return 2;
 }

@@ -1,0 +1,70 @@
+using System.Diagnostics;
+using System.Globalization;
+using LabelNoiseLab.Autograd;
+using LabelNoiseLab.Losses;
+using LabelNoiseLab.Nn;
+using LabelNoiseLab.Optim;
+using LabelNoiseLab.Tensors;
+
+namespace LabelNoiseLab.Bench;
+
+/// <summary>
+/// A ResNet-20 (BatchNorm) training step at batch 128 on 28×28×1 random inputs, SGD momentum 0.9,
+/// softmax cross-entropy: the setting of ../shared/peers/torch_resnet_epoch.py. Prints the median
+/// step time after 5 warm-up steps, the 60,000-sample epoch extrapolated from it (epoch_s=), and
+/// the managed bytes a warm step allocates. Options: <c>--steps N</c>, <c>--channels C</c>, <c>--size S</c>.
+/// </summary>
+public static class ResNetStepBench
+{
+    public static int Run(string[] args)
+    {
+        int steps = 20, channels = 1, size = 28;
+        for (int i = 0; i + 1 < args.Length; i += 2)
+        {
+            int v = int.Parse(args[i + 1], CultureInfo.InvariantCulture);
+            switch (args[i])
+            {
+                case "--steps": steps = v; break;
+                case "--channels": channels = v; break;
+                case "--size": size = v; break;
+                default:
+                    Console.Error.WriteLine("usage: LabelNoiseLab.Bench resnet-step [--steps N] [--channels C] [--size S]");
+                    return 2;
+            }
+        }
+        const int batch = 128;
+        var rng = new Rng(0);
+        var model = new ResNet(channels, size, 10, depth: 20);
+        Init.Apply(model, InitKind.Default, rng);
+        var optimizer = new Sgd(model.Parameters(), 0.05f, 0.9f, nesterov: false, weightDecay: 0f);
+        var x = new Tensor(batch, channels * size * size);
+        for (int i = 0; i < x.Length; i++)
+            x.Span[i] = (float)rng.NextNormal();
+        var labels = Enumerable.Range(0, batch).Select(i => i % 10).ToArray();
+        var tape = new Tape();
+        void Step()
+        {
+            tape.Reset();
+            optimizer.ZeroGrad();
+            var loss = SoftmaxCrossEntropyOp.Forward(tape, model.Forward(tape, x), labels).Mean;
+            tape.Backward(loss);
+            optimizer.Step();
+        }
+        for (int i = 0; i < 5; i++)
+            Step();
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        Step();
+        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        var times = new List<double>();
+        for (int i = 0; i < steps; i++)
+        {
+            var clock = Stopwatch.StartNew();
+            Step();
+            times.Add(clock.Elapsed.TotalMilliseconds);
+        }
+        double median = times.Order().ElementAt(times.Count / 2);
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"resnet-20 step ({Blas.Backend}, {Blas.Threads} threads, batch {batch}, {channels}x{size}x{size}): step_ms={median:F1} epoch_s={median * 60_000 / batch / 1000:F0} allocated_bytes_per_step={allocated}"));
+        return 0;
+    }
+}
