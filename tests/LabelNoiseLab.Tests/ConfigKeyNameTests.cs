@@ -151,7 +151,7 @@ public sealed partial class ConfigKeyNameTests : IDisposable
         var e = ExperimentSetup.AsConfigError(new ArgumentOutOfRangeException("DataOptions.Subset", "a subset of 5 samples from s; expected 1..4"));
         Assert.Equal("data.subset", e.Key);
         Assert.Equal("config key 'data.subset': a subset of 5 samples from s; expected 1..4", e.Message);
-        Assert.Throws<ArgumentException>(() => ExperimentSetup.AsConfigError(new ArgumentException("x", "DataOptions.TestFraction")));
+        Assert.Throws<ArgumentException>(() => ExperimentSetup.AsConfigError(new ArgumentException("x", "DataOptions.Separation")));
     }
 
     private static HashSet<string> KnownKeys()

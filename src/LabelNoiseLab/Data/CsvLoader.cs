@@ -20,7 +20,9 @@ public sealed record CsvOptions(string? LabelColumn = null, bool? HasHeader = nu
 /// 0..K-1: K is the number of classes given, else the largest label + 1, at most
 /// <see cref="MaxClasses"/> (a stray large label is an error naming its row and column, never a
 /// model with that many outputs). Features must be finite numbers within float32's range. Sample
-/// shape [features]. Blank lines are skipped.
+/// shape [features]. Blank lines are skipped. Cells follow RFC 4180 (see <see cref="CsvRecords"/>): quoted
+/// cells may hold the delimiter, line breaks and doubled quotes; messages give the row and the line
+/// on which the row starts.
 /// </summary>
 public static class CsvLoader
 {
@@ -51,40 +53,26 @@ public static class CsvLoader
         if (options.Classes is < 1)
             throw new ArgumentOutOfRangeException(nameof(options), options.Classes, "the number of classes must be at least 1");
         int classes = options.Classes ?? MaxClasses;
-        string[] lines;
-        using (var fs = DataFiles.OpenRead(path, "a CSV file of numeric features and a label column"))
-        using (var reader = new StreamReader(fs))
-        {
-            var list = new List<string>();
-            while (reader.ReadLine() is { } line)
-                list.Add(line);
-            lines = [.. list];
-        }
-
-        int first = 0;
-        while (first < lines.Length && string.IsNullOrWhiteSpace(lines[first]))
-            first++;
-        if (first == lines.Length)
+        var records = CsvRecords.Read(path, CsvRecords.ReadText(path, "a CSV file of numeric features and a label column"), options.Delimiter);
+        if (records.Count == 0)
             throw new DataException(path, "empty; expected rows of numeric features and a label column");
 
-        string[] firstCells = Split(lines[first], options.Delimiter);
+        string[] firstCells = records[0].Cells;
         bool header = options.HasHeader ?? firstCells.Any(c => !TryNumber(c, out _));
         int columns = firstCells.Length;
         if (columns < 2)
-            throw new DataException(path, $"line {first + 1} has {columns} column; expected at least one feature column and a label column");
+            throw new DataException(path, $"line {records[0].Line} has {columns} column; expected at least one feature column and a label column");
         int labelCol = ResolveLabelColumn(path, options.LabelColumn, header ? firstCells : null, columns);
 
         int featureCount = columns - 1;
-        var features = new List<float>(lines.Length * featureCount);
-        var labels = new List<int>(lines.Length);
+        var features = new List<float>(records.Count * featureCount);
+        var labels = new List<int>(records.Count);
         int maxLabel = -1;
         int row = 0;
-        for (int li = header ? first + 1 : first; li < lines.Length; li++)
+        for (int r = header ? 1 : 0; r < records.Count; r++)
         {
-            if (string.IsNullOrWhiteSpace(lines[li]))
-                continue;
             row++;
-            string[] cells = Split(lines[li], options.Delimiter);
+            var (cells, li) = (records[r].Cells, records[r].Line - 1);
             if (cells.Length != columns)
                 throw new DataException(path, $"row {row} (line {li + 1}) has {cells.Length} columns; expected {columns}");
             for (int c = 0; c < columns; c++)
@@ -136,19 +124,6 @@ public static class CsvLoader
         if (found < 0)
             throw new DataException(path, $"no column named '{spec}'; header has {string.Join(", ", header)}");
         return found;
-    }
-
-    private static string[] Split(string line, char delimiter)
-    {
-        var cells = line.Split(delimiter);
-        for (int i = 0; i < cells.Length; i++)
-        {
-            var c = cells[i].Trim();
-            if (c.Length >= 2 && c[0] == '"' && c[^1] == '"')
-                c = c[1..^1].Trim();
-            cells[i] = c;
-        }
-        return cells;
     }
 
     /// <summary>A cell as quoted in a message: at most 40 characters.</summary>

@@ -16,11 +16,26 @@ public sealed record DataOptions
     /// <summary>The <c>--data-dir</c> value, if any (see <see cref="DataLocator"/>).</summary>
     public string? DataDir { get; init; }
 
-    /// <summary>csv: the training file.</summary>
+    /// <summary>csv and npy: the training file.</summary>
     public string? CsvPath { get; init; }
 
-    /// <summary>csv: an optional test file; without it a seeded <see cref="TestFraction"/> of the file is held out.</summary>
+    /// <summary>csv and npy: an optional test file; without it a seeded <see cref="TestFraction"/> of the file is held out.</summary>
     public string? CsvTestPath { get; init; }
+
+    /// <summary>Real noisy labels for the training set as loaded (one per sample, before any subset): they become the given labels, the originals stay as the truth.</summary>
+    public string? NoisyLabelsPath { get; init; }
+
+    /// <summary>A label_issues.csv whose flagged indices are dropped from the training set (after the noise, before the validation split).</summary>
+    public string? ExcludePath { get; init; }
+
+    /// <summary>A label_issues.csv whose flagged samples get their suggested label.</summary>
+    public string? RelabelPath { get; init; }
+
+    /// <summary>Cross-validation folds (stratified by given label) for <see cref="Fold"/>.</summary>
+    public int FoldCount { get; init; } = 5;
+
+    /// <summary>1..<see cref="FoldCount"/>: train without that fold and return it as <see cref="PreparedData.HeldOut"/>; 0 = off.</summary>
+    public int Fold { get; init; }
 
     public CsvOptions Csv { get; init; } = new();
 
@@ -72,6 +87,9 @@ public interface ILabelNoise
 {
     /// <summary>Rewrites the given labels of <paramref name="train"/> in place (true labels stay) and says what it did.</summary>
     ILabelNoiseReport Inject(Dataset train);
+
+    /// <summary>Whether <see cref="Inject"/> may change labels (then the untouched labels are a known truth).</summary>
+    bool ChangesLabels => true;
 }
 
 /// <summary>What an <see cref="ILabelNoise"/> did to the training set, for summary.json.</summary>
@@ -87,13 +105,20 @@ public interface ILabelNoiseReport
 /// of <see cref="Train"/>. The test set is always clean. <see cref="Noise"/> is the report of the
 /// injection (the noise layer's report for the built-in noise models).
 /// </summary>
-public sealed record PreparedData(Dataset Train, Dataset? Validation, Dataset Test, ILabelNoiseReport Noise, Normalization Normalization);
+public sealed record PreparedData(Dataset Train, Dataset? Validation, Dataset Test, ILabelNoiseReport Noise, Normalization Normalization)
+{
+    /// <summary>With <see cref="DataOptions.Fold"/>: the held-out fold (normalised like the rest), in training-set order; else null.</summary>
+    public Dataset? HeldOut { get; init; }
+
+    /// <summary>With <see cref="DataOptions.Fold"/>: the held-out samples' positions in the training set before the fold split (the index of label_issues.csv).</summary>
+    public int[]? HeldOutIndices { get; init; }
+}
 
 /// <summary>The single entry point the trainer calls to get its data.</summary>
 public static class DataSources
 {
     public static IReadOnlyList<string> Names { get; } =
-        ["fashion-mnist", "mnist", "cifar10", "csv", "gaussian-mixture", "linear-teacher"];
+        ["fashion-mnist", "mnist", "cifar10", "csv", "npy", "gaussian-mixture", "linear-teacher"];
 
     public static IReadOnlyList<string> IdxFiles { get; } =
         ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"];
@@ -128,6 +153,8 @@ public static class DataSources
             }
             case "csv":
                 return LoadCsv(options);
+            case "npy":
+                return LoadNpy(options);
             case "gaussian-mixture":
             {
                 var rng = Rng.ForPurpose(options.Seed, "data");
@@ -162,12 +189,44 @@ public static class DataSources
             throw new ArgumentOutOfRangeException(Option(nameof(DataOptions.ValidationFraction)),
                 $"validation fraction {options.ValidationFraction}; expected a value in [0, 1)");
         var (train, test) = Load(options, environment);
+        if (options.NoisyLabelsPath is not null)
+            ApplyNoisyLabels(train, options.NoisyLabelsPath);
         if (options.Subset is int n)
             train = Splits.Subset(train, n, Rng.ForPurpose(options.Seed, "subset"), Option(nameof(DataOptions.Subset)));
         if (options.TestSubset is int m)
             test = Splits.Subset(test, m, Rng.ForPurpose(options.Seed, "test-subset"), Option(nameof(DataOptions.TestSubset)));
 
         var report = noise.Inject(train);
+        if (noise.ChangesLabels)
+            train.TruthKnown = true;
+
+        if (options.RelabelPath is not null)
+        {
+            foreach (var (i, suggested) in LabelIssuesFile.Read(options.RelabelPath, train.Count, train.NumClasses, needSuggested: true))
+                train.Labels[i] = suggested;
+            train.UpdateNoiseMask();
+        }
+        if (options.ExcludePath is not null)
+        {
+            var drop = LabelIssuesFile.Read(options.ExcludePath, train.Count, train.NumClasses, needSuggested: false).Select(p => p.Index).ToHashSet();
+            var keep = Enumerable.Range(0, train.Count).Where(i => !drop.Contains(i)).ToArray();
+            if (keep.Length == 0)
+                throw new DataException(options.ExcludePath, $"excludes all {train.Count} training samples");
+            train = train.Select(keep, train.Name);
+        }
+
+        Dataset? heldOut = null;
+        int[]? heldOutIndices = null;
+        if (options.Fold != 0)
+        {
+            if (options.Fold < 1 || options.Fold > options.FoldCount)
+                throw new ArgumentOutOfRangeException(Option(nameof(DataOptions.Fold)), $"fold {options.Fold}; expected 1..{options.FoldCount} (or 0: off)");
+            var folds = Splits.StratifiedFolds(train, options.FoldCount, Rng.ForPurpose(options.Seed, "folds"), Option(nameof(DataOptions.FoldCount)));
+            heldOutIndices = Enumerable.Range(0, train.Count).Where(i => folds[i] == options.Fold - 1).ToArray();
+            var rest = Enumerable.Range(0, train.Count).Where(i => folds[i] != options.Fold - 1).ToArray();
+            heldOut = train.Select(heldOutIndices, train.Name + "/held-out");
+            train = train.Select(rest, train.Name);
+        }
 
         Dataset? validation = null;
         if (options.ValidationFraction > 0)
@@ -179,7 +238,9 @@ public static class DataSources
         if (validation is not null)
             norm.Apply(validation);
         norm.Apply(test);
-        return new PreparedData(train, validation, test, report, norm);
+        if (heldOut is not null)
+            norm.Apply(heldOut);
+        return new PreparedData(train, validation, test, report, norm) { HeldOut = heldOut, HeldOutIndices = heldOutIndices };
     }
 
     private static DataSplits LoadCsv(DataOptions options)
@@ -207,6 +268,73 @@ public static class DataSources
                 $"has {testTable.FeatureCount} feature columns; expected {trainTable.FeatureCount} like {Path.GetFileName(options.CsvPath)}");
         int k = Math.Max(trainTable.MaxLabel, testTable.MaxLabel) + 1;
         return new DataSplits(CsvLoader.ToDataset(trainTable, "csv/train", k), CsvLoader.ToDataset(testTable, "csv/test", k));
+    }
+
+    private static DataSplits LoadNpy(DataOptions options)
+    {
+        if (string.IsNullOrWhiteSpace(options.CsvPath))
+            throw new ArgumentException("the npy data set needs a file path (.npz, or .npy with labels.npy beside it)", Option(nameof(DataOptions.CsvPath)));
+        var trainArrays = NpyLoader.ReadArrays(options.CsvPath);
+        if (options.CsvTestPath is null)
+        {
+            if (!(options.TestFraction > 0 && options.TestFraction < 1))
+                throw new ArgumentOutOfRangeException(Option(nameof(DataOptions.TestFraction)),
+                    $"test fraction {options.TestFraction}; expected a value in (0, 1)");
+            var all = ToDataset(trainArrays, "npy", trainArrays.MaxLabel + 1);
+            int testCount = (int)Math.Round(all.Count * options.TestFraction);
+            if (testCount == 0 || testCount == all.Count)
+                throw new DataException(options.CsvPath,
+                    $"{all.Count} samples are too few to hold out a test fraction of {options.TestFraction} (give a test file or more samples)");
+            var (train, test) = Splits.TrainValidation(all, options.TestFraction, Rng.ForPurpose(options.Seed, "test-split"),
+                "npy/train", "npy/test", Option(nameof(DataOptions.TestFraction)));
+            test = CleanCopy(test);
+            return new DataSplits(train, test);
+        }
+        var testArrays = NpyLoader.ReadArrays(options.CsvTestPath);
+        if (!testArrays.SampleShape.AsSpan().SequenceEqual(trainArrays.SampleShape))
+            throw new DataException(options.CsvTestPath,
+                $"has samples of shape [{string.Join(", ", testArrays.SampleShape)}]; expected [{string.Join(", ", trainArrays.SampleShape)}] like {Path.GetFileName(options.CsvPath)}");
+        int k = Math.Max(trainArrays.MaxLabel, testArrays.MaxLabel) + 1;
+        return new DataSplits(ToDataset(trainArrays, "npy/train", k), CleanCopy(ToDataset(testArrays, "npy/test", k)));
+    }
+
+    /// <summary>A data set of npy arrays: given labels, and the true labels when the file has them (then <see cref="Dataset.TruthKnown"/>).</summary>
+    private static Dataset ToDataset(NpyLoader.Arrays a, string name, int classes)
+    {
+        var d = new Dataset(name, a.Features, a.SampleShape, a.Labels, classes);
+        if (a.TrueLabels is not null)
+        {
+            a.TrueLabels.CopyTo(d.TrueLabels, 0);
+            d.UpdateNoiseMask();
+            d.TruthKnown = true;
+        }
+        return d;
+    }
+
+    /// <summary>The test set is scored against its true labels: with a true-label array those become its labels.</summary>
+    private static Dataset CleanCopy(Dataset test)
+    {
+        if (!test.TruthKnown)
+            return test;
+        test.TrueLabels.CopyTo(test.Labels, 0);
+        test.UpdateNoiseMask();
+        return test;
+    }
+
+    /// <summary>data.noisy_labels: the file's labels become the given labels; the loaded ones stay as the truth.</summary>
+    private static void ApplyNoisyLabels(Dataset train, string path)
+    {
+        var labels = NpyLoader.ReadLabelFile(path);
+        if (labels.Length != train.Count)
+            throw new DataException(path, $"holds {labels.Length} labels; the training set ({train.Name}) has {train.Count} samples");
+        for (int i = 0; i < labels.Length; i++)
+        {
+            if (labels[i] >= train.NumClasses)
+                throw new DataException(path, $"label {i} is {labels[i]}; the data set has {train.NumClasses} classes (0..{train.NumClasses - 1})");
+        }
+        labels.CopyTo(train.Labels, 0);
+        train.UpdateNoiseMask();
+        train.TruthKnown = true;
     }
 
     /// <summary>Rows × columns of an IDX set's images.</summary>

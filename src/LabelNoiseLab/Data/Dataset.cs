@@ -55,6 +55,13 @@ public sealed class Dataset
     /// <summary>For a linear-teacher regression set: the teacher's weights θ* (length <see cref="FeatureLength"/>).</summary>
     public float[]? TeacherWeights { get; init; }
 
+    /// <summary>
+    /// Whether <see cref="TrueLabels"/> are a real truth to score against: noise was injected,
+    /// real noisy labels replaced the originals (<c>data.noisy_labels</c>), or a file gave true
+    /// labels. False for a user's data as it came (the given labels are all there is).
+    /// </summary>
+    public bool TruthKnown { get; set; }
+
     public ReadOnlySpan<float> Sample(int i) => Features.AsSpan(i * FeatureLength, FeatureLength);
 
     /// <summary>Number of samples whose given label differs from the true one.</summary>
@@ -94,6 +101,7 @@ public sealed class Dataset
             Targets = targets,
             TargetLength = TargetLength,
             TeacherWeights = TeacherWeights,
+            TruthKnown = TruthKnown,
         };
         for (int j = 0; j < indices.Length; j++)
             result.Labels[j] = Labels[indices[j]];

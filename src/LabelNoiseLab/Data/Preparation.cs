@@ -223,6 +223,46 @@ public static class Splits
         return data.Select(chosen.ToArray(), data.Name);
     }
 
+    /// <summary>
+    /// K folds stratified by the given label: each class's samples, in a seeded random order,
+    /// are dealt to the folds in turn (continuing where the previous class stopped), so every
+    /// fold holds ⌊n_c/K⌋ or ⌈n_c/K⌉ of each class c and the fold sizes differ by at most one.
+    /// Returns each sample's fold, 0..K-1. K below 2, or above the smallest class's sample count
+    /// (a fold would lack that class), is an <see cref="ArgumentOutOfRangeException"/> for
+    /// <paramref name="paramName"/>.
+    /// </summary>
+    public static int[] StratifiedFolds(Dataset data, int folds, Rng rng, string paramName = "folds")
+    {
+        ArgumentNullException.ThrowIfNull(data);
+        ArgumentNullException.ThrowIfNull(rng);
+        if (folds < 2)
+            throw new ArgumentOutOfRangeException(paramName, $"{folds} folds; expected at least 2");
+        if (data.NumClasses == 0)
+            throw new ArgumentOutOfRangeException(paramName, "folds stratified by label need a classification data set");
+        var perm = Permutation(data.Count, rng);
+        var byClass = new List<int>[data.NumClasses];
+        for (int c = 0; c < byClass.Length; c++)
+            byClass[c] = [];
+        foreach (int i in perm)
+            byClass[data.Labels[i]].Add(i);
+        for (int c = 0; c < byClass.Length; c++)
+        {
+            if (byClass[c].Count > 0 && byClass[c].Count < folds)
+                throw new ArgumentOutOfRangeException(paramName, $"{folds} folds but class {c} has only {byClass[c].Count} samples (given labels); expected at most {byClass[c].Count} folds");
+        }
+        var fold = new int[data.Count];
+        int next = 0;
+        foreach (var members in byClass)
+        {
+            foreach (int i in members)
+            {
+                fold[i] = next;
+                next = (next + 1) % folds;
+            }
+        }
+        return fold;
+    }
+
     internal static int[] Permutation(int n, Rng rng)
     {
         var perm = new int[n];

@@ -22,8 +22,13 @@ public static class ConfigKeys
         Key("checkpoint_every_steps", Int, 0, c => c.CheckpointEverySteps, (c, v) => c with { CheckpointEverySteps = v }, AtLeast(0), "also checkpoint every N steps, inside epochs too (resume continues from that step); 0 = off"),
         Key("threads", Int, 0, c => c.Threads, (c, v) => c with { Threads = v }, AtLeast(0), "worker threads; 0 = all cores"),
 
-        Key("data.name", Choice("fashion-mnist", "mnist", "cifar10", "csv", "gaussian-mixture", "linear-teacher"), "fashion-mnist", c => c.DataName, (c, v) => c with { DataName = v }, null, "data set"),
-        Key("data.path", Text, "", c => c.DataPath, (c, v) => c with { DataPath = v }, null, "file for data.name=csv (relative to --data-dir if not absolute); unused otherwise"),
+        Key("data.name", Choice("fashion-mnist", "mnist", "cifar10", "csv", "npy", "gaussian-mixture", "linear-teacher"), "fashion-mnist", c => c.DataName, (c, v) => c with { DataName = v }, null, "data set"),
+        Key("data.path", Text, "", c => c.DataPath, (c, v) => c with { DataPath = v }, null, "file for data.name=csv or npy (.npz, or .npy with labels.npy beside it; relative to --data-dir if not absolute); unused otherwise"),
+        Key("data.test_path", Text, "", c => c.DataTestPath, (c, v) => c with { DataTestPath = v }, null, "csv, npy: the test file (same format as data.path); empty = hold out data.test_fraction of data.path"),
+        Key("data.test_fraction", Number, 0.2, c => c.DataTestFraction, (c, v) => c with { DataTestFraction = v }, Range(0, 1), "csv, npy without data.test_path: seeded fraction of data.path held out as the test set"),
+        Key("data.noisy_labels", Text, "", c => c.DataNoisyLabels, (c, v) => c with { DataNoisyLabels = v }, null, "real noisy labels (one integer per line, or .npy) for the training set as loaded: they become the given labels, the loaded labels stay as the truth; empty = off"),
+        Key("data.exclude", Text, "", c => c.DataExclude, (c, v) => c with { DataExclude = v }, null, "a label_issues.csv: drop its flagged indices from the training set (after the noise, before the validation split); empty = off"),
+        Key("data.relabel", Text, "", c => c.DataRelabel, (c, v) => c with { DataRelabel = v }, null, "a label_issues.csv: give its flagged samples their suggested_label; empty = off"),
         Key("data.subset", Int, 0, c => c.DataSubset, (c, v) => c with { DataSubset = v }, AtLeast(0), "train on a seeded, class-stratified subset of N training samples (drawn before the label noise, class balance kept); 0 = all"),
         Key("data.samples", Int, 1000, c => c.DataSamples, (c, v) => c with { DataSamples = v }, AtLeast(1), "synthetic sets: training samples generated"),
         Key("data.test_samples", Int, 1000, c => c.DataTestSamples, (c, v) => c with { DataTestSamples = v }, AtLeast(1), "synthetic sets: test samples generated"),
@@ -37,6 +42,11 @@ public static class ConfigKeys
         Key("data.csv_label_column", Text, "label", c => c.DataCsvLabelColumn, (c, v) => c with { DataCsvLabelColumn = v }, null, "label column of a CSV file (header name)"),
         Key("data.augment", Choice("none", "crop", "crop_flip"), "none", c => c.DataAugment, (c, v) => c with { DataAugment = v }, null, "image sets: augment each training batch (never evaluation or test data) with random crops of the zero-padded images (crop), and horizontal flips with probability 0.5 (crop_flip); its own generator from seed"),
         Key("data.augment_padding", Int, 4, c => c.DataAugmentPadding, (c, v) => c with { DataAugmentPadding = v }, AtLeast(0), "data.augment: zero padding on each side before the random H×W crop"),
+
+        Key("audit.folds", Int, 5, c => c.AuditFolds, (c, v) => c with { AuditFolds = v }, AtLeast(2), "lnlab audit: cross-validation folds, stratified by given label"),
+        Key("audit.fold", Int, 0, c => c.AuditFold, (c, v) => c with { AuditFold = v }, AtLeast(0), "train without fold i (1..audit.folds) of the training set, which lnlab audit predicts out of sample; 0 = off"),
+        Key("audit.filter", Choice("prune_by_noise_rate", "prune_by_class", "both", "off_diagonal"), "prune_by_noise_rate", c => c.AuditFilter, (c, v) => c with { AuditFilter = v }, null, "lnlab audit: confident learning's rule for the flagged set (Northcutt et al. 2021)"),
+        Key("audit.rank", Choice("self_confidence", "normalized_margin", "entropy"), "self_confidence", c => c.AuditRank, (c, v) => c with { AuditRank = v }, null, "lnlab audit: the score of label_issues.csv (high = more likely wrong)"),
 
         Key("noise.kind", Choice("none", "symmetric", "pairflip", "asymmetric", "instance", "transition"), "none", c => c.NoiseKind, (c, v) => c with { NoiseKind = v }, null, "label noise model"),
         Key("noise.rate", Number, 0.0, c => c.NoiseRate, (c, v) => c with { NoiseRate = v }, Range(0, 1), "fraction of labels corrupted"),

@@ -40,6 +40,15 @@ public sealed record ExperimentConfig
     public string DataNormalize { get; init; } = "";
     public string DataCsvLabelColumn { get; init; } = "";
     public string DataAugment { get; init; } = "";
+    public string DataTestPath { get; init; } = "";
+    public double DataTestFraction { get; init; }
+    public string DataNoisyLabels { get; init; } = "";
+    public string DataExclude { get; init; } = "";
+    public string DataRelabel { get; init; } = "";
+    public int AuditFolds { get; init; }
+    public int AuditFold { get; init; }
+    public string AuditFilter { get; init; } = "";
+    public string AuditRank { get; init; } = "";
     public int DataAugmentPadding { get; init; }
 
     public string NoiseKind { get; init; } = "";
@@ -190,6 +199,14 @@ public sealed record ExperimentConfig
             throw new ConfigException("noise.T", "noise.kind=transition needs a matrix like \"0.6,0.4;0.4,0.6\"");
         if (DataName == "csv" && DataPath.Length == 0)
             throw new ConfigException("data.path", "data.name=csv needs the CSV file");
+        if (DataName == "npy" && DataPath.Length == 0)
+            throw new ConfigException("data.path", "data.name=npy needs an .npz file (x, y, optional y_true) or an .npy of features with labels.npy beside it");
+        if (DataTestPath.Length > 0 && DataName is not ("csv" or "npy"))
+            throw new ConfigException("data.test_path", $"applies to data.name csv and npy only, not {DataName}");
+        if (DataNoisyLabels.Length > 0 && NoiseKind != "none")
+            throw new ConfigException("data.noisy_labels", $"replaces the labels with real noisy ones; it cannot be combined with noise.kind={NoiseKind} (set noise.kind: none)");
+        if (AuditFold > AuditFolds)
+            throw new ConfigException("audit.fold", $"{AuditFold} but audit.folds is {AuditFolds}; expected 0..{AuditFolds}");
         if (LabelNoiseKind == "regression" && LossKind != "mse")
             throw new ConfigException("label_noise.kind", "regression label noise needs loss.kind=mse");
     }

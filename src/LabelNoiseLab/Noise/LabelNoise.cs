@@ -27,7 +27,10 @@ public static class LabelNoise
             throw new ArgumentOutOfRangeException(Option(nameof(NoiseOptions.Rate)),
                 $"noise rate {options.Rate.ToString(CultureInfo.InvariantCulture)}; expected a value in [0, 1]");
 
-        data.TrueLabels.CopyTo(data.Labels, 0);
+        // Kind none leaves the labels as they came (real noisy labels from data.noisy_labels or a
+        // file's true labels stay, and the report describes them); every other kind starts from the truth.
+        if (options.Kind != NoiseKind.None)
+            data.TrueLabels.CopyTo(data.Labels, 0);
         var rng = Rng.ForPurpose(options.Seed, "noise");
         var settings = new Dictionary<string, object> { ["seed"] = options.Seed };
         double rate = options.Rate;

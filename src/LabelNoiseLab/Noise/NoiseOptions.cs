@@ -67,6 +67,8 @@ public sealed record NoiseOptions : ILabelNoise
 
     ILabelNoiseReport ILabelNoise.Inject(Dataset train) => LabelNoise.Inject(train, this);
 
+    bool ILabelNoise.ChangesLabels => Kind != NoiseKind.None;
+
     /// <summary>Parses a kind name as written in configs: none, symmetric, pairflip, asymmetric, instance, transition.</summary>
     public static NoiseKind ParseKind(string name) => name.Trim().ToLowerInvariant() switch
     {
