@@ -107,9 +107,11 @@ public static class LnlabCli
         {
             resumeDir, resumeData,
         };
-        resume.SetAction(p => Worker(stdout, host).Resume(p.GetRequiredValue(resumeDir), p.GetValue(resumeData)));
+        resume.SetAction(p => Audit.IsAuditDirectory(p.GetRequiredValue(resumeDir))
+            ? new AuditWorker(stdout, host.RunsRoot, host.Runner, host.Cancellation).Resume(p.GetRequiredValue(resumeDir), p.GetValue(resumeData))
+            : Worker(stdout, host).Resume(p.GetRequiredValue(resumeDir), p.GetValue(resumeData)));
 
-        var root = new RootCommand("lnlab: deep learning with wrong labels") { train, demo, run, resume, ProbeWorker.Command(stdout) };
+        var root = new RootCommand("lnlab: deep learning with wrong labels") { train, demo, run, resume, ProbeWorker.Command(stdout), AuditWorker.Command(stdout, host) };
         StudyCommands.Add(root, stdout, host);
         return root;
     }
