@@ -116,11 +116,11 @@ public sealed class SlurmSweepTests : IDisposable
         Assert.Equal("/a b/it's $HOME", said);
     }
 
-    // The batch script under bash, as slurmd starts it: SLURM_ARRAY_TASK_ID set, its own process group.
+    // The batch script under bash, as slurmd starts it: SLURM_ARRAY_TASK_ID set, its own session and process group (setsid).
     private static Process StartBatch(string file, int task, System.Text.StringBuilder output)
     {
         var start = new ProcessStartInfo("/usr/bin/env") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in (string[])["--default-signal=INT,TERM,HUP", "bash", file])
+        foreach (var a in (string[])["--default-signal=INT,TERM,HUP", "setsid", "bash", file])
             start.ArgumentList.Add(a);
         start.Environment["SLURM_ARRAY_TASK_ID"] = task.ToString(CultureInfo.InvariantCulture);
         start.Environment["SLURM_JOB_ID"] = "77";
@@ -134,8 +134,15 @@ public sealed class SlurmSweepTests : IDisposable
         return p;
     }
 
-    [Fact]
-    public void The_batch_script_runs_its_shard_forwards_sigterm_to_lnlab_and_a_second_start_resumes()
+    /// <summary>
+    /// SIGTERM to the batch shell alone (a time limit: --signal=B:TERM) or to every process of the
+    /// task at once (preemption, scancel, requeue: then lnlab gets the signal twice, from Slurm and
+    /// from the script): either way the points checkpoint and end interrupted, and the next start resumes them.
+    /// </summary>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void The_batch_script_runs_its_shard_forwards_sigterm_to_lnlab_and_a_second_start_resumes(bool wholeGroup)
     {
         string sweep = WriteSweep(epochs: 300);
         string outDir = Path.Combine(_dir, "out");
@@ -152,7 +159,7 @@ public sealed class SlurmSweepTests : IDisposable
             while (!(Training(Points[1]) && Training(Points[3])) && !batch.HasExited && clock.Elapsed.TotalSeconds < 90)
                 Thread.Sleep(20);
             Assert.False(batch.HasExited, "the task ended before it could be signalled\n" + output);
-            Assert.Equal(0, kill(batch.Id, 15));
+            Assert.Equal(0, kill(wholeGroup ? -batch.Id : batch.Id, 15));
             Assert.True(batch.WaitForExit(90_000), "the batch script did not end after SIGTERM\n" + output);
             batch.WaitForExit();
             Assert.True(batch.ExitCode == ExitCodes.Interrupted, $"exit {batch.ExitCode}\n{output}");
