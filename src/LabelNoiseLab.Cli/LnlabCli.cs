@@ -46,6 +46,10 @@ public static class LnlabCli
         }
     }
 
+    /// <summary>The parse errors of an lnlab command line (none: lnlab accepts it); nothing runs.</summary>
+    public static IReadOnlyList<string> ParseErrors(string[] args) =>
+        [.. BuildCommands(TextWriter.Null, new CliHost(null, Interactive: false)).Parse(args).Errors.Select(e => e.Message)];
+
     private static RootCommand BuildCommands(TextWriter stdout, CliHost host)
     {
         var config = new Option<string>("--config", "-c") { Description = "experiment config (YAML)", Required = true };

@@ -5,9 +5,12 @@ using LabelNoiseLab.Cli;
 // at the next step boundary and the run ends as interrupted (exit 5); a second signal ends the
 // process at once. A worker of `lnlab sweep` (LNLAB_PARENT_PID set) ignores further signals: its
 // sweep forwards the first one (a Ctrl+C in a terminal reaches both) and kills it after a grace
-// period, and the kernel sends it SIGTERM when the sweep dies.
+// period, and the kernel sends it SIGTERM when the sweep dies. Under Slurm (SLURM_JOB_ID set)
+// every lnlab process acts on its first signal only: on preemption Slurm signals every process of
+// the task and the batch script forwards the signal once more, and Slurm's own SIGKILL after its
+// KillWait is the hard stop.
 using var interruption = new CancellationTokenSource();
-bool underSweep = ParentProcess.Expected is not null;
+bool underSweep = ParentProcess.Expected is not null || !string.IsNullOrEmpty(Environment.GetEnvironmentVariable("SLURM_JOB_ID"));
 var registrations = new[] { PosixSignal.SIGTERM, PosixSignal.SIGINT, PosixSignal.SIGHUP }
     .Select(signal => PosixSignalRegistration.Create(signal, context =>
     {

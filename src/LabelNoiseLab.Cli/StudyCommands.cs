@@ -25,9 +25,13 @@ internal static class StudyCommands
         var shard = new Option<string?>("--shard") { Description = "run every n-th point: i/n (default from SLURM_ARRAY_TASK_ID/COUNT or JOB_COMPLETION_INDEX with LNLAB_SHARDS)" };
         var outDir = new Option<string?>("--out", "-o") { Description = "sweep directory (default runs/sweep-<name>)" };
         var dataDir = new Option<string?>("--data-dir") { Description = "data folder passed to every point" };
-        var sweep = new Command("sweep", "run a grid of configs and seeds, one run directory per point; complete points are skipped")
+        var slurm = new Option<bool>("--slurm") { Description = "write DIR/sweep.sbatch (a Slurm job array, one shard per task) and submit it with sbatch" };
+        var tasks = new Option<int?>("--tasks") { Description = "with --slurm: array tasks (default: points / --jobs, rounded up)" };
+        var slurmOpt = new Option<string[]>("--slurm-opt") { Description = "with --slurm: one extra #SBATCH option, e.g. --slurm-opt=--partition=gpu (repeatable)" };
+        var dryRun = new Option<bool>("--dry-run") { Description = "with --slurm: write DIR/sweep.sbatch but do not submit it" };
+        var sweep = new Command("sweep", "run a grid of configs and seeds, one run directory per point; complete points are skipped (--slurm: submit it as a Slurm job array)")
         {
-            file, jobs, shard, outDir, dataDir,
+            file, jobs, shard, outDir, dataDir, slurm, tasks, slurmOpt, dryRun,
         };
         sweep.SetAction(p => new SweepWorker(stdout, host.RunsRoot, host.Cancellation).Run(new SweepOptions
         {
@@ -36,7 +40,19 @@ internal static class StudyCommands
             Shard = p.GetValue(shard),
             OutDir = p.GetValue(outDir),
             DataDir = p.GetValue(dataDir),
+            Slurm = p.GetValue(slurm),
+            Tasks = p.GetValue(tasks),
+            SlurmOptions = p.GetValue(slurmOpt) ?? [],
+            DryRun = p.GetValue(dryRun),
         }));
+        var statusDir = new Argument<string>("dir") { Description = "the sweep directory" };
+        var status = new Command("status", "each point of the sweep in DIR: complete, running, interrupted, failed, diverged or pending; then the totals") { statusDir };
+        status.SetAction(p =>
+        {
+            stdout.WriteLine(SweepManifest.Format(SweepManifest.Status(p.GetRequiredValue(statusDir))));
+            return ExitCodes.Complete;
+        });
+        sweep.Add(status);
         return sweep;
     }
 

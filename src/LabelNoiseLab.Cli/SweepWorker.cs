@@ -13,6 +13,13 @@ public sealed record SweepOptions
     public string? Shard { get; init; }
     public string? OutDir { get; init; }
     public string? DataDir { get; init; }
+
+    /// <summary>Write DIR/sweep.sbatch and submit it (unless <see cref="DryRun"/>) instead of running points here.</summary>
+    public bool Slurm { get; init; }
+
+    public int? Tasks { get; init; }
+    public IReadOnlyList<string> SlurmOptions { get; init; } = [];
+    public bool DryRun { get; init; }
 }
 
 /// <summary>
@@ -33,12 +40,17 @@ public sealed class SweepWorker(TextWriter stdout, string runsRoot = "runs", Can
     public int Run(SweepOptions o)
     {
         var plan = Sweep.Load(o.File);
-        var shard = Shard.Resolve(o.Shard, Environment.GetEnvironmentVariable);
         if (o.Jobs < 1)
             throw new InputException($"--jobs {o.Jobs}: expected at least 1");
+        if (!o.Slurm && (o.Tasks is not null || o.SlurmOptions.Count > 0 || o.DryRun))
+            throw new InputException("--tasks, --slurm-opt and --dry-run go with --slurm");
         string outDir = o.OutDir ?? Path.Combine(runsRoot, "sweep-" + plan.Name);
         if (File.Exists(outDir))
             throw new InputException($"{outDir}: exists and is a file, not a sweep directory");
+        if (o.Slurm)
+            return Submit(plan, o, Path.GetFullPath(outDir));
+        var shard = Shard.Resolve(o.Shard, Environment.GetEnvironmentVariable);
+        SweepManifest.Claim(plan, o.File, outDir);
         Directory.CreateDirectory(Path.Combine(outDir, "logs"));
         var results = Sweep.Run(plan, outDir, o.Jobs, shard, (p, config, dir) => RunPoint(p, config, dir, outDir, o.DataDir), stdout.WriteLine);
         int bad = results.Count(r => r.Outcome.StartsWith("failed", StringComparison.Ordinal));
@@ -50,6 +62,58 @@ public sealed class SweepWorker(TextWriter stdout, string runsRoot = "runs", Can
         stdout.WriteLine($"sweep {outDir}: {results.Count} points of this shard, {bad} failed");
         return bad == 0 ? ExitCodes.Complete : ExitCodes.Failed;
     }
+
+    /// <summary>
+    /// `--slurm`: checks everything (tasks, options, sbatch on PATH, the directory's sweep), claims
+    /// the directory, writes DIR/sweep.sbatch and submits it with `sbatch --parsable` unless
+    /// `--dry-run`; prints the job id.
+    /// </summary>
+    private int Submit(SweepPlan plan, SweepOptions o, string outDir)
+    {
+        if (o.Shard is not null)
+            throw new InputException("--shard does not go with --slurm: each array task runs its own shard");
+        var (host, prefix) = Self();
+        var script = new SlurmScriptOptions
+        {
+            SweepFile = Path.GetFullPath(o.File),
+            OutDir = outDir,
+            Tasks = o.Tasks ?? (plan.Points.Count + o.Jobs - 1) / o.Jobs,
+            Jobs = o.Jobs,
+            Command = [host, .. prefix],
+            SlurmOptions = o.SlurmOptions,
+            DataDir = o.DataDir is null ? null : Path.GetFullPath(o.DataDir),
+        };
+        SlurmScript.Check(plan, script);
+        string? sbatch = o.DryRun ? null : FindOnPath("sbatch")
+            ?? throw new InputException($"sbatch not found on PATH (is this a Slurm login node?); use --dry-run to write {Path.Combine(outDir, SlurmScript.FileName)} without submitting it");
+        SweepManifest.Claim(plan, o.File, outDir);
+        Directory.CreateDirectory(Path.Combine(outDir, "logs"));
+        string file = Path.Combine(outDir, SlurmScript.FileName);
+        AtomicFile.WriteAllText(file, SlurmScript.Text(plan, script));
+        string what = $"{plan.Points.Count} points in {script.Tasks} array tasks, {o.Jobs} at a time each";
+        if (sbatch is null)
+        {
+            stdout.WriteLine($"wrote {file} ({what}); not submitted (--dry-run): sbatch {file}");
+            return ExitCodes.Complete;
+        }
+        var start = new ProcessStartInfo(sbatch) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        start.ArgumentList.Add("--parsable");
+        start.ArgumentList.Add(file);
+        using var process = Process.Start(start) ?? throw new InvalidOperationException("could not start sbatch");
+        var err = process.StandardError.ReadToEndAsync();
+        string output = process.StandardOutput.ReadToEnd();
+        process.WaitForExit();
+        if (process.ExitCode != 0)
+            throw new InputException($"sbatch refused {file} (exit {process.ExitCode}): {LastLine(err.Result)}");
+        string jobId = LastLine(output).Split(';')[0];
+        stdout.WriteLine($"submitted Slurm job {jobId}: {what}; {file}; progress: lnlab sweep status {outDir}");
+        return ExitCodes.Complete;
+    }
+
+    private static string? FindOnPath(string name) =>
+        (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':', StringSplitOptions.RemoveEmptyEntries)
+            .Select(d => Path.Combine(d, name))
+            .FirstOrDefault(File.Exists);
 
     private string RunPoint(SweepPoint p, string config, string dir, string outDir, string? dataDir)
     {
