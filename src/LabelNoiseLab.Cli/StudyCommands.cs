@@ -15,6 +15,7 @@ internal static class StudyCommands
         root.Add(ExportCommand(stdout));
         root.Add(SweepCommand(stdout, host));
         root.Add(DirCommand("summarize", "aggregate every run under DIR into DIR/summary.csv (mean ± std over seeds per point)", stdout, SweepSummary.Write));
+        root.Add(VerifyCommand(stdout, host));
         root.Add(DirCommand("report", "write DIR/report.html: one self-contained page of charts and tables for a run, a preset or a sweep", stdout, Reports.HtmlReport.Write));
     }
 
@@ -54,6 +55,30 @@ internal static class StudyCommands
         });
         sweep.Add(status);
         return sweep;
+    }
+
+    private static Command VerifyCommand(TextWriter stdout, CliHost host)
+    {
+        var quick = new Option<bool>("--quick") { Description = "run each preset's quick version (a few minutes in all): checks that everything runs and writes its claims, not that the papers reproduce" };
+        var only = new Option<string[]>("--only") { Description = "only these presets: --only robust,two-phase (default all: " + string.Join(", ", Presets.Names) + ")" };
+        var from = new Option<string?>("--from") { Description = "read finished preset folders (DIR/<preset>/, as verify --out writes, or one preset's folder) instead of running" };
+        var outDir = new Option<string?>("--out", "-o") { Description = "folder for the preset runs (DIR/<preset>/), claims.csv and report.html (default runs/verify-<timestamp>; with --from, that folder)" };
+        var strict = new Option<bool>("--strict") { Description = "exit 6 when a claim failed" };
+        var dataDir = new Option<string?>("--data-dir") { Description = "data folder for the presets (default $LNLAB_DATA, then /usr/share/datasets)" };
+        var verify = new Command("verify", "run the presets (or read them with --from) and check their claims: one table, claims.csv, report.html; exit 0 when everything ran, 2 bad input, 4 a preset failed, 6 a claim failed (--strict)")
+        {
+            quick, only, from, outDir, strict, dataDir,
+        };
+        verify.SetAction(p => new VerifyWorker(stdout, p.InvocationConfiguration.Error, host).Run(new VerifyOptions
+        {
+            Quick = p.GetValue(quick),
+            Only = p.GetValue(only) ?? [],
+            From = p.GetValue(from),
+            OutDir = p.GetValue(outDir),
+            Strict = p.GetValue(strict),
+            DataDir = p.GetValue(dataDir),
+        }));
+        return verify;
     }
 
     private static Command DirCommand(string name, string description, TextWriter stdout, Func<string, string> write)

@@ -16,6 +16,9 @@ public static class ExitCodes
 
     /// <summary>Stopped by SIGTERM, SIGINT or SIGHUP after writing a checkpoint; <c>lnlab resume</c> continues it.</summary>
     public const int Interrupted = 5;
+
+    /// <summary><c>lnlab verify --strict</c>: everything ran and at least one claim failed.</summary>
+    public const int ClaimsFailed = 6;
 }
 
 /// <summary>

@@ -117,6 +117,40 @@ public sealed class RobustTrainingTests(ITestOutputHelper output) : IDisposable
         Assert.Equal(2.0 / 3, Detection.Auroc([0.9, 0.8, 0.2, 0.1], [false, true, false, false]), 10);
     }
 
+    [Fact]
+    public void Roc_and_precision_recall_curves_agree_with_auroc_and_a_naive_count()
+    {
+        var rng = new Random(3);
+        var scores = Enumerable.Range(0, 300).Select(_ => Math.Round(rng.NextDouble(), 2)).ToArray(); // ties
+        var mask = scores.Select(s => rng.NextDouble() < s).ToArray();
+        var curve = Detection.Curve(scores, mask, maxPoints: 1000);
+        Assert.Equal((0.0, 0.0, 1.0), curve[0]);
+        Assert.Equal(1.0, curve[^1].Fpr);
+        Assert.Equal(1.0, curve[^1].Tpr);
+        // Each point against a naive count at its threshold (the distinct scores, descending).
+        var thresholds = scores.Distinct().OrderDescending().ToArray();
+        Assert.Equal(thresholds.Length + 1, curve.Count);
+        int pos = mask.Count(m => m), neg = mask.Length - pos;
+        for (int t = 0; t < thresholds.Length; t++)
+        {
+            int tp = scores.Where((s, i) => s >= thresholds[t] && mask[i]).Count();
+            int fp = scores.Where((s, i) => s >= thresholds[t] && !mask[i]).Count();
+            Assert.Equal((double)fp / neg, curve[t + 1].Fpr, 12);
+            Assert.Equal((double)tp / pos, curve[t + 1].Tpr, 12);
+            Assert.Equal((double)tp / (tp + fp), curve[t + 1].Precision, 12);
+        }
+        // The trapezoid area under the ROC curve is the AUROC (ties counted half).
+        double area = 0;
+        for (int i = 1; i < curve.Count; i++)
+            area += (curve[i].Fpr - curve[i - 1].Fpr) * (curve[i].Tpr + curve[i - 1].Tpr) / 2;
+        Assert.Equal(Detection.Auroc(scores, mask), area, 10);
+        var thin = Detection.Curve(scores, mask, maxPoints: 10);
+        Assert.Equal(10, thin.Count);
+        Assert.Equal(curve[0], thin[0]);
+        Assert.Equal(curve[^1], thin[^1]);
+        Assert.Empty(Detection.Curve([0.1, 0.2], [true, true]));
+    }
+
     private (int Code, string Out, string Err) Train(string yaml, params string[] extra) => TestCli.Train(_dir, yaml, extra);
 
     private const string Mixture = """
@@ -154,6 +188,9 @@ public sealed class RobustTrainingTests(ITestOutputHelper output) : IDisposable
         var suspects = File.ReadAllLines(Path.Combine(outDir, "suspects.csv"));
         Assert.Equal("index,given_label,predicted_label,score,noisy", suspects[0]);
         Assert.Equal(21, suspects.Length);
+        var curves = File.ReadAllLines(Path.Combine(outDir, "detection_curves.csv"));
+        Assert.Equal("score,fpr,tpr,precision", curves[0]);
+        Assert.Equal(["grad_norm", "loss", "margin", "self_confidence"], curves[1..].Select(l => l.Split(',')[0]).Distinct());
         Assert.Contains("\"robust\"", File.ReadAllText(Path.Combine(outDir, "summary.json")));
     }
 
@@ -245,6 +282,49 @@ public sealed class RobustTrainingTests(ITestOutputHelper output) : IDisposable
         Assert.Contains("| co_teaching |", table);
         Assert.Contains("±", table);
         Assert.Equal(1 + 12, File.ReadAllLines(Path.Combine(outDir, "metrics.csv")).Length);
+
+        // The claims contract: at 40% symmetric noise, over 2 seeds, judged on the mean.
+        var summary = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(outDir, "summary.json")))!.AsObject();
+        Assert.Equal("robust", (string?)summary["preset"]);
+        Assert.True((bool)summary["quick"]!);
+        var claims = LabelNoiseLab.Studies.Claims.Read(summary, "summary.json")!;
+        Assert.Equal(["grad_norm_auroc_above_chance", "prune_truncate_above_ce"], claims.Select(c => c.Id));
+        var rows = results[1..].Select(l => l.Split(',')).Where(c => c[1] == "symmetric").ToList();
+        double Mean(string method, int column) => rows.Where(c => c[0] == method).Average(c => double.Parse(c[column], CultureInfo.InvariantCulture));
+        var prune = claims[1];
+        Assert.Equal(2, prune.Seeds);
+        Assert.True(prune.Quick);
+        Assert.Equal(Mean("prune_truncate", 5), prune.Measured, 4);
+        if (Math.Abs(prune.Measured - Mean("ce", 5)) > 1e-3) // results.csv rounds to 5 digits
+            Assert.Equal(prune.Measured > Mean("ce", 5), prune.Pass);
+        Assert.Equal(claims[0].Measured > 0.5, claims[0].Pass);
+        Assert.Equal(Mean("ce", 6), claims[0].Measured, 4);
+        Assert.False(double.IsNaN(prune.Spread));
+    }
+
+    [Fact]
+    public void Robust_claims_are_judged_on_the_mean_over_seeds()
+    {
+        var rows = new List<(string, string, double, double, double)>
+        {
+            ("ce", "symmetric", 0.4, 0.50, 0.60), ("ce", "symmetric", 0.4, 0.70, 0.40),
+            ("prune_soft", "symmetric", 0.4, 0.90, double.NaN), ("prune_soft", "symmetric", 0.4, 0.20, double.NaN), // mean 0.55 < 0.6
+            ("gce", "symmetric", 0.4, 0.62, 0.5), ("gce", "symmetric", 0.4, 0.60, 0.5),
+            ("gce", "symmetric", 0.8, 0.99, 0.5), // another setting: ignored
+        };
+        var claims = LabelNoiseLab.Studies.Claims.Read(new System.Text.Json.Nodes.JsonObject
+        {
+            ["claims"] = System.Text.Json.JsonSerializer.SerializeToNode(LabelNoiseLab.Studies.RobustPreset.RobustClaims(rows, quick: false)),
+        }, "s")!;
+        Assert.Equal(["grad_norm_auroc_above_chance", "prune_soft_above_ce", "gce_above_ce"], claims.Select(c => c.Id));
+        Assert.Equal(0.5, claims[0].Measured, 12); // (0.6 + 0.4) / 2: not above 0.5
+        Assert.False(claims[0].Pass);
+        Assert.Equal(0.55, claims[1].Measured, 12);
+        Assert.False(claims[1].Pass);
+        Assert.Equal(Math.Sqrt(2 * 0.35 * 0.35), claims[1].Spread, 12);
+        Assert.True(claims[2].Pass);
+        Assert.All(claims, c => Assert.Equal(2, c.Seeds));
+        Assert.Empty(LabelNoiseLab.Studies.RobustPreset.RobustClaims([("gce", "symmetric", 0.4, 0.6, 0.5)], false)); // no ce: nothing to compare with
     }
 
     [Theory]

@@ -78,8 +78,28 @@ public static class HtmlReport
             page.Append(tables);
         }
 
+        string path = Path.Combine(dir, FileName);
+        AtomicFile.WriteAllText(path, Page(Path.GetFileName(Path.GetFullPath(dir)), page.ToString(), charts));
+        return path;
+    }
+
+    /// <summary>
+    /// Writes a page of the same kind as <see cref="Write"/>'s to <paramref name="path"/>: <paramref name="bodyHtml"/>
+    /// (which places <c>&lt;div id="chartN"&gt;</c> for chart N, see <see cref="ChartSlot"/>) and the Vega-Lite specs.
+    /// </summary>
+    public static string WritePage(string path, string title, string bodyHtml, IReadOnlyList<JsonObject> charts)
+    {
+        AtomicFile.WriteAllText(path, Page(title, bodyHtml, charts));
+        return path;
+    }
+
+    /// <summary>The placeholder of chart <paramref name="index"/> in a page body.</summary>
+    public static string ChartSlot(int index) => $"<div class=\"chart\" id=\"chart{index.ToString(CultureInfo.InvariantCulture)}\"></div>\n";
+
+    private static string Page(string title, string body, IReadOnlyList<JsonObject> charts)
+    {
         var html = new StringBuilder();
-        html.Append("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>").Append(Html(Path.GetFileName(Path.GetFullPath(dir))))
+        html.Append("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>").Append(Html(title))
             .Append(" – lnlab report</title>\n<style>body{font-family:sans-serif;margin:1.5em;max-width:1400px}table{border-collapse:collapse;font-size:12px;margin:0.5em 0 1.5em}")
             .Append("td,th{border:1px solid #ccc;padding:2px 6px;text-align:left}.chart{display:inline-block;vertical-align:top;margin:0 1em 1em 0}h2{margin-top:1.5em}</style>\n");
         // Errors anywhere on the page are counted where a test (or a reader) can see them.
@@ -87,7 +107,7 @@ public static class HtmlReport
         foreach (var lib in (string[])["vega.min.js", "vega-lite.min.js", "vega-embed.min.js"])
             html.Append("<script>").Append(Asset(lib)).Append("</script>\n");
         html.Append("</head><body data-charts=\"").Append(charts.Count.ToString(CultureInfo.InvariantCulture)).Append("\">\n");
-        html.Append(page);
+        html.Append(body);
         html.Append("<p style=\"color:#888;font-size:11px\">written by lnlab report; charts: Vega-Lite (BSD-3-Clause)</p>\n");
         html.Append("<script>\nvar specs=").Append(new JsonArray([.. charts]).ToJsonString(new JsonSerializerOptions { NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals }).Replace("</", "<\\/", StringComparison.Ordinal)).Append(";\n");
         html.Append("""
@@ -95,17 +115,19 @@ public static class HtmlReport
             function mark(){document.body.setAttribute('data-rendered',rendered);document.body.setAttribute('data-failed',failed);}
             Promise.all(specs.map(function(s,i){
               return vegaEmbed('#chart'+i, s, {actions:false, renderer:'svg'}).then(function(r){
-                var marks=document.querySelectorAll('#chart'+i+' svg .mark-line path, #chart'+i+' svg .mark-rect path, #chart'+i+' svg .mark-symbol path, #chart'+i+' svg .mark-line, #chart'+i+' svg .mark-rect');
-                if(marks.length>0){rendered++;}else{failed++;console.error('chart '+i+' drew no marks');}
+                var el=document.getElementById('chart'+i), rows=[], empty=[];
+                (r.vgSpec.data||[]).forEach(function(d){var n=r.view.data(d.name).length;rows.push(d.name+':'+n);if(n===0){empty.push(d.name);}});
+                el.setAttribute('data-datasets',rows.join(' '));
+                var marks=document.querySelectorAll('#chart'+i+' svg .mark-line path, #chart'+i+' svg .mark-rect path, #chart'+i+' svg .mark-symbol path, #chart'+i+' svg .mark-line, #chart'+i+' svg .mark-rect, #chart'+i+' svg .mark-area path, #chart'+i+' svg .mark-text text');
+                if(empty.length>0){failed++;el.setAttribute('data-empty',empty.join(' '));console.error('chart '+i+' has empty datasets: '+empty.join(' '));}
+                else if(marks.length>0){rendered++;}else{failed++;console.error('chart '+i+' drew no marks');}
               }).catch(function(e){failed++;console.error('chart '+i+': '+e);window.lnlabErrors.push(String(e));});
             })).then(mark);
             </script>
             </body></html>
 
             """);
-        string path = Path.Combine(dir, FileName);
-        AtomicFile.WriteAllText(path, html.ToString());
-        return path;
+        return html.ToString();
     }
 
     /// <summary>One or two charts for a CSV: learning curves for metrics.csv, else a generic line or bar chart.</summary>
@@ -201,7 +223,7 @@ public static class HtmlReport
 
     private static void Emit(List<JsonObject> charts, StringBuilder page, JsonObject spec)
     {
-        page.Append("<div class=\"chart\" id=\"chart").Append(charts.Count.ToString(CultureInfo.InvariantCulture)).Append("\"></div>\n");
+        page.Append(ChartSlot(charts.Count));
         charts.Add(spec);
     }
 

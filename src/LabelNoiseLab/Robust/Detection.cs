@@ -50,6 +50,45 @@ public static class Detection
         return sum / total;
     }
 
+    /// <summary>
+    /// The ROC and precision–recall curves of a score: one point per distinct threshold (descending,
+    /// ties taken together), thinned to at most <paramref name="maxPoints"/> points, the first and
+    /// last kept. Each point: false-positive rate, true-positive rate (= recall), precision. Empty
+    /// without both classes.
+    /// </summary>
+    public static List<(double Fpr, double Tpr, double Precision)> Curve(ReadOnlySpan<double> scores, ReadOnlySpan<bool> positive, int maxPoints = 200)
+    {
+        var order = Order(scores);
+        int n = order.Length, pos = 0;
+        foreach (bool p in positive)
+            pos += p ? 1 : 0;
+        int neg = n - pos;
+        var points = new List<(double, double, double)>();
+        if (pos == 0 || neg == 0)
+            return points;
+        points.Add((0, 0, 1));
+        int tp = 0, fp = 0;
+        for (int r = n - 1; r >= 0;)
+        {
+            int q = r;
+            while (q - 1 >= 0 && scores[order[q - 1]] == scores[order[r]])
+                q--;
+            for (int t = q; t <= r; t++)
+            {
+                if (positive[order[t]])
+                    tp++;
+                else
+                    fp++;
+            }
+            points.Add(((double)fp / neg, (double)tp / pos, (double)tp / (tp + fp)));
+            r = q - 1;
+        }
+        if (points.Count <= maxPoints)
+            return points;
+        double stride = (points.Count - 1) / (double)(maxPoints - 1);
+        return [.. Enumerable.Range(0, maxPoints).Select(i => points[(int)Math.Round(i * stride)])];
+    }
+
     private static int[] Order(ReadOnlySpan<double> scores)
     {
         var keys = scores.ToArray();

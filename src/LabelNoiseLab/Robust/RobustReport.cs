@@ -16,7 +16,8 @@ public sealed record RobustSettings(string Loss, string Prune, string Select, st
 /// weight removed for soft pruning), grad_norm_clean, grad_norm_noisy; with detection, per-sample
 /// scores from each step's own forward (loss, margin, self-confidence against the given label,
 /// and the gradient norm when measured), ranked against the noise mask after every epoch into
-/// detection.csv (AUROC, average precision) and, at the end, suspects.csv. summary.json gets
+/// detection.csv (AUROC, average precision) and, at the end, detection_curves.csv (the last
+/// epoch's ROC and precision–recall curve per score) and suspects.csv. summary.json gets
 /// <c>robust</c>. <see cref="ITrainingComponent.Acted"/> counts the epochs scored.
 /// </summary>
 public sealed class RobustReport : ITrainingCallback
@@ -163,8 +164,26 @@ public sealed class RobustReport : ITrainingCallback
             robust["estimated_T"] = Enumerable.Range(0, k).Select(i => t.AsSpan(i * k, k).ToArray().Select(v => (double)v).ToArray()).ToArray();
         }
         summary["robust"] = robust;
+        if (_settings.Detection && Acted > 0)
+            WriteCurves(run);
         if (_settings.Suspects > 0)
             WriteSuspects(run);
+    }
+
+    /// <summary>detection_curves.csv: score, fpr, tpr (= recall), precision; each score's curve from its last-epoch values.</summary>
+    private void WriteCurves(TrainingRun run)
+    {
+        var sb = new StringBuilder("score,fpr,tpr,precision\n");
+        for (int s = 0; s < Scores.Length; s++)
+        {
+            if (s == 0 && !_norms)
+                continue;
+            var seen = Enumerable.Range(0, _scores[s].Length).Where(i => !double.IsNaN(_scores[s][i])).ToArray();
+            var curve = Detection.Curve(seen.Select(i => _scores[s][i]).ToArray(), seen.Select(i => _train.NoiseMask[i]).ToArray());
+            foreach (var (fpr, tpr, precision) in curve)
+                sb.Append(string.Create(CultureInfo.InvariantCulture, $"{Scores[s]},{fpr:G6},{tpr:G6},{precision:G6}\n"));
+        }
+        run.Directory.WriteText("detection_curves.csv", sb.ToString());
     }
 
     /// <summary>suspects.csv: the N training samples with the highest loss score of the last epoch (the gradient norm when measured).</summary>
