@@ -264,12 +264,12 @@ public sealed class DoubleDescentTests : IDisposable
         Assert.Equal(0, Train(off).Code);
 
         var lines = File.ReadAllLines(Path.Combine(on, "activations.csv"));
-        Assert.Equal("epoch,layer,clean_noisy_cosine_given,clean_noisy_cosine_true,max_abs_activation,max_unit,median_abs_activation,max_to_median_ratio,max_unit_input_corr,max_unit_output_corr", lines[0]);
+        Assert.Equal("epoch,layer,clean_noisy_cosine_given,clean_noisy_cosine_true,max_abs_activation,max_unit,median_abs_activation,max_to_median_ratio,max_unit_input_corr,max_unit_output_corr,max_sample,massive,max_unit_input_r2,max_unit_eta2_given,max_unit_eta2_true", lines[0]);
         // Initialisation, epoch 3, and the last epoch (4); two hidden layers each.
         var rows = lines[1..].Select(l => l.Split(',')).ToArray();
         Assert.Equal(["0", "0", "3", "3", "4", "4"], rows.Select(c => c[0]));
         Assert.Equal(["0", "1", "0", "1", "0", "1"], rows.Select(c => c[1]));
-        Assert.All(rows, c => Assert.Equal(10, c.Length));
+        Assert.All(rows, c => Assert.Equal(15, c.Length));
 
         // Same seed, probe on or off: identical metrics (the probe touches no weights or generators).
         static string[] Deterministic(string dir) => File.ReadAllLines(Path.Combine(dir, "metrics.csv"))

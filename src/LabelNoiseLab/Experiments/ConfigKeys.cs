@@ -122,6 +122,14 @@ public static class ConfigKeys
         Key("probe.phase_smooth", Int, 5, c => c.ProbePhaseSmooth, (c, v) => c with { ProbePhaseSmooth = v }, v => v >= 1 && v % 2 == 1 ? null : "must be an odd number ≥ 1", "phase detection: centred moving-average window (evaluations) applied to the curve first; 1 = none"),
         Key("probe.phase_rise", Number, 0.1, c => c.ProbePhaseRise, (c, v) => c with { ProbePhaseRise = v }, Positive, "phase detection: relative rise of the test loss above its first minimum that counts"),
         Key("probe.phase_fall", Number, 0.1, c => c.ProbePhaseFall, (c, v) => c with { ProbePhaseFall = v }, Range(0, 1, upperOpen: true), "phase detection: relative fall below the following maximum that counts as a second descent"),
+        Key("probe.learning_events", Bool, false, c => c.ProbeLearningEvents, (c, v) => c with { ProbeLearningEvents = v }, null, "per-sample learning events from every training step's forward (learning_events.csv): first epoch predicted as the given and as the true label, forgetting events"),
+        Key("probe.top_k", Int, 5, c => c.ProbeTopK, (c, v) => c with { ProbeTopK = v }, AtLeast(1), "activation probe: the k largest |activations| per layer, with unit and sample (activations_topk.csv)"),
+        Key("probe.massive_abs", Number, 100.0, c => c.ProbeMassiveAbs, (c, v) => c with { ProbeMassiveAbs = v }, Positive, "activation probe: a layer's top activation is massive when |a| exceeds this (Sun et al. 2024: 100) ..."),
+        Key("probe.massive_ratio", Number, 1000.0, c => c.ProbeMassiveRatio, (c, v) => c with { ProbeMassiveRatio = v }, Positive, "... and its ratio to the median |activation| exceeds this (Sun et al.: about 1000)"),
+        Key("probe.ablate", Choice("none", "zero", "mean"), "none", c => c.ProbeAblate, (c, v) => c with { ProbeAblate = v }, null, "activation probe: at each probe, set each layer's top probe.ablate_units units to zero or their probe-set mean and record the test loss and accuracy (ablation.csv)"),
+        Key("probe.ablate_units", Int, 1, c => c.ProbeAblateUnits, (c, v) => c with { ProbeAblateUnits = v }, AtLeast(1), "activation probe: how many top units (by largest |activation| on the probe set) are ablated"),
+        Key("eval.schedule", Choice("every", "log"), "every", c => c.EvalSchedule, (c, v) => c with { EvalSchedule = v }, null, "evaluate after every epoch, or at log-spaced epochs (1..10, 12, 15, 20, 25, 30, 40, 50, 60, 80, 100, ...) and the last"),
+        Key("early_stop.noisy_fit_factor", Number, 0.0, c => c.EarlyStopNoisyFitFactor, (c, v) => c with { EarlyStopNoisyFitFactor = v }, v => v == 0 || v >= 1 ? null : "must be 0 (off) or at least 1", "stop at epoch ceil(F × E), E = first evaluated epoch with noisy_given_acc ≥ 0.99 (epochs stays the cap); 0 = off"),
     ];
 
     private static readonly Dictionary<string, ConfigKey> ByName = All.ToDictionary(k => k.Name, StringComparer.Ordinal);
