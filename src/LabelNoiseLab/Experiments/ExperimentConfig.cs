@@ -136,6 +136,7 @@ public sealed record ExperimentConfig
     public double ProbeMassiveRatio { get; init; }
     public string ProbeAblate { get; init; } = "";
     public int ProbeAblateUnits { get; init; }
+    public int ProbeAblateTestSamples { get; init; }
     public string EvalSchedule { get; init; } = "";
     public double EarlyStopNoisyFitFactor { get; init; }
 

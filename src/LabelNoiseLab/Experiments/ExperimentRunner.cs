@@ -318,6 +318,7 @@ public sealed class ExperimentRunner : IExperimentRunner
             MassiveRatio = c.ProbeMassiveRatio,
             Ablate = c.ProbeAblate,
             AblateUnits = c.ProbeAblateUnits,
+            AblateTestSamples = c.ProbeAblateTestSamples,
         });
     }
 

@@ -38,6 +38,9 @@ public sealed record ActivationProbeOptions(int Every, int SetSize, IReadOnlyLis
 
     public int AblateUnits { get; init; } = 1;
 
+    /// <summary>The ablation is scored on the first N test samples; 0 = all.</summary>
+    public int AblateTestSamples { get; init; }
+
     /// <summary>Principal components of the probe inputs that the input R² regresses on (with the input norm).</summary>
     public int InputComponents { get; init; } = 10;
 }
@@ -365,7 +368,8 @@ public sealed class ActivationProbe : ITrainingCallback
     private void Ablate(TrainingRun run, int epoch)
     {
         var test = run.Data.Test;
-        var intact = _evaluator!.Score(test).Given;
+        int[] subset = _config.AblateTestSamples > 0 && _config.AblateTestSamples < test.Count ? [.. Enumerable.Range(0, _config.AblateTestSamples)] : [];
+        var intact = _evaluator!.Score(test, subset).Given;
         int n = _indices.Length;
         for (int l = 0; l < _layers.Length; l++)
         {
@@ -393,7 +397,7 @@ public sealed class ActivationProbe : ITrainingCallback
             GroupScore ablated;
             try
             {
-                ablated = _evaluator.Score(test).Given;
+                ablated = _evaluator.Score(test, subset).Given;
             }
             finally
             {
