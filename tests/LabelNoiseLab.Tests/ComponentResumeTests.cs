@@ -21,7 +21,7 @@ public sealed class ComponentResumeTests : IDisposable
     private static readonly string[] Probes =
     [
         "--set", "probe.neuron_norms=true", "--set", "probe.spectral_every=1", "--set", "probe.activations_every=1",
-        "--set", "probe.set_size=100", "--set", "probe.phases=true", "--set", "detection.enabled=true", "--set", "detection.suspects=10",
+        "--set", "probe.set_size=100", "--set", "probe.phases=true", "--set", "probe.learning_events=true", "--set", "probe.ablate=mean", "--set", "probe.ablate_units=2", "--set", "detection.enabled=true", "--set", "detection.suspects=10",
     ];
 
     // (a) co-teaching + forward correction with T estimated after 2 epochs (from anchor points), dropout in both networks.

@@ -5,6 +5,7 @@ using LabelNoiseLab.Data;
 using LabelNoiseLab.Probes;
 using LabelNoiseLab.RunFiles;
 using LabelNoiseLab.Experiments;
+using LabelNoiseLab.Studies;
 using LabelNoiseLab.Tensors;
 
 namespace LabelNoiseLab.Tests;
@@ -264,12 +265,12 @@ public sealed class DoubleDescentTests : IDisposable
         Assert.Equal(0, Train(off).Code);
 
         var lines = File.ReadAllLines(Path.Combine(on, "activations.csv"));
-        Assert.Equal("epoch,layer,clean_noisy_cosine_given,clean_noisy_cosine_true,max_abs_activation,max_unit,median_abs_activation,max_to_median_ratio,max_unit_input_corr,max_unit_output_corr", lines[0]);
+        Assert.Equal("epoch,layer,clean_noisy_cosine_given,clean_noisy_cosine_true,max_abs_activation,max_unit,median_abs_activation,max_to_median_ratio,max_unit_input_corr,max_unit_output_corr,max_sample,massive,max_unit_input_r2,max_unit_eta2_given,max_unit_eta2_true", lines[0]);
         // Initialisation, epoch 3, and the last epoch (4); two hidden layers each.
         var rows = lines[1..].Select(l => l.Split(',')).ToArray();
         Assert.Equal(["0", "0", "3", "3", "4", "4"], rows.Select(c => c[0]));
         Assert.Equal(["0", "1", "0", "1", "0", "1"], rows.Select(c => c[1]));
-        Assert.All(rows, c => Assert.Equal(10, c.Length));
+        Assert.All(rows, c => Assert.Equal(15, c.Length));
 
         // Same seed, probe on or off: identical metrics (the probe touches no weights or generators).
         static string[] Deterministic(string dir) => File.ReadAllLines(Path.Combine(dir, "metrics.csv"))
@@ -339,6 +340,10 @@ public sealed class DoubleDescentTests : IDisposable
     [InlineData("model.hidden=8", "model.hidden")]
     [InlineData("double_descent.models=mlp9", "double_descent.models")]
     [InlineData("probe.set_size=5000", "probe.set_size")]
+    [InlineData("double_descent.grid=maybe", "double_descent.grid")]
+    [InlineData("double_descent.grid_subsets=4000,70000", "double_descent.grid_subsets")]
+    [InlineData("double_descent.grid_subsets=0", "double_descent.grid_subsets")]
+    [InlineData("probe.ablate_units=65", "probe.ablate_units")]
     public void Double_descent_preset_rejects_bad_settings_before_making_a_directory(string set, string key)
     {
         string outDir = Path.Combine(_dir, "dd-bad");
@@ -347,6 +352,24 @@ public sealed class DoubleDescentTests : IDisposable
         Assert.Single(stderr.Trim().Split('\n'));
         Assert.Contains($"'{key}'", stderr);
         Assert.False(Directory.Exists(outDir));
+    }
+
+    [Fact]
+    public void The_grid_is_optimizer_lr_schedule_and_subset_for_every_model()
+    {
+        var s = DoubleDescentPreset.Resolve(false, ["double_descent.grid=true", "double_descent.models=mlp3,mlp7"]);
+        Assert.Equal(16, s.Settings.Count);
+        Assert.Equal(32, s.Runs().Count());
+        var ids = s.Runs().Select(r => s.For(r.Model, r.Setting).Name).ToList();
+        Assert.Equal(32, ids.Distinct().Count());
+        Assert.Contains("mlp7-sgd-lr0.05-cosine-n10000", ids);
+        var sgd = s.For(s.Models[0], s.Settings.First(x => x.Optim == "sgd"));
+        Assert.Equal(0.9, sgd.OptimMomentum);
+        var one = DoubleDescentPreset.Resolve(false, []);
+        Assert.Single(one.Settings);
+        Assert.Equal(("sgd", 0.01, "constant", 4000), (one.Settings[0].Optim, one.Settings[0].Lr, one.Settings[0].Schedule, one.Settings[0].Subset));
+        Assert.Equal(4, one.Base.EarlyStopNoisyFitFactor);
+        Assert.Equal("log", one.Base.EvalSchedule);
     }
 
     // ---- the preset end to end ----
@@ -376,5 +399,24 @@ public sealed class DoubleDescentTests : IDisposable
         }
         var top = JsonNode.Parse(File.ReadAllText(Path.Combine(outDir, "summary.json")))!;
         Assert.Equal(["mlp3", "mlp5", "mlp7"], top["model_ids"]!.AsArray().Select(n => n!.GetValue<string>()));
+
+        // Claims in the DESIGN.md contract, marked quick; the per-run tables for the figures.
+        var claims = top["claims"]!.AsArray();
+        Assert.Equal(["noisy_fitted_after_clean", "separation_grows_with_depth", "regeneralisation_after_interpolation", "massive_activation_in_shallow_layer", "massive_activation_tied_to_input"],
+            claims.Select(c => c!["id"]!.GetValue<string>()));
+        foreach (var c in claims)
+        {
+            foreach (var field in (string[])["statement", "measured", "expected", "pass", "n_seeds", "spread", "quick"])
+                Assert.True(c!.AsObject().ContainsKey(field), field);
+            Assert.True(c!["quick"]!.GetValue<bool>());
+        }
+        var phases = File.ReadAllLines(Path.Combine(outDir, DoubleDescentPreset.PhasesFile));
+        Assert.Equal(4, phases.Length);
+        Assert.StartsWith("run,model,setting,", phases[0]);
+        var layers = File.ReadAllLines(Path.Combine(outDir, DoubleDescentPreset.LayersFile));
+        Assert.Equal(1 + 4 * (2 + 4 + 6), layers.Length);
+        Assert.StartsWith("run,epoch,layer,", layers[0]);
+        Assert.Equal(1 + 4 * (2 + 4 + 6), File.ReadAllLines(Path.Combine(outDir, DoubleDescentPreset.AblationFile)).Length);
+        Assert.True(File.Exists(Path.Combine(outDir, "mlp7", LearningEvents.FileName)));
     }
 }

@@ -139,6 +139,15 @@ public sealed record ExperimentConfig
     public int ProbePhaseSmooth { get; init; }
     public double ProbePhaseRise { get; init; }
     public double ProbePhaseFall { get; init; }
+    public bool ProbeLearningEvents { get; init; }
+    public int ProbeTopK { get; init; }
+    public double ProbeMassiveAbs { get; init; }
+    public double ProbeMassiveRatio { get; init; }
+    public string ProbeAblate { get; init; } = "";
+    public int ProbeAblateUnits { get; init; }
+    public int ProbeAblateTestSamples { get; init; }
+    public string EvalSchedule { get; init; } = "";
+    public double EarlyStopNoisyFitFactor { get; init; }
 
     /// <summary>
     /// Reads a YAML config file, applies <c>--set key=value</c> overrides, validates.

@@ -41,6 +41,7 @@ public sealed class ExperimentRunner : IExperimentRunner
         (c, _) => c.ProbeSpectralEvery > 0 ? new SpectralTrainerHook(c.ProbeSpectralEvery, c.Seed) : null,
         (c, b) => c.ProbeActivationsEvery > 0 ? ActivationProbeFor(c, b) : null,
         (c, _) => c.ProbePhases ? new PhaseDetectionHook(c.ProbePhaseRise, c.ProbePhaseFall, c.ProbePhaseSmooth) : null,
+        (c, b) => c.ProbeLearningEvents ? LearningEventsFor(c, b) : null,
     ];
 
     /// <summary>What the probes' factories may look at.</summary>
@@ -133,6 +134,8 @@ public sealed class ExperimentRunner : IExperimentRunner
             Seed = c.Seed,
             EvalTrainSamples = c.EvalTrainSamples,
             LossKind = c.LossKind == "mse" ? LossKind.Mse : LossKind.CrossEntropy,
+            LogSpacedEvaluation = c.EvalSchedule == "log",
+            NoisyFitFactor = c.EarlyStopNoisyFitFactor,
             Fingerprint = c.ToYaml(),
             CheckpointMetadata = new Dictionary<string, string> { ["model.kind"] = c.ModelKind },
         };
@@ -279,6 +282,10 @@ public sealed class ExperimentRunner : IExperimentRunner
         return new RobustLossSpec(kind, (float)c.RobustGceQ, (float)alpha, (float)beta, (float)c.RobustSmoothing, matrix);
     }
 
+    private static LearningEvents LearningEventsFor(ExperimentConfig c, Built b) => b.Data.Train.NumClasses == 0
+        ? throw new ConfigException("probe.learning_events", $"learning events need a classification data set; {c.DataName} is a regression set")
+        : new LearningEvents();
+
     private static ActivationProbe ActivationProbeFor(ExperimentConfig c, Built b)
     {
         var train = b.Data.Train;
@@ -294,6 +301,53 @@ public sealed class ExperimentRunner : IExperimentRunner
             if (l >= layers)
                 throw new ConfigException("probe.layers", $"layer {l} does not exist; the model has {layers} hidden activation layers (0..{layers - 1})");
         }
-        return new ActivationProbe(new ActivationProbeOptions(c.ProbeActivationsEvery, c.ProbeSetSize, c.ProbeLayers, c.Seed, c.Epochs));
+        if (c.ProbeAblate != "none")
+        {
+            // Every probed layer must have the units to ablate: their widths from one forward of one sample.
+            var widths = Activations(b.Model, train);
+            foreach (int l in c.ProbeLayers.Count == 0 ? Enumerable.Range(0, layers) : c.ProbeLayers)
+            {
+                if (c.ProbeAblateUnits > widths[l])
+                    throw new ConfigException("probe.ablate_units", $"{c.ProbeAblateUnits} units to ablate, but hidden activation layer {l} has {widths[l]}");
+            }
+        }
+        return new ActivationProbe(new ActivationProbeOptions(c.ProbeActivationsEvery, c.ProbeSetSize, c.ProbeLayers, c.Seed, c.Epochs)
+        {
+            TopK = c.ProbeTopK,
+            MassiveAbs = c.ProbeMassiveAbs,
+            MassiveRatio = c.ProbeMassiveRatio,
+            Ablate = c.ProbeAblate,
+            AblateUnits = c.ProbeAblateUnits,
+            AblateTestSamples = c.ProbeAblateTestSamples,
+        });
+    }
+
+    /// <summary>Units per sample of each hidden activation module (one evaluation-mode forward of one training sample).</summary>
+    private static int[] Activations(Model model, Dataset train)
+    {
+        var modules = model.NamedModules().Where(m => m.Module is Activation).Select(m => m.Module).ToArray();
+        var widths = new int[modules.Length];
+        var hooks = new ForwardHook[modules.Length];
+        for (int i = 0; i < modules.Length; i++)
+        {
+            int slot = i;
+            hooks[i] = (_, _, output) => widths[slot] = output.Length / output.Shape[0];
+            modules[i].AddForwardHook(hooks[i]);
+        }
+        bool training = model.Training;
+        model.SetTraining(false);
+        try
+        {
+            var x = new Tensor(1, train.FeatureLength);
+            train.Sample(0).CopyTo(x.Span);
+            model.Forward(new Autograd.Tape(recording: false), x);
+        }
+        finally
+        {
+            for (int i = 0; i < modules.Length; i++)
+                modules[i].RemoveForwardHook(hooks[i]);
+            model.SetTraining(training);
+        }
+        return widths;
     }
 }

@@ -23,19 +23,59 @@ namespace LabelNoiseLab.Probes;
 /// The hooks are attached only for the probe's own forward pass, so training steps pay nothing.
 /// </summary>
 /// <summary>Activation-probe settings: every N epochs (and the last), the probe-set size, the layers (empty = all), the seed, the run's epochs.</summary>
-public sealed record ActivationProbeOptions(int Every, int SetSize, IReadOnlyList<int> Layers, long Seed, int Epochs);
+public sealed record ActivationProbeOptions(int Every, int SetSize, IReadOnlyList<int> Layers, long Seed, int Epochs)
+{
+    /// <summary>How many of the largest |activations| per layer go to activations_topk.csv.</summary>
+    public int TopK { get; init; } = 5;
+
+    /// <summary>Sun et al.'s rule: massive when |a| &gt; MassiveAbs and |a| / median &gt; MassiveRatio.</summary>
+    public double MassiveAbs { get; init; } = 100;
+
+    public double MassiveRatio { get; init; } = 1000;
+
+    /// <summary>none, zero or mean: the ablation of each layer's top units at every probe (ablation.csv).</summary>
+    public string Ablate { get; init; } = "none";
+
+    public int AblateUnits { get; init; } = 1;
+
+    /// <summary>The ablation is scored on the first N test samples; 0 = all.</summary>
+    public int AblateTestSamples { get; init; }
+
+    /// <summary>Principal components of the probe inputs that the input R² regresses on (with the input norm).</summary>
+    public int InputComponents { get; init; } = 10;
+}
 
 public sealed class ActivationProbe : ITrainingCallback
 {
     public const string FileName = "activations.csv";
 
     public const string Header = "epoch,layer,clean_noisy_cosine_given,clean_noisy_cosine_true,max_abs_activation,max_unit,"
-        + "median_abs_activation,max_to_median_ratio,max_unit_input_corr,max_unit_output_corr";
+        + "median_abs_activation,max_to_median_ratio,max_unit_input_corr,max_unit_output_corr,max_sample,massive,max_unit_input_r2,max_unit_eta2_given,max_unit_eta2_true";
+
+    public const string TopKFileName = "activations_topk.csv";
+
+    public const string TopKHeader = "epoch,layer,rank,abs_activation,unit,sample";
+
+    public const string AblationFileName = "ablation.csv";
+
+    public const string AblationHeader = "epoch,layer,mode,units,test_loss,test_acc,ablated_test_loss,ablated_test_acc,delta_test_loss,delta_test_acc";
 
     private const int Chunk = 500;
 
     private readonly ActivationProbeOptions _config;
     private StringBuilder _csv = new(Header + "\n");
+    private StringBuilder _topCsv = new(TopKHeader + "\n");
+    private StringBuilder _ablationCsv = new(AblationHeader + "\n");
+    private List<AblationRow> _ablations = [];
+    private double[] _inputDesign = [];
+    private int _inputRegressors;
+    private double[] _signedUnit = [];
+    private int[] _topScratch = [];
+    private Evaluator? _evaluator;
+    private int _ablateLayer = -1;
+    private int[] _ablateUnits = [];
+    private float[] _ablateValues = [];
+    private ForwardHook? _ablationHook;
     private readonly Tape _tape = new(recording: false);
     private List<ProbeRow> _rows = [];
     private int[] _indices = [];
@@ -68,7 +108,27 @@ public sealed class ActivationProbe : ITrainingCallback
 
     /// <summary>One (epoch, layer) row of activations.csv.</summary>
     public sealed record ProbeRow(int Epoch, int Layer, double CosineGiven, double CosineTrue, MassiveActivation Massive,
-        double InputCorr, double OutputCorr);
+        double InputCorr, double OutputCorr)
+    {
+        /// <summary>Training index of the sample with the largest |activation|.</summary>
+        public int MaxSample { get; init; } = -1;
+
+        /// <summary>Sun et al.'s rule on this layer's largest activation.</summary>
+        public bool IsMassive { get; init; }
+
+        /// <summary>R² of the top unit's activation on the input norm and the inputs' top principal components.</summary>
+        public double InputR2 { get; init; } = double.NaN;
+
+        /// <summary>η² of the top unit's activation over the given labels, and over the true labels.</summary>
+        public double Eta2Given { get; init; } = double.NaN;
+
+        public double Eta2True { get; init; } = double.NaN;
+    }
+
+    /// <summary>One (epoch, layer) ablation: the layer's top units set to zero or their mean, test loss and accuracy before and after.</summary>
+    public sealed record AblationRow(int Epoch, int Layer, string Mode, int[] Units, double TestLoss, double TestAcc, double AblatedTestLoss, double AblatedTestAcc);
+
+    public IReadOnlyList<AblationRow> Ablations => _ablations;
 
     public IReadOnlyList<ProbeRow> Rows => _rows;
 
@@ -112,6 +172,11 @@ public sealed class ActivationProbe : ITrainingCallback
                 sq += (double)v * v;
             _inputNorms[i] = Math.Sqrt(sq);
         }
+        BuildInputDesign(n, d);
+        _signedUnit = new double[n];
+        _topScratch = new int[Math.Max(1, _config.TopK)];
+        _evaluator = _config.Ablate == "none" ? null : new Evaluator(run.Model, "cross_entropy");
+        _ablationHook = (_, _, output) => AblateInPlace(output);
         _acts = new float[]?[_layers.Length];
         _units = new int[_layers.Length];
         _captures = new ForwardHook[_layers.Length];
@@ -128,6 +193,9 @@ public sealed class ActivationProbe : ITrainingCallback
     public ComponentState SaveState() => new ComponentState()
         .Set("acted", Acted)
         .Set("csv", _csv.ToString())
+        .Set("topk_csv", _topCsv.ToString())
+        .Set("ablation_csv", _ablationCsv.ToString())
+        .SetJson("ablations", _ablations)
         .SetJson("rows", _rows)
         .Set("seconds", _seconds)
         .Set("seconds_forward", _forwardSeconds);
@@ -137,6 +205,9 @@ public sealed class ActivationProbe : ITrainingCallback
         ArgumentNullException.ThrowIfNull(state);
         Acted = state.Long("acted");
         _csv = new StringBuilder(state.Text("csv"));
+        _topCsv = new StringBuilder(state.Text("topk_csv"));
+        _ablationCsv = new StringBuilder(state.Text("ablation_csv"));
+        _ablations = state.Json<List<AblationRow>>("ablations");
         _rows = state.Json<List<ProbeRow>>("rows");
         _seconds = state.Double("seconds");
         _forwardSeconds = state.Double("seconds_forward");
@@ -192,14 +263,38 @@ public sealed class ActivationProbe : ITrainingCallback
             double cosTrue = ActivationStats.CleanNoisyCosine(acts, units, _true, _noisy, _classes, _sumScratch, _countScratch);
             var massive = ActivationStats.Massive(acts, units, _absScratch);
             for (int i = 0; i < n; i++)
+            {
                 _unitMagnitude[i] = Math.Abs(acts[i * units + massive.Unit]);
+                _signedUnit[i] = acts[i * units + massive.Unit];
+            }
             var row = new ProbeRow(epoch, _layerIndex[l], cosGiven, cosTrue, massive,
-                ActivationStats.Pearson(_unitMagnitude, _inputNorms), ActivationStats.Pearson(_unitMagnitude, _margins));
+                ActivationStats.Pearson(_unitMagnitude, _inputNorms), ActivationStats.Pearson(_unitMagnitude, _margins))
+            {
+                MaxSample = massive.Sample >= 0 ? _indices[massive.Sample] : -1,
+                IsMassive = massive.MaxAbs > _config.MassiveAbs && massive.Ratio > _config.MassiveRatio,
+                InputR2 = ActivationStats.RSquared(_signedUnit, _inputDesign, _inputRegressors),
+                Eta2Given = ActivationStats.EtaSquared(_signedUnit, _given, _classes),
+                Eta2True = ActivationStats.EtaSquared(_signedUnit, _true, _classes),
+            };
             _rows.Add(row);
             Acted += l == 0 ? 1 : 0;
             AppendCsv(_csv, row);
+            int top = ActivationStats.TopK(acts, _config.TopK, _topScratch);
+            for (int r = 0; r < top; r++)
+            {
+                int at = _topScratch[r];
+                _topCsv.Append(string.Create(CultureInfo.InvariantCulture, $"{epoch},{_layerIndex[l]},{r + 1},"))
+                    .Append(MetricsWriter.Format(Math.Abs(acts[at]))).Append(',')
+                    .Append((at % units).ToString(CultureInfo.InvariantCulture)).Append(',')
+                    .Append(_indices[at / units].ToString(CultureInfo.InvariantCulture)).Append('\n');
+            }
         }
+        if (_evaluator is not null)
+            Ablate(run, epoch);
         run.Directory.WriteText(FileName, _csv.ToString());
+        run.Directory.WriteText(TopKFileName, _topCsv.ToString());
+        if (_evaluator is not null)
+            run.Directory.WriteText(AblationFileName, _ablationCsv.ToString());
         _seconds += Stopwatch.GetElapsedTime(t0).TotalSeconds;
     }
 
@@ -232,7 +327,106 @@ public sealed class ActivationProbe : ITrainingCallback
             .Append(MetricsWriter.Format(r.Massive.MedianAbs)).Append(',')
             .Append(MetricsWriter.Format(r.Massive.Ratio)).Append(',')
             .Append(MetricsWriter.Format(r.InputCorr)).Append(',')
-            .Append(MetricsWriter.Format(r.OutputCorr)).Append('\n');
+            .Append(MetricsWriter.Format(r.OutputCorr)).Append(',')
+            .Append(r.MaxSample.ToString(inv)).Append(',')
+            .Append(r.IsMassive ? '1' : '0').Append(',')
+            .Append(MetricsWriter.Format(r.InputR2)).Append(',')
+            .Append(MetricsWriter.Format(r.Eta2Given)).Append(',')
+            .Append(MetricsWriter.Format(r.Eta2True)).Append('\n');
+    }
+
+    /// <summary>
+    /// The input side of the paper's question: per probe sample, the input's L2 norm and its
+    /// coordinates on the probe inputs' top principal components (row-major n × (1 + m)).
+    /// </summary>
+    private void BuildInputDesign(int n, int d)
+    {
+        int m = Math.Max(0, Math.Min(_config.InputComponents, Math.Min(n - 2, d)));
+        _inputRegressors = 1 + m;
+        _inputDesign = new double[n * _inputRegressors];
+        SpectralBasis? basis = m > 0 ? SpectralBasis.Fit(_x.Span, n, d) : null;
+        var xs = _x.Span;
+        for (int i = 0; i < n; i++)
+        {
+            _inputDesign[i * _inputRegressors] = _inputNorms[i];
+            for (int j = 0; j < m; j++)
+            {
+                double dot = 0;
+                for (int k = 0; k < d; k++)
+                    dot += (xs[i * d + k] - basis!.Mean[k]) * (double)basis.Vectors[k * d + j];
+                _inputDesign[i * _inputRegressors + 1 + j] = dot;
+            }
+        }
+    }
+
+    /// <summary>
+    /// The massive-activations paper's intervention, at evaluation time: for each probed layer, its
+    /// <see cref="ActivationProbeOptions.AblateUnits"/> units with the largest |activation| on the
+    /// probe set are set to zero (or to their probe-set mean) in every test sample's forward, and the
+    /// test loss and accuracy are compared with the intact model's.
+    /// </summary>
+    private void Ablate(TrainingRun run, int epoch)
+    {
+        var test = run.Data.Test;
+        int[] subset = _config.AblateTestSamples > 0 && _config.AblateTestSamples < test.Count ? [.. Enumerable.Range(0, _config.AblateTestSamples)] : [];
+        var intact = _evaluator!.Score(test, subset).Given;
+        int n = _indices.Length;
+        for (int l = 0; l < _layers.Length; l++)
+        {
+            var acts = _acts[l]!;
+            int units = _units[l];
+            int k = Math.Min(_config.AblateUnits, units);
+            var peak = new float[units];
+            var mean = new double[units];
+            for (int i = 0; i < n; i++)
+            {
+                for (int u = 0; u < units; u++)
+                {
+                    float v = acts[i * units + u];
+                    peak[u] = Math.Max(peak[u], Math.Abs(v));
+                    mean[u] += v;
+                }
+            }
+            var chosen = new int[k];
+            ActivationStats.TopK(peak, k, chosen);
+            _ablateUnits = chosen;
+            _ablateValues = [.. chosen.Select(u => _config.Ablate == "mean" ? (float)(mean[u] / n) : 0f)];
+            _ablateLayer = l;
+            var module = _layers[l].Module;
+            module.AddForwardHook(_ablationHook!);
+            GroupScore ablated;
+            try
+            {
+                ablated = _evaluator.Score(test, subset).Given;
+            }
+            finally
+            {
+                module.RemoveForwardHook(_ablationHook!);
+                _ablateLayer = -1;
+            }
+            var row = new AblationRow(epoch, _layerIndex[l], _config.Ablate, chosen, intact.Loss, intact.Accuracy, ablated.Loss, ablated.Accuracy);
+            _ablations.Add(row);
+            _ablationCsv.Append(string.Create(CultureInfo.InvariantCulture, $"{epoch},{row.Layer},{row.Mode},{string.Join(';', chosen)},"))
+                .Append(MetricsWriter.Format(row.TestLoss)).Append(',').Append(MetricsWriter.Format(row.TestAcc)).Append(',')
+                .Append(MetricsWriter.Format(row.AblatedTestLoss)).Append(',').Append(MetricsWriter.Format(row.AblatedTestAcc)).Append(',')
+                .Append(MetricsWriter.Format(row.AblatedTestLoss - row.TestLoss)).Append(',')
+                .Append(MetricsWriter.Format(row.AblatedTestAcc - row.TestAcc)).Append('\n');
+        }
+    }
+
+    /// <summary>Overwrites the chosen units of a hooked layer's output (evaluation only: nothing is differentiated).</summary>
+    private void AblateInPlace(Tensor output)
+    {
+        if (_ablateLayer < 0)
+            return;
+        int rows = output.Shape[0];
+        int units = output.Length / rows;
+        var span = output.Span;
+        for (int r = 0; r < rows; r++)
+        {
+            for (int j = 0; j < _ablateUnits.Length; j++)
+                span[r * units + _ablateUnits[j]] = _ablateValues[j];
+        }
     }
 
     /// <summary>
@@ -306,6 +500,20 @@ public sealed class ActivationProbe : ITrainingCallback
                 ["final_cosine_true"] = last.CosineTrue,
                 ["final_max_unit_input_corr"] = last.InputCorr,
                 ["final_max_unit_output_corr"] = last.OutputCorr,
+                ["final_max_sample"] = last.MaxSample,
+                ["final_massive"] = last.IsMassive,
+                ["massive_epochs"] = rows.Count(r => r.IsMassive),
+                ["final_max_unit_input_r2"] = last.InputR2,
+                ["final_max_unit_eta2_given"] = last.Eta2Given,
+                ["final_max_unit_eta2_true"] = last.Eta2True,
+                ["final_ablation"] = _ablations.LastOrDefault(a => a.Layer == index) is { } ab ? new Dictionary<string, object?>
+                {
+                    ["epoch"] = ab.Epoch,
+                    ["mode"] = ab.Mode,
+                    ["units"] = ab.Units,
+                    ["delta_test_loss"] = ab.AblatedTestLoss - ab.TestLoss,
+                    ["delta_test_acc"] = ab.AblatedTestAcc - ab.TestAcc,
+                } : null,
             });
         }
         var finals = _rows.Where(r => r.Epoch == (_rows.Count == 0 ? 0 : _rows[^1].Epoch) && !double.IsNaN(r.Massive.Ratio)).ToList();
@@ -320,6 +528,12 @@ public sealed class ActivationProbe : ITrainingCallback
                 ["noisy"] = _noisy.Count(b => b),
             },
             ["most_massive_final_layer"] = finals.Count == 0 ? null : finals.MaxBy(r => r.Massive.Ratio)!.Layer,
+            ["massive_final_layers"] = finals.Where(r => r.IsMassive).Select(r => r.Layer).ToList(),
+            ["massive_rule"] = new Dictionary<string, object?> { ["abs_above"] = _config.MassiveAbs, ["ratio_above"] = _config.MassiveRatio },
+            ["top_k"] = _config.TopK,
+            ["ablate"] = _config.Ablate,
+            ["ablate_units"] = _config.AblateUnits,
+            ["input_regressors"] = _inputRegressors,
             ["seconds"] = _seconds,
             ["seconds_forward"] = _forwardSeconds,
             ["layers"] = layers,

@@ -189,4 +189,154 @@ public static class ActivationStats
         }
         return logits.Length < 2 ? double.NaN : (double)best - second;
     }
+
+    /// <summary>
+    /// The <paramref name="k"/> largest |activation| entries (descending; ties: lower flat index
+    /// first) as flat indices sample · units + unit into <paramref name="result"/>; returns how many
+    /// (fewer when there are fewer entries). One pass with a small insertion-sorted buffer.
+    /// </summary>
+    public static int TopK(ReadOnlySpan<float> acts, int k, Span<int> result)
+    {
+        if (k < 0 || result.Length < k)
+            throw new ArgumentException($"result buffer of {result.Length} for top {k}", nameof(result));
+        int count = 0;
+        for (int i = 0; i < acts.Length; i++)
+        {
+            float v = Math.Abs(acts[i]);
+            if (count == k && !(v > Math.Abs(acts[result[count - 1]])))
+                continue;
+            int pos = count < k ? count++ : count - 1;
+            while (pos > 0 && v > Math.Abs(acts[result[pos - 1]]))
+            {
+                result[pos] = result[pos - 1];
+                pos--;
+            }
+            result[pos] = i;
+        }
+        return count;
+    }
+
+    /// <summary>
+    /// η² of <paramref name="values"/> grouped by <paramref name="groups"/> (0..classes−1): the
+    /// between-group sum of squares over the total sum of squares, the share of the variance the
+    /// grouping explains. NaN when the values are constant.
+    /// </summary>
+    public static double EtaSquared(ReadOnlySpan<double> values, ReadOnlySpan<int> groups, int classes)
+    {
+        if (values.Length != groups.Length)
+            throw new ArgumentException($"lengths differ: {values.Length} and {groups.Length}");
+        int n = values.Length;
+        if (n == 0)
+            return double.NaN;
+        var sums = new double[classes];
+        var counts = new int[classes];
+        double mean = 0;
+        for (int i = 0; i < n; i++)
+        {
+            sums[groups[i]] += values[i];
+            counts[groups[i]]++;
+            mean += values[i];
+        }
+        mean /= n;
+        double total = 0;
+        for (int i = 0; i < n; i++)
+            total += (values[i] - mean) * (values[i] - mean);
+        double between = 0;
+        for (int c = 0; c < classes; c++)
+        {
+            if (counts[c] > 0)
+            {
+                double m = sums[c] / counts[c] - mean;
+                between += counts[c] * m * m;
+            }
+        }
+        return total == 0 ? double.NaN : Math.Min(1, between / total);
+    }
+
+    /// <summary>
+    /// R² of the least-squares fit of <paramref name="y"/> on an intercept and the p columns of
+    /// <paramref name="x"/> (row-major n×p): 1 − residual / total sum of squares, by the normal
+    /// equations on centred columns in double (Gaussian elimination with partial pivoting; a
+    /// column with no variance left after the others is dropped). NaN when y is constant.
+    /// </summary>
+    public static double RSquared(ReadOnlySpan<double> y, ReadOnlySpan<double> x, int p)
+    {
+        int n = y.Length;
+        if (x.Length != n * p)
+            throw new ArgumentException($"{x.Length} regressor values for {n} samples × {p}");
+        double my = 0;
+        for (int i = 0; i < n; i++)
+            my += y[i];
+        my /= Math.Max(1, n);
+        var mx = new double[p];
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < p; j++)
+                mx[j] += x[i * p + j];
+        for (int j = 0; j < p; j++)
+            mx[j] /= Math.Max(1, n);
+        // Augmented normal equations [XᵀX | Xᵀy] on centred data.
+        var a = new double[p, p + 1];
+        double syy = 0;
+        for (int i = 0; i < n; i++)
+        {
+            double dy = y[i] - my;
+            syy += dy * dy;
+            for (int j = 0; j < p; j++)
+            {
+                double dj = x[i * p + j] - mx[j];
+                a[j, p] += dj * dy;
+                for (int l = 0; l <= j; l++)
+                    a[j, l] += dj * (x[i * p + l] - mx[l]);
+            }
+        }
+        if (syy == 0)
+            return double.NaN;
+        for (int j = 0; j < p; j++)
+            for (int l = j + 1; l < p; l++)
+                a[j, l] = a[l, j];
+        var diag = new double[p];
+        for (int j = 0; j < p; j++)
+            diag[j] = a[j, j];
+        var beta = new double[p];
+        var used = new bool[p];
+        var rhs = new double[p];
+        for (int j = 0; j < p; j++)
+            rhs[j] = a[j, p];
+        // Elimination with partial pivoting; a pivot below 1e-10 of its column's scale means collinear: dropped (β = 0).
+        var rows = Enumerable.Range(0, p).ToArray();
+        for (int col = 0; col < p; col++)
+        {
+            int best = -1;
+            double bestAbs = 0;
+            for (int r = col; r < p; r++)
+            {
+                double v = Math.Abs(a[rows[r], col]);
+                if (v > bestAbs)
+                    (best, bestAbs) = (r, v);
+            }
+            if (best < 0 || bestAbs <= 1e-10 * Math.Max(diag[col], double.Epsilon))
+                continue;
+            (rows[col], rows[best]) = (rows[best], rows[col]);
+            used[col] = true;
+            int pr = rows[col];
+            for (int r = 0; r < p; r++)
+            {
+                if (r == col)
+                    continue;
+                int rr = rows[r];
+                double f = a[rr, col] / a[pr, col];
+                if (f == 0)
+                    continue;
+                for (int c = col; c <= p; c++)
+                    a[rr, c] -= f * a[pr, c];
+            }
+        }
+        for (int col = 0; col < p; col++)
+            beta[col] = used[col] ? a[rows[col], p] / a[rows[col], col] : 0;
+        // Explained sum of squares of the fit: βᵀXᵀy (centred).
+        double explained = 0;
+        for (int j = 0; j < p; j++)
+            explained += beta[j] * rhs[j];
+        return Math.Clamp(explained / syy, 0, 1);
+    }
 }

@@ -11,11 +11,41 @@ namespace LabelNoiseLab.Studies;
 /// <summary>One network of the double-descent preset: its name (sub-directory) and hidden widths.</summary>
 public sealed record DoubleDescentModel(string Name, IReadOnlyList<int> Hidden);
 
-/// <summary>The resolved preset: the config every model shares and the models to train.</summary>
+/// <summary>One training setting of the preset (its grid): optimizer, learning rate, schedule, training-subset size.</summary>
+public sealed record DoubleDescentSetting(string Optim, double Lr, string Schedule, int Subset)
+{
+    /// <summary>A file-name-safe id, e.g. <c>sgd-lr0.01-constant-n4000</c>.</summary>
+    public string Id => string.Create(CultureInfo.InvariantCulture, $"{Optim}-lr{Lr}-{Schedule}-n{Subset}");
+
+    /// <summary>The setting a config already has.</summary>
+    public static DoubleDescentSetting Of(ExperimentConfig c) => new(c.OptimKind, c.OptimLr, c.ScheduleKind, c.DataSubset);
+}
+
+/// <summary>The resolved preset: the config every model shares, the models, and the settings (one, or the grid).</summary>
 public sealed record DoubleDescentSettings(ExperimentConfig Base, IReadOnlyList<DoubleDescentModel> Models, bool Quick)
 {
+    /// <summary>One setting (the base config's) unless <c>double_descent.grid: true</c>.</summary>
+    public IReadOnlyList<DoubleDescentSetting> Settings { get; init; } = [DoubleDescentSetting.Of(Base)];
+
+    public bool Grid { get; init; }
+
     /// <summary>The full config of one model: the shared one with its widths and name.</summary>
     public ExperimentConfig For(DoubleDescentModel m) => Base with { Name = m.Name, ModelHidden = m.Hidden };
+
+    /// <summary>One model in one setting (SGD with momentum 0.9).</summary>
+    public ExperimentConfig For(DoubleDescentModel m, DoubleDescentSetting s) => For(m) with
+    {
+        Name = Grid ? $"{m.Name}-{s.Id}" : m.Name,
+        OptimKind = s.Optim,
+        OptimLr = s.Lr,
+        OptimMomentum = s.Optim == "sgd" ? (Grid ? 0.9 : Base.OptimMomentum) : 0,
+        ScheduleKind = s.Schedule,
+        DataSubset = s.Subset,
+    };
+
+    /// <summary>Every (model, setting) run, in order.</summary>
+    public IEnumerable<(DoubleDescentModel Model, DoubleDescentSetting Setting)> Runs() =>
+        from m in Models from s in Settings select (m, s);
 }
 
 /// <summary>
@@ -45,6 +75,28 @@ public sealed class DoubleDescentPreset : IPreset
 
     public const string ModelsKey = "double_descent.models";
 
+    public const string GridKey = "double_descent.grid";
+
+    public const string GridSubsetsKey = "double_descent.grid_subsets";
+
+    /// <summary>Per (model, setting): the three phases and the size of the second descent.</summary>
+    public const string PhasesFile = "phases.csv";
+
+    /// <summary>Every sub-run's activations.csv and ablation.csv rows, with a leading <c>run</c> column.</summary>
+    public const string LayersFile = "layers.csv";
+
+    public const string AblationFile = "ablation.csv";
+
+    /// <summary>
+    /// The opt-in grid: Adam at 1e-3 and 1e-4, SGD (momentum 0.9) at 0.01 and 0.05, each with a
+    /// constant and a cosine schedule (cosine over the epoch cap), on each training-subset size.
+    /// </summary>
+    public static IReadOnlyList<DoubleDescentSetting> GridSettings(IReadOnlyList<int> subsets) =>
+        [.. from n in subsets
+            from o in new (string Optim, double Lr)[] { ("adam", 1e-3), ("adam", 1e-4), ("sgd", 0.01), ("sgd", 0.05) }
+            from sch in new[] { "constant", "cosine" }
+            select new DoubleDescentSetting(o.Optim, o.Lr, sch, n)];
+
     /// <summary>Widths of the three networks; <c>--quick</c> halves them (and trains far less).</summary>
     public static IReadOnlyList<DoubleDescentModel> AllModels(bool quick)
     {
@@ -58,15 +110,18 @@ public sealed class DoubleDescentPreset : IPreset
     }
 
     /// <summary>
-    /// The config every model shares before <c>--set</c>. Full: 4,000 training samples, 150 epochs,
-    /// probe every epoch on 500 samples. Quick (CI, under a minute): 1,000 samples, 6 epochs,
-    /// 200 probe samples.
+    /// The config every model shares before <c>--set</c>. Full: 4,000 training samples, SGD
+    /// (momentum 0.9, lr 0.01, constant), until the noisy labels are fitted and then three times as
+    /// long again (<c>early_stop.noisy_fit_factor: 4</c>, cap 1,000 epochs), evaluated and probed at
+    /// log-spaced epochs on 500 probe samples, learning events, top-unit ablation (zero, scored on
+    /// 2,000 test samples). Quick (CI, under a minute): 1,000 samples, Adam 1e-3, 6 epochs, 200 probe
+    /// samples, ablation on 500 test samples.
     /// </summary>
     public static ExperimentConfig BaseConfig(bool quick) => ExperimentConfig.Default with
     {
         Name = "double-descent",
         Seed = 0,
-        Epochs = quick ? 6 : 150,
+        Epochs = quick ? 6 : 1000,
         BatchSize = 128,
         DataName = "fashion-mnist",
         DataSubset = quick ? 1000 : 4000,
@@ -77,12 +132,19 @@ public sealed class DoubleDescentPreset : IPreset
         ModelKind = "mlp",
         ModelActivation = "relu",
         LossKind = "cross_entropy",
-        OptimKind = "adam",
-        OptimLr = 1e-3,
+        OptimKind = quick ? "adam" : "sgd",
+        OptimLr = quick ? 1e-3 : 0.01,
+        OptimMomentum = quick ? 0 : 0.9,
         EvalTrainSamples = 0,
+        EvalSchedule = "log",
+        EarlyStopNoisyFitFactor = 4,
         ProbeActivationsEvery = 1,
         ProbeSetSize = quick ? 200 : 500,
         ProbePhases = true,
+        ProbeLearningEvents = true,
+        ProbeAblate = "zero",
+        ProbeAblateUnits = 1,
+        ProbeAblateTestSamples = quick ? 500 : 2000,
     };
 
     /// <summary>
@@ -95,6 +157,8 @@ public sealed class DoubleDescentPreset : IPreset
         var config = BaseConfig(quick);
         var models = AllModels(quick);
         var experimentSets = new List<string>();
+        bool grid = false;
+        IReadOnlyList<int> gridSubsets = [4000, 10000];
         foreach (var assignment in sets)
         {
             int eq = assignment.IndexOf('=', StringComparison.Ordinal);
@@ -107,6 +171,31 @@ public sealed class DoubleDescentPreset : IPreset
                 if (names.Length == 0 || unknown is not null)
                     throw new ConfigException(ModelsKey, $"expected some of {string.Join(",", all.Select(m => m.Name))}, got '{assignment[(eq + 1)..]}'");
                 models = [.. all.Where(m => names.Contains(m.Name))];
+            }
+            else if (key == GridKey)
+            {
+                string v = assignment[(eq + 1)..].Trim();
+                grid = v switch
+                {
+                    "true" => true,
+                    "false" => false,
+                    _ => throw new ConfigException(GridKey, $"expected true or false, got '{v}'"),
+                };
+            }
+            else if (key == GridSubsetsKey)
+            {
+                string v = assignment[(eq + 1)..].Trim().Trim('[', ']');
+                var parts = v.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+                var sizes = new List<int>();
+                foreach (var part in parts)
+                {
+                    if (!int.TryParse(part, NumberStyles.Integer, CultureInfo.InvariantCulture, out int size) || size < 1 || size > 60000)
+                        throw new ConfigException(GridSubsetsKey, $"expected training-subset sizes in 1..60000, got '{part}'");
+                    sizes.Add(size);
+                }
+                if (sizes.Count == 0)
+                    throw new ConfigException(GridSubsetsKey, "expected at least one training-subset size");
+                gridSubsets = sizes;
             }
             else if (key == "model.hidden")
             {
@@ -127,9 +216,18 @@ public sealed class DoubleDescentPreset : IPreset
             throw new ConfigException("noise.rate", $"the double-descent preset needs label noise, got noise.rate=0 with noise.kind={config.NoiseKind}");
         if (config.ProbeActivationsEvery > 0 && config.DataSubset > 0 && config.ProbeSetSize > config.DataSubset)
             throw new ConfigException("probe.set_size", $"{config.ProbeSetSize} is larger than the training set (data.subset={config.DataSubset})");
-        var settings = new DoubleDescentSettings(config, models, quick);
-        foreach (var m in models)
-            settings.For(m).Validate();
+        int narrowest = models.SelectMany(m => m.Hidden).Min();
+        if (config.ProbeAblate != "none" && config.ProbeAblateUnits > narrowest)
+            throw new ConfigException("probe.ablate_units", $"{config.ProbeAblateUnits} units to ablate, but the narrowest hidden layer has {narrowest}");
+        if (grid && gridSubsets.Any(n => n < config.BatchSize || n < config.ProbeSetSize))
+            throw new ConfigException(GridSubsetsKey, $"every subset must hold at least batch_size ({config.BatchSize}) and probe.set_size ({config.ProbeSetSize}) samples, got {string.Join(",", gridSubsets)}");
+        var settings = new DoubleDescentSettings(config, models, quick)
+        {
+            Grid = grid,
+            Settings = grid ? GridSettings(gridSubsets) : [DoubleDescentSetting.Of(config)],
+        };
+        foreach (var (m, st) in settings.Runs())
+            settings.For(m, st).Validate();
         return settings;
     }
 
@@ -144,21 +242,32 @@ public sealed class DoubleDescentPreset : IPreset
         dir.WriteText(RunDirectory.ConfigFile, ToYaml(s));
         var combined = new CombinedMetrics("model_id");
         var perModel = new Dictionary<string, object?>();
+        var phases = new List<Dictionary<string, object?>>();
+        var layers = new CsvConcat("run");
+        var ablation = new CsvConcat("run");
         RunResult result = RunResult.Complete;
-        for (int id = 0; id < s.Models.Count && result.Status == RunStatus.Complete; id++)
+        var runs = s.Runs().ToList();
+        for (int id = 0; id < runs.Count && result.Status == RunStatus.Complete; id++)
         {
-            var model = s.Models[id];
-            var config = s.For(model);
-            string path = Path.Combine(dir.Path, model.Name);
-            log($"{model.Name}: hidden [{string.Join(", ", model.Hidden)}] -> {path}");
-            var run = SubRun.Execute(path, config, context.Runner, context.ForSubRun(new LinePrinter(model.Name, config.Epochs, log)));
+            var (model, setting) = runs[id];
+            var config = s.For(model, setting);
+            string path = Path.Combine(dir.Path, config.Name);
+            log($"{config.Name}: hidden [{string.Join(", ", model.Hidden)}], {setting.Id} -> {path}");
+            var run = SubRun.Execute(path, config, context.Runner, context.ForSubRun(new LinePrinter(config.Name, config.Epochs, log)));
             result = run.Result;
             if (run.Report is { } report)
                 combined.Add(run, report.Rows, id.ToString(CultureInfo.InvariantCulture));
-            perModel[model.Name] = ModelSummary(model, run.Report, result);
-            log(Verdict(model.Name, run.Report));
+            perModel[config.Name] = ModelSummary(model, run.Report, result) is var block && s.Grid
+                ? new Dictionary<string, object?>(block) { ["setting"] = setting.Id, ["model"] = model.Name } : block;
+            phases.Add(PhaseRow(config.Name, model, setting, run.Report));
+            layers.Add(config.Name, Path.Combine(path, Probes.ActivationProbe.FileName));
+            ablation.Add(config.Name, Path.Combine(path, Probes.ActivationProbe.AblationFileName));
+            log(Verdict(config.Name, run.Report));
         }
         dir.WriteText(RunDirectory.MetricsFile, combined.Text);
+        dir.WriteText(PhasesFile, CsvConcat.Table(phases));
+        dir.WriteText(LayersFile, layers.Text);
+        dir.WriteText(AblationFile, ablation.Text);
         dir.WriteSummary(new Dictionary<string, object?>
         {
             ["preset"] = "double-descent",
@@ -167,10 +276,23 @@ public sealed class DoubleDescentPreset : IPreset
             ["data"] = s.Base.DataName,
             ["train_subset"] = s.Base.DataSubset,
             ["noise"] = $"{s.Base.NoiseKind} {s.Base.NoiseRate.ToString(CultureInfo.InvariantCulture)}",
-            ["epochs"] = s.Base.Epochs,
+            ["epochs_cap"] = s.Base.Epochs,
+            ["noisy_fit_factor"] = s.Base.EarlyStopNoisyFitFactor,
+            ["evaluation"] = s.Base.EvalSchedule,
             ["optimizer"] = $"{s.Base.OptimKind} lr {s.Base.OptimLr.ToString(CultureInfo.InvariantCulture)}",
+            ["grid"] = s.Grid,
+            ["settings"] = s.Settings.Select(x => x.Id).ToList(),
             ["seconds"] = clock.Elapsed.TotalSeconds,
             ["double_descent_models"] = perModel.Where(p => At(p.Value, "double_descent") is true).Select(p => p.Key).ToList(),
+            ["phases"] = phases,
+            ["claims"] = DoubleDescentClaims.Evaluate(phases, perModel, s.Quick),
+            ["files"] = new Dictionary<string, object?>
+            {
+                ["metrics.csv"] = "every evaluation of every run (per epoch, log-spaced), model_id = index into runs",
+                [PhasesFile] = "per run: the three phases, their epochs, the second descent",
+                [LayersFile] = "per run, evaluation and hidden layer: activations.csv's columns",
+                [AblationFile] = "per run, evaluation and hidden layer: the top-unit ablation",
+            },
             ["models"] = perModel,
         });
         return result.Status == RunStatus.Complete ? RunResult.Complete : new RunResult(result.Status, $"{s.Models.Count} models: {result.Reason}");
@@ -190,6 +312,9 @@ public sealed class DoubleDescentPreset : IPreset
             ["test_error_double_descent"] = report?.Value("phases.test_error.double_descent"),
             ["final"] = report?.Value("final"),
             ["phases"] = report?.Value("phases"),
+            ["learning_events"] = report?.Value("learning_events"),
+            ["noisy_fit_epoch"] = report?.Value("noisy_fit_epoch"),
+            ["epochs_completed"] = report?.Value("epochs_completed"),
         };
         if (report?.Value("activations") is IReadOnlyDictionary<string, object?> acts)
         {
@@ -204,9 +329,61 @@ public sealed class DoubleDescentPreset : IPreset
                 ["initial_cosine_given"] = At(l, "initial_cosine_given"),
                 ["min_cosine_given"] = At(l, "min_cosine_given"),
                 ["final_cosine_given"] = At(l, "final_cosine_given"),
+                ["final_massive"] = At(l, "final_massive"),
+                ["massive_epochs"] = At(l, "massive_epochs"),
+                ["final_max_abs_activation"] = At(l, "final_max_abs_activation"),
+                ["final_max_unit_input_r2"] = At(l, "final_max_unit_input_r2"),
+                ["final_max_unit_eta2_given"] = At(l, "final_max_unit_eta2_given"),
+                ["final_max_unit_eta2_true"] = At(l, "final_max_unit_eta2_true"),
+                ["final_ablation"] = At(l, "final_ablation"),
             }).ToList();
         }
         return o;
+    }
+
+    /// <summary>
+    /// One run's phases: clean fit, noisy fit (with the test loss rising), re-generalisation; the
+    /// epochs of each and the size of the second descent (test error at the maximum minus the later
+    /// minimum, smoothed as the phase detector reads it).
+    /// </summary>
+    private static Dictionary<string, object?> PhaseRow(string run, DoubleDescentModel model, DoubleDescentSetting setting, TrainingReport? report)
+    {
+        object? P(string key) => report?.Value("phases." + key);
+        static double N(object? v) => v switch { double d => d, int i => i, long l => l, _ => double.NaN };
+        double errMax = N(P("test_error.max")), errLater = N(P("test_error.later_min"));
+        int? noisyFit = P("noisy_fit_epoch") is int f ? f : null;
+        int? laterEpoch = P("test_error.later_min_epoch") is int le ? le : null;
+        bool ddError = P("test_error.double_descent") is true;
+        return new Dictionary<string, object?>
+        {
+            ["run"] = run,
+            ["model"] = model.Name,
+            ["setting"] = setting.Id,
+            ["optimizer"] = setting.Optim,
+            ["lr"] = setting.Lr,
+            ["schedule"] = setting.Schedule,
+            ["subset"] = setting.Subset,
+            ["epochs_run"] = report?.Value("epochs_completed"),
+            ["clean_fit_epoch"] = P("clean_fit_epoch"),
+            ["noisy_fit_epoch"] = noisyFit,
+            ["median_first_fit_epoch_clean"] = report?.Value("learning_events.median_first_fit_epoch_clean"),
+            ["median_first_fit_epoch_noisy"] = report?.Value("learning_events.median_first_fit_epoch_noisy"),
+            ["test_loss_first_min_epoch"] = P("test_loss_first_min_epoch"),
+            ["test_loss_max_epoch"] = P("test_loss_max_epoch"),
+            ["test_loss_later_min_epoch"] = P("test_loss_later_min_epoch"),
+            ["double_descent_test_loss"] = P("double_descent") is true,
+            ["test_error_first_min_epoch"] = P("test_error.first_min_epoch"),
+            ["test_error_first_min"] = N(P("test_error.first_min")),
+            ["test_error_max_epoch"] = P("test_error.max_epoch"),
+            ["test_error_max"] = errMax,
+            ["test_error_later_min_epoch"] = laterEpoch,
+            ["test_error_later_min"] = errLater,
+            ["second_descent_test_error"] = errMax - errLater,
+            ["double_descent_test_error"] = ddError,
+            // Re-generalisation: a second descent of the test error that ends after the noisy labels were fitted.
+            ["regeneralised"] = ddError && noisyFit is int nf && laterEpoch is int l2 && l2 >= nf,
+            ["final_test_acc"] = report?.Value("final.test_acc"),
+        };
     }
 
     /// <summary>A key of a summary block (a dictionary), or null.</summary>

@@ -52,7 +52,7 @@ public sealed class Trainer
         var best = new BestTracker();
 
         long step = 0;
-        int epoch = 0, sinceImprovement = 0;
+        int epoch = 0, sinceImprovement = 0, noisyFitEpoch = 0, stopAtEpoch = 0;
         bool stoppedEarly = false, inEpoch = false;
         double trainSeconds = 0, secondsBefore = 0, epochSecondsBefore = 0;
         Func<float> samClosure = ForwardBackward; // created once: a step allocates nothing
@@ -68,7 +68,15 @@ public sealed class Trainer
         }
         var metrics = dir.OpenMetrics([.. ExtraColumns, .. callbacks.SelectMany(h => h.MetricsColumns)], resumed?.MetricsCsv);
         if (resumed is not null)
+        {
             best.Restore(resumed.Best, metrics.Rows.Count > 0 ? metrics.Rows[^1] : null);
+            // The noisy-fit stop is a function of the epoch-end rows, which the checkpoint kept.
+            foreach (var r in metrics.Rows)
+            {
+                if (r.Step == (long)r.Epoch * batcher.BatchesPerEpoch)
+                    NoteNoisyFit(r);
+            }
+        }
         foreach (var callback in callbacks)
             callback.Attach(run);
         if (resumed is null)
@@ -114,15 +122,26 @@ public sealed class Trainer
                 }
                 double epochSeconds = epochSecondsBefore + epochClock.Elapsed.TotalSeconds;
                 trainSeconds += epochSeconds;
-                var row = Evaluate(epoch, step, epochSeconds);
-
-                // Early stopping on the validation loss (only when asked; the run then ends complete).
-                if (best.Update(row, epoch))
-                    sinceImprovement = 0;
-                else if (o.EarlyStopPatience > 0 && ++sinceImprovement >= o.EarlyStopPatience)
+                bool evaluate = !o.LogSpacedEvaluation || EvaluationSchedule.IsLogEpoch(epoch) || epoch == o.Epochs
+                    || stopAtEpoch > 0 && epoch >= stopAtEpoch;
+                if (evaluate)
                 {
-                    stoppedEarly = true;
-                    progress.OnMessage($"early stop after epoch {epoch}: no better validation loss for {sinceImprovement} evaluations");
+                    var row = Evaluate(epoch, step, epochSeconds);
+                    NoteNoisyFit(row);
+
+                    // Early stopping on the validation loss (only when asked; the run then ends complete).
+                    if (best.Update(row, epoch))
+                        sinceImprovement = 0;
+                    else if (o.EarlyStopPatience > 0 && ++sinceImprovement >= o.EarlyStopPatience)
+                    {
+                        stoppedEarly = true;
+                        progress.OnMessage($"early stop after epoch {epoch}: no better validation loss for {sinceImprovement} evaluations");
+                    }
+                    if (stopAtEpoch > 0 && epoch >= stopAtEpoch && !stoppedEarly)
+                    {
+                        stoppedEarly = true;
+                        progress.OnMessage($"stop after epoch {epoch}: noisy labels fitted at epoch {noisyFitEpoch}, trained {o.NoisyFitFactor.ToString(CultureInfo.InvariantCulture)}× as long");
+                    }
                 }
                 bool byEpoch = o.CheckpointEvery > 0 && epoch % o.CheckpointEvery == 0;
                 bool byStep = o.CheckpointEverySteps > 0 && step % o.CheckpointEverySteps == 0;
@@ -142,8 +161,19 @@ public sealed class Trainer
         }
         int epochsDone = Math.Min(epoch - 1, o.Epochs);
         SaveFinal(dir, run, epochsDone, step);
-        var summary = WriteSummary(run, components, callbacks, best, epochsDone, step, secondsBefore + clock.Elapsed.TotalSeconds, trainSeconds, divergedAt: null, stoppedEarly);
+        var summary = WriteSummary(run, components, callbacks, best, epochsDone, step, secondsBefore + clock.Elapsed.TotalSeconds, trainSeconds, divergedAt: null, stoppedEarly,
+            noisyFitEpoch);
         return RunResult.Complete with { Report = new TrainingReport([.. metrics.Rows], summary) };
+
+        // The first evaluated epoch-end with the noisy labels fitted fixes the stopping epoch (early_stop.noisy_fit_factor).
+        void NoteNoisyFit(MetricsRow r)
+        {
+            if (o.NoisyFitFactor > 0 && noisyFitEpoch == 0 && r.NoisyGivenAcc >= EvaluationSchedule.NoisyFitAccuracy)
+            {
+                noisyFitEpoch = r.Epoch;
+                stopAtEpoch = (int)Math.Ceiling(o.NoisyFitFactor * r.Epoch - 1e-9);
+            }
+        }
 
         // One step: targets, then forward/backward (twice under SAM), then the update.
         float TrainStep()
@@ -307,7 +337,7 @@ public sealed class Trainer
     }
 
     private static Dictionary<string, object?> WriteSummary(TrainingRun run, List<ITrainingComponent> components, IReadOnlyList<ITrainingCallback> callbacks,
-        BestTracker best, int epochs, long steps, double totalSeconds, double trainSeconds, long? divergedAt, bool stoppedEarly)
+        BestTracker best, int epochs, long steps, double totalSeconds, double trainSeconds, long? divergedAt, bool stoppedEarly, int noisyFitEpoch = 0)
     {
         var (o, data, model) = (run.Options, run.Data, run.Model);
         var last = best.Last;
@@ -321,6 +351,9 @@ public sealed class Trainer
             ["diverged"] = divergedAt is not null,
             ["diverged_at_step"] = divergedAt,
             ["stopped_early"] = stoppedEarly,
+            ["noisy_fit_factor"] = o.NoisyFitFactor > 0 ? o.NoisyFitFactor : null,
+            ["noisy_fit_epoch"] = o.NoisyFitFactor > 0 ? (noisyFitEpoch > 0 ? noisyFitEpoch : null) : null,
+            ["evaluation"] = o.LogSpacedEvaluation ? "log" : "every",
             ["final"] = last is null ? null : new Dictionary<string, object?>
             {
                 ["epoch"] = last.Epoch,

@@ -48,6 +48,15 @@ public sealed record TrainingOptions
 
     public LossKind LossKind { get; init; } = LossKind.CrossEntropy;
 
+    /// <summary>Evaluate only at log-spaced epochs (<see cref="EvaluationSchedule.IsLogEpoch"/>) and the last, instead of after every epoch.</summary>
+    public bool LogSpacedEvaluation { get; init; }
+
+    /// <summary>
+    /// Stop at epoch ceil(F × E), E = the first evaluated epoch whose noisy samples are fitted
+    /// (noisy_given_acc ≥ 0.99); 0 = off. <see cref="Epochs"/> stays the cap.
+    /// </summary>
+    public double NoisyFitFactor { get; init; }
+
     /// <summary>What a checkpoint must have been written for (the resolved config): a resume from another is refused.</summary>
     public string Fingerprint { get; init; } = "";
 
@@ -91,4 +100,31 @@ public sealed record TrainingSetup
     public SharpnessAware? Sam { get; init; }
 
     public IReadOnlyList<ITrainingCallback> Callbacks { get; init; } = [];
+}
+
+/// <summary>When evaluations happen.</summary>
+public static class EvaluationSchedule
+{
+    private static readonly int[] Mantissas10 = [10, 12, 15, 20, 25, 30, 40, 50, 60, 80];
+
+    /// <summary>The noisy-label fit threshold of <see cref="TrainingOptions.NoisyFitFactor"/>: accuracy on the given (wrong) labels of the noisy samples.</summary>
+    public const double NoisyFitAccuracy = 0.99;
+
+    /// <summary>Epochs 1..10, then 12, 15, 20, 25, 30, 40, 50, 60, 80 in every decade (100, 120, 150, ...): about ten a decade.</summary>
+    public static bool IsLogEpoch(int epoch)
+    {
+        if (epoch <= 0)
+            return false;
+        if (epoch <= 10)
+            return true;
+        long decade = 1;
+        while (decade * 10 <= epoch)
+            decade *= 10;
+        foreach (int m in Mantissas10)
+        {
+            if ((long)epoch * 10 == m * decade)
+                return true;
+        }
+        return false;
+    }
 }
