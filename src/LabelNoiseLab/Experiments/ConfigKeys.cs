@@ -122,6 +122,9 @@ public static class ConfigKeys
         Key("probe.phase_smooth", Int, 5, c => c.ProbePhaseSmooth, (c, v) => c with { ProbePhaseSmooth = v }, v => v >= 1 && v % 2 == 1 ? null : "must be an odd number ≥ 1", "phase detection: centred moving-average window (evaluations) applied to the curve first; 1 = none"),
         Key("probe.phase_rise", Number, 0.1, c => c.ProbePhaseRise, (c, v) => c with { ProbePhaseRise = v }, Positive, "phase detection: relative rise of the test loss above its first minimum that counts"),
         Key("probe.phase_fall", Number, 0.1, c => c.ProbePhaseFall, (c, v) => c with { ProbePhaseFall = v }, Range(0, 1, upperOpen: true), "phase detection: relative fall below the following maximum that counts as a second descent"),
+        Key("probe.linearized", Bool, false, c => c.ProbeLinearized, (c, v) => c with { ProbeLinearized = v }, null, "MLPs: train the linearised model f(θ₀) + J₀(θ − θ₀) beside the network with the same optimizer and labels; metrics columns lin_train_loss, lin_test_loss, function_gap_train_clean/noisy, function_gap_test, kernel_distance; summary.json linearized.lazy_exit_step"),
+        Key("probe.kernel_set_size", Int, 64, c => c.ProbeKernelSetSize, (c, v) => c with { ProbeKernelSetSize = v }, AtLeast(1), "probe.linearized: fixed random training samples the tangent kernel (all outputs) is compared on"),
+        Key("probe.lazy_threshold", Number, 0.1, c => c.ProbeLazyThreshold, (c, v) => c with { ProbeLazyThreshold = v }, Positive, "probe.linearized: kernel distance 1 − ⟨K₀, K_t⟩/(‖K₀‖‖K_t‖) above which the run has left the lazy regime (lazy_exit_step)"),
     ];
 
     private static readonly Dictionary<string, ConfigKey> ByName = All.ToDictionary(k => k.Name, StringComparer.Ordinal);

@@ -130,6 +130,9 @@ public sealed record ExperimentConfig
     public int ProbePhaseSmooth { get; init; }
     public double ProbePhaseRise { get; init; }
     public double ProbePhaseFall { get; init; }
+    public bool ProbeLinearized { get; init; }
+    public int ProbeKernelSetSize { get; init; }
+    public double ProbeLazyThreshold { get; init; }
 
     /// <summary>
     /// Reads a YAML config file, applies <c>--set key=value</c> overrides, validates.

@@ -41,6 +41,7 @@ public sealed class ExperimentRunner : IExperimentRunner
         (c, _) => c.ProbeSpectralEvery > 0 ? new SpectralTrainerHook(c.ProbeSpectralEvery, c.Seed) : null,
         (c, b) => c.ProbeActivationsEvery > 0 ? ActivationProbeFor(c, b) : null,
         (c, _) => c.ProbePhases ? new PhaseDetectionHook(c.ProbePhaseRise, c.ProbePhaseFall, c.ProbePhaseSmooth) : null,
+        (c, b) => c.ProbeLinearized ? LinearisedTwinFor(c, b) : null,
     ];
 
     /// <summary>What the probes' factories may look at.</summary>
@@ -277,6 +278,24 @@ public sealed class ExperimentRunner : IExperimentRunner
             _ => (1.0, c.RobustBootstrapBeta),
         };
         return new RobustLossSpec(kind, (float)c.RobustGceQ, (float)alpha, (float)beta, (float)c.RobustSmoothing, matrix);
+    }
+
+    private static LinearisedTwin LinearisedTwinFor(ExperimentConfig c, Built b)
+    {
+        if (b.Model is not Mlp)
+            throw new ConfigException("probe.linearized", $"the linearised twin is for MLPs; model.kind={c.ModelKind} is not one (use model.kind=mlp)");
+        if (TangentNet.Unsupported(b.Model) is { } why)
+            throw new ConfigException("probe.linearized", $"cannot linearise this MLP: {why} (model.dropout must be 0)");
+        if (c.SamRho > 0)
+            throw new ConfigException("probe.linearized", "cannot be combined with sam.rho > 0 (the twin takes the optimizer's plain steps)");
+        if (c.RobustLoss != "ce" || c.PruneKind != "none" || c.SelectKind != "none")
+            throw new ConfigException("probe.linearized", "cannot be combined with robust.loss, prune.kind or select.kind (the twin trains on the plain loss)");
+        if (c.ProbeKernelSetSize > b.Data.Train.Count)
+            throw new ConfigException("probe.kernel_set_size", $"{c.ProbeKernelSetSize} is larger than the training set ({b.Data.Train.Count} samples)");
+        if (!(c.ProbeLazyThreshold > 0))
+            throw new ConfigException("probe.lazy_threshold", $"expected a positive kernel distance, got {c.ProbeLazyThreshold}");
+        return new LinearisedTwin(new LinearisedTwinOptions(c.ProbeKernelSetSize, c.ProbeLazyThreshold, c.Seed, c.LossKind == "mse" ? LossKind.Mse : LossKind.CrossEntropy),
+            parameters => ExperimentSetup.CreateOptimizer(c, parameters));
     }
 
     private static ActivationProbe ActivationProbeFor(ExperimentConfig c, Built b)
