@@ -160,10 +160,11 @@ public sealed class LinearisedTwinTests : IDisposable
     }
 
     [Fact]
-    public void A_resumed_run_equals_the_uninterrupted_one()
+    public void A_resumed_run_with_the_twin_and_the_hessian_probe_equals_the_uninterrupted_one()
     {
         string a = _temp.Sub("A"), b = _temp.Sub("B");
-        string[] settings = ["--set", "checkpoint_every=1", "--set", "batch_size=8", "--set", "optim.momentum=0.9", "--set", "label_noise.kind=classification", "--set", "label_noise.p=0.3"];
+        string[] settings = ["--set", "checkpoint_every=1", "--set", "batch_size=8", "--set", "optim.momentum=0.9", "--set", "label_noise.kind=classification", "--set", "label_noise.p=0.3",
+            "--set", "probe.hessian_every=2", "--set", "probe.hessian_lanczos_steps=5", "--set", "probe.hessian_vectors=2"];
         foreach (var dir in (string[])[a, b])
         {
             var (code, _, err) = TestCli.Train(_temp.Path, Yaml, ["--out", dir, .. settings]);

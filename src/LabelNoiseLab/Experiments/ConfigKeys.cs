@@ -125,6 +125,11 @@ public static class ConfigKeys
         Key("probe.linearized", Bool, false, c => c.ProbeLinearized, (c, v) => c with { ProbeLinearized = v }, null, "MLPs: train the linearised model f(θ₀) + J₀(θ − θ₀) beside the network with the same optimizer and labels; metrics columns lin_train_loss, lin_test_loss, function_gap_train_clean/noisy, function_gap_test, kernel_distance; summary.json linearized.lazy_exit_step"),
         Key("probe.kernel_set_size", Int, 64, c => c.ProbeKernelSetSize, (c, v) => c with { ProbeKernelSetSize = v }, AtLeast(1), "probe.linearized: fixed random training samples the tangent kernel (all outputs) is compared on"),
         Key("probe.lazy_threshold", Number, 0.1, c => c.ProbeLazyThreshold, (c, v) => c with { ProbeLazyThreshold = v }, Positive, "probe.linearized: kernel distance 1 − ⟨K₀, K_t⟩/(‖K₀‖‖K_t‖) above which the run has left the lazy regime (lazy_exit_step)"),
+        Key("probe.hessian_every", Int, 0, c => c.ProbeHessianEvery, (c, v) => c with { ProbeHessianEvery = v }, AtLeast(0), "MLP and small_cnn: Hessian of the training loss by exact forward-over-reverse products, at initialisation and every N evaluations: top-k eigenvalues (Lanczos) into hessian_eigenvalues.csv, SLQ density into hessian_density.csv; 0 = off"),
+        Key("probe.hessian_top_k", Int, 3, c => c.ProbeHessianTopK, (c, v) => c with { ProbeHessianTopK = v }, AtLeast(1), "probe.hessian_every: the largest eigenvalues reported"),
+        Key("probe.hessian_vectors", Int, 4, c => c.ProbeHessianVectors, (c, v) => c with { ProbeHessianVectors = v }, AtLeast(1), "probe.hessian_every: Rademacher probe vectors of the stochastic Lanczos quadrature"),
+        Key("probe.hessian_lanczos_steps", Int, 30, c => c.ProbeHessianLanczosSteps, (c, v) => c with { ProbeHessianLanczosSteps = v }, AtLeast(2), "probe.hessian_every: Lanczos steps per run (top-k and each SLQ vector)"),
+        Key("probe.hessian_samples", Int, 256, c => c.ProbeHessianSamples, (c, v) => c with { ProbeHessianSamples = v }, AtLeast(1), "probe.hessian_every: fixed random training samples (given labels) the loss is taken on; all when larger"),
     ];
 
     private static readonly Dictionary<string, ConfigKey> ByName = All.ToDictionary(k => k.Name, StringComparer.Ordinal);

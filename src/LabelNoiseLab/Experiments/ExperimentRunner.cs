@@ -42,6 +42,7 @@ public sealed class ExperimentRunner : IExperimentRunner
         (c, b) => c.ProbeActivationsEvery > 0 ? ActivationProbeFor(c, b) : null,
         (c, _) => c.ProbePhases ? new PhaseDetectionHook(c.ProbePhaseRise, c.ProbePhaseFall, c.ProbePhaseSmooth) : null,
         (c, b) => c.ProbeLinearized ? LinearisedTwinFor(c, b) : null,
+        (c, b) => c.ProbeHessianEvery > 0 ? HessianProbeFor(c, b) : null,
     ];
 
     /// <summary>What the probes' factories may look at.</summary>
@@ -296,6 +297,16 @@ public sealed class ExperimentRunner : IExperimentRunner
             throw new ConfigException("probe.lazy_threshold", $"expected a positive kernel distance, got {c.ProbeLazyThreshold}");
         return new LinearisedTwin(new LinearisedTwinOptions(c.ProbeKernelSetSize, c.ProbeLazyThreshold, c.Seed, c.LossKind == "mse" ? LossKind.Mse : LossKind.CrossEntropy),
             parameters => ExperimentSetup.CreateOptimizer(c, parameters));
+    }
+
+    private static HessianSpectrumProbe HessianProbeFor(ExperimentConfig c, Built b)
+    {
+        if (TangentNet.Unsupported(b.Model) is { } why)
+            throw new ConfigException("probe.hessian_every", $"exact Hessian-vector products cover model.kind mlp and small_cnn (without dropout); model.kind={c.ModelKind}: {why}");
+        if (c.ProbeHessianTopK > c.ProbeHessianLanczosSteps)
+            throw new ConfigException("probe.hessian_top_k", $"{c.ProbeHessianTopK} is more than probe.hessian_lanczos_steps ({c.ProbeHessianLanczosSteps}) Lanczos steps give");
+        return new HessianSpectrumProbe(new HessianSpectrumOptions(c.ProbeHessianEvery, c.ProbeHessianTopK, c.ProbeHessianVectors, c.ProbeHessianLanczosSteps,
+            c.ProbeHessianSamples, c.Seed, c.LossKind == "mse" ? LossKind.Mse : LossKind.CrossEntropy));
     }
 
     private static ActivationProbe ActivationProbeFor(ExperimentConfig c, Built b)
