@@ -148,6 +148,14 @@ public sealed record ExperimentConfig
     public int ProbeAblateTestSamples { get; init; }
     public string EvalSchedule { get; init; } = "";
     public double EarlyStopNoisyFitFactor { get; init; }
+    public bool ProbeLinearized { get; init; }
+    public int ProbeKernelSetSize { get; init; }
+    public double ProbeLazyThreshold { get; init; }
+    public int ProbeHessianEvery { get; init; }
+    public int ProbeHessianTopK { get; init; }
+    public int ProbeHessianVectors { get; init; }
+    public int ProbeHessianLanczosSteps { get; init; }
+    public int ProbeHessianSamples { get; init; }
 
     /// <summary>
     /// Reads a YAML config file, applies <c>--set key=value</c> overrides, validates.

@@ -42,6 +42,8 @@ public sealed class ExperimentRunner : IExperimentRunner
         (c, b) => c.ProbeActivationsEvery > 0 ? ActivationProbeFor(c, b) : null,
         (c, _) => c.ProbePhases ? new PhaseDetectionHook(c.ProbePhaseRise, c.ProbePhaseFall, c.ProbePhaseSmooth) : null,
         (c, b) => c.ProbeLearningEvents ? LearningEventsFor(c, b) : null,
+        (c, b) => c.ProbeLinearized ? LinearisedTwinFor(c, b) : null,
+        (c, b) => c.ProbeHessianEvery > 0 ? HessianProbeFor(c, b) : null,
     ];
 
     /// <summary>What the probes' factories may look at.</summary>
@@ -285,6 +287,34 @@ public sealed class ExperimentRunner : IExperimentRunner
     private static LearningEvents LearningEventsFor(ExperimentConfig c, Built b) => b.Data.Train.NumClasses == 0
         ? throw new ConfigException("probe.learning_events", $"learning events need a classification data set; {c.DataName} is a regression set")
         : new LearningEvents();
+
+    private static LinearisedTwin LinearisedTwinFor(ExperimentConfig c, Built b)
+    {
+        if (b.Model is not Mlp)
+            throw new ConfigException("probe.linearized", $"the linearised twin is for MLPs; model.kind={c.ModelKind} is not one (use model.kind=mlp)");
+        if (TangentNet.Unsupported(b.Model) is { } why)
+            throw new ConfigException("probe.linearized", $"cannot linearise this MLP: {why} (model.dropout must be 0)");
+        if (c.SamRho > 0)
+            throw new ConfigException("probe.linearized", "cannot be combined with sam.rho > 0 (the twin takes the optimizer's plain steps)");
+        if (c.RobustLoss != "ce" || c.PruneKind != "none" || c.SelectKind != "none")
+            throw new ConfigException("probe.linearized", "cannot be combined with robust.loss, prune.kind or select.kind (the twin trains on the plain loss)");
+        if (c.ProbeKernelSetSize > b.Data.Train.Count)
+            throw new ConfigException("probe.kernel_set_size", $"{c.ProbeKernelSetSize} is larger than the training set ({b.Data.Train.Count} samples)");
+        if (!(c.ProbeLazyThreshold > 0))
+            throw new ConfigException("probe.lazy_threshold", $"expected a positive kernel distance, got {c.ProbeLazyThreshold}");
+        return new LinearisedTwin(new LinearisedTwinOptions(c.ProbeKernelSetSize, c.ProbeLazyThreshold, c.Seed, c.LossKind == "mse" ? LossKind.Mse : LossKind.CrossEntropy),
+            parameters => ExperimentSetup.CreateOptimizer(c, parameters));
+    }
+
+    private static HessianSpectrumProbe HessianProbeFor(ExperimentConfig c, Built b)
+    {
+        if (TangentNet.Unsupported(b.Model) is { } why)
+            throw new ConfigException("probe.hessian_every", $"exact Hessian-vector products cover model.kind mlp and small_cnn (without dropout); model.kind={c.ModelKind}: {why}");
+        if (c.ProbeHessianTopK > c.ProbeHessianLanczosSteps)
+            throw new ConfigException("probe.hessian_top_k", $"{c.ProbeHessianTopK} is more than probe.hessian_lanczos_steps ({c.ProbeHessianLanczosSteps}) Lanczos steps give");
+        return new HessianSpectrumProbe(new HessianSpectrumOptions(c.ProbeHessianEvery, c.ProbeHessianTopK, c.ProbeHessianVectors, c.ProbeHessianLanczosSteps,
+            c.ProbeHessianSamples, c.Seed, c.LossKind == "mse" ? LossKind.Mse : LossKind.CrossEntropy));
+    }
 
     private static ActivationProbe ActivationProbeFor(ExperimentConfig c, Built b)
     {

@@ -109,11 +109,19 @@ public sealed class Conv2d : Module
 
 public sealed class MaxPool2d(int kernel, int stride) : Module
 {
+    public int Kernel => kernel;
+
+    public int Stride => stride;
+
     protected override Tensor ForwardCore(Tape tape, Tensor x) => MaxPool2dOp.Forward(tape, x, kernel, stride);
 }
 
 public sealed class AvgPool2d(int kernel, int stride) : Module
 {
+    public int Kernel => kernel;
+
+    public int Stride => stride;
+
     protected override Tensor ForwardCore(Tape tape, Tensor x) => AvgPool2dOp.Forward(tape, x, kernel, stride);
 }
 
