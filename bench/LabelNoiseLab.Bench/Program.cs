@@ -22,9 +22,11 @@ switch (args.Length > 0 ? args[0] : "")
         return StudyBench.Run(args[1..]);
     case "resnet-step":
         return ResNetStepBench.Run(args[1..]);
+    case "resnet-profile":
+        return ResNetProfileBench.Run(args[1..]);
     case "two-phase-paper":
         return TwoPhasePaperBench.Run(args[1..]);
     default:
-        Console.Error.WriteLine("usage: LabelNoiseLab.Bench <benchmark>   (benchmarks: gemm, mlp-epoch, data-load, online-linear, study, spectral, per-sample-norms, activation-probe, two-phase-paper, resnet-step)");
+        Console.Error.WriteLine("usage: LabelNoiseLab.Bench <benchmark>   (benchmarks: gemm, mlp-epoch, data-load, online-linear, study, spectral, per-sample-norms, activation-probe, two-phase-paper, resnet-step, resnet-profile)");
         return 2;
 }

@@ -102,16 +102,14 @@ public sealed class ArchitectureTrainingTests : IDisposable
     [InlineData("{kind: resnet, depth: 10}", "", "model.depth", "6n + 2")]
     [InlineData("{kind: cnn9}", "", "model.kind", "square images")]
     [InlineData("{kind: mlp, hidden: [8], norm: group}", "", "model.norm", "resnet and cnn9")]
-    [InlineData(ResNet, "prune: {kind: truncate}", "prune.kind", "BatchNorm")]
+    [InlineData(ResNet, "prune: {kind: truncate}", "prune.kind", "model.norm: group")]
     [InlineData(ResNet, "detection: {suspects: 3}", "detection.suspects", "BatchNorm")]
-    [InlineData("{kind: cnn9, width: 0.125, norm: group}", "detection: {enabled: true}", "detection.enabled", "GroupNorm")]
+    [InlineData(Cnn9, "detection: {enabled: true}", "detection.enabled", "model.norm: group")]
     [InlineData("{kind: vit}", "", "model.kind", "square images")]
     [InlineData("{kind: vit, patch: 5}", "", "model.patch", "does not divide the image side 28")]
     [InlineData("{kind: vit, dim: 30, heads: 4}", "", "model.heads", "do not divide model.dim 30")]
-    [InlineData(Vit, "prune: {kind: truncate}", "prune.kind", "not supported for model.kind vit")]
     [InlineData("{kind: resnet, depth: 8, heads: 2}", "", "model.heads", "applies to model.kind vit only")]
     [InlineData("{kind: mlp, hidden: [8], pool: mean}", "", "model.pool", "applies to model.kind vit only")]
-    [InlineData(Vit, "detection: {suspects: 3}", "detection.suspects", "not supported for model.kind vit")]
     public void Bad_architecture_input_is_one_line_exit_2(string model, string extra, string key, string says)
     {
         string yaml = Config(model, extra: extra);
@@ -123,6 +121,56 @@ public sealed class ArchitectureTrainingTests : IDisposable
         Assert.Single(lines);
         Assert.Contains(key, lines[0]);
         Assert.Contains(says, lines[0]);
+    }
+
+    /// <summary>Gradient pruning and gradient-norm detection (per-sample gradients in the backward) run on vit and on GroupNorm resnet/cnn9.</summary>
+    [Theory]
+    [InlineData(Vit, "prune: {kind: truncate}")]
+    [InlineData(Vit, "detection: {enabled: true}")]
+    [InlineData("{kind: resnet, depth: 8, width: 0.25, norm: group}", "prune: {kind: soft}")]
+    [InlineData("{kind: cnn9, width: 0.125, norm: group}", "detection: {enabled: true}")]
+    public void Per_sample_gradient_methods_run_on_vit_and_group_norm_models(string model, string extra)
+    {
+        string dir = _temp.Sub("per-sample");
+        var (code, stdout, stderr) = Train(Config(model, extra: extra), dir);
+        Assert.True(code == 0, stderr + stdout);
+        Assert.Equal(RunStatus.Complete, RunDirectory.ReadStatus(dir)!.Value.Status);
+        var metrics = File.ReadAllLines(Path.Combine(dir, "metrics.csv"));
+        var header = metrics[0].Split(',');
+        int col = Array.FindIndex(header, h => h.StartsWith("grad_norm", StringComparison.Ordinal));
+        Assert.True(col >= 0, "no grad_norm column in metrics.csv: " + metrics[0]);
+        var last = metrics[^1].Split(',');
+        Assert.True(double.TryParse(last[col], System.Globalization.CultureInfo.InvariantCulture, out double norm) && norm > 0,
+            $"{header[col]} = '{last[col]}'");
+    }
+
+    /// <summary>
+    /// The spectral probe (pooled penultimate features) and the activation probe (each block's
+    /// output: resnet's stem and residual blocks, cnn9's nine conv units, each vit block's residual
+    /// stream, one row per sample) run on every architecture.
+    /// </summary>
+    [Theory]
+    [InlineData(ResNet, 4, 16)]             // stem + 3 blocks (depth 8); penultimate 64 × 0.25 channels
+    [InlineData(Cnn9, 9, 16)]               // c1..c9; 128 × 0.125
+    [InlineData(Vit, 1, 16)]                // one block; dim 16
+    public void Spectral_and_activation_probes_run_on_every_architecture(string model, int layers, int features)
+    {
+        string dir = _temp.Sub("probes");
+        var (code, stdout, stderr) = Train(Config(model, extra: "probe: {spectral_every: 1, activations_every: 1, set_size: 20}"), dir);
+        Assert.True(code == 0, stderr + stdout);
+        var acts = File.ReadAllLines(Path.Combine(dir, "activations.csv"));
+        var header = acts[0].Split(',');
+        int layer = Array.IndexOf(header, "layer"), max = Array.IndexOf(header, "max_abs_activation"), epoch = Array.IndexOf(header, "epoch");
+        var rows = acts.Skip(1).Select(l => l.Split(',')).ToList();
+        Assert.Equal(Enumerable.Range(0, layers), rows.Where(r => r[epoch] == "1").Select(r => int.Parse(r[layer], System.Globalization.CultureInfo.InvariantCulture)));
+        Assert.All(rows, r => Assert.True(double.Parse(r[max], System.Globalization.CultureInfo.InvariantCulture) > 0, string.Join(",", r)));
+        var spectral = File.ReadAllLines(Path.Combine(dir, "spectral_epochs.csv"));
+        var sh = spectral[0].Split(',');
+        int se = Array.IndexOf(sh, "epoch"), d = Array.IndexOf(sh, "d"), rank = Array.IndexOf(sh, "effective_rank");
+        var srows = spectral.Skip(1).Select(l => l.Split(',')).ToList();
+        Assert.Equal(["0", "1"], srows.Select(r => r[se]).Distinct());
+        Assert.Equal(features, srows.Max(r => int.Parse(r[d], System.Globalization.CultureInfo.InvariantCulture)));
+        Assert.All(srows, r => Assert.True(double.Parse(r[rank], System.Globalization.CultureInfo.InvariantCulture) > 1, string.Join(",", r)));
     }
 
     private static void CopyDirectory(string from, string to)

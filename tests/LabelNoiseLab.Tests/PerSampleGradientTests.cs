@@ -72,6 +72,49 @@ public class PerSampleGradientTests(ITestOutputHelper output)
         Assert.True(Compare($"strided conv no bias {method}", model, x, Labels(rng, 5, 4), method) < 1e-5);
     }
 
+    /// <summary>
+    /// A small ViT: patch embedding and every attention/MLP Linear on token sequences (Gram or
+    /// materialised), LayerNorm over tokens, position embeddings and the class token.
+    /// </summary>
+    [Theory]
+    [InlineData(true, ConvNormMethod.Auto)]
+    [InlineData(true, ConvNormMethod.Gram)]
+    [InlineData(true, ConvNormMethod.Materialise)]
+    [InlineData(false, ConvNormMethod.Auto)]
+    public void Vit_norms_match_the_naive_loop(bool classToken, ConvNormMethod method)
+    {
+        var rng = new Rng(11);
+        var model = new VisionTransformer(1, 8, 4, patch: 4, dim: 8, depth: 2, heads: 2, mlpRatio: 2, classToken: classToken);
+        Init.Apply(model, InitKind.Default, rng);
+        var x = GradCheck.Random(rng, [6, 64]);
+        Assert.True(Compare($"vit cls={classToken} {method}", model, x, Labels(rng, 6, 4), method) < 1e-4);
+    }
+
+    /// <summary>ResNet and cnn9 with GroupNorm (cnn9 in evaluation mode: its channel dropout would draw other masks in the naive loop).</summary>
+    [Theory]
+    [InlineData("resnet")]
+    [InlineData("cnn9")]
+    public void GroupNorm_models_match_the_naive_loop(string kind)
+    {
+        var rng = new Rng(12);
+        Model model = kind == "resnet"
+            ? new ResNet(1, 8, 4, depth: 8, width: 0.25, norm: NormKind.Group)
+            : new Cnn9(1, 28, 4, new Rng(1), width: 0.0625, norm: NormKind.Group);
+        Init.Apply(model, InitKind.Default, rng);
+        if (kind == "cnn9")
+            model.SetTraining(false);
+        int side = kind == "resnet" ? 8 : 28, n = kind == "resnet" ? 6 : 3;
+        var x = GradCheck.Random(rng, [n, side * side]);
+        Assert.True(Compare($"{kind} group norm", model, x, Labels(rng, n, 4)) < 1e-4);
+    }
+
+    [Fact]
+    public void BatchNorm_models_are_refused()
+    {
+        var ex = Assert.Throws<ArgumentException>(() => new PerSampleGradients(new ResNet(1, 8, 4, depth: 8, width: 0.25)));
+        Assert.Contains("BatchNorm", ex.Message);
+    }
+
     [Fact]
     public void Parameters_outside_linear_and_conv_are_refused()
     {
@@ -92,10 +135,19 @@ public class PerSampleGradientTests(ITestOutputHelper output)
     [Theory]
     [InlineData("mlp")]
     [InlineData("cnn")]
+    [InlineData("vit")]
+    [InlineData("vit_mean")]
+    [InlineData("resnet_group")]
     public void Sample_weights_give_the_weighted_loss_gradient(string kind)
     {
         var rng = new Rng(6);
-        Module model = kind == "mlp" ? new Mlp(12, [10], 4) : new SmallCnn(1, 8, 4, width: 2, hidden: 6);
+        Module model = kind switch
+        {
+            "mlp" => new Mlp(12, [10], 4),
+            "cnn" => new SmallCnn(1, 8, 4, width: 2, hidden: 6),
+            "vit" or "vit_mean" => new VisionTransformer(1, 8, 4, patch: 4, dim: 8, depth: 1, heads: 2, mlpRatio: 2, classToken: kind == "vit"),
+            _ => new ResNet(1, 8, 4, depth: 8, width: 0.25, norm: NormKind.Group),
+        };
         Init.Apply(model, InitKind.Default, rng);
         int n = 7;
         var x = GradCheck.Random(rng, kind == "mlp" ? [n, 12] : [n, 64]);

@@ -79,8 +79,92 @@ public sealed class Conv2dOp : Op
         }
     }
 
-    /// <summary>col[(c·KH + i)·KW + j, n·OH·OW + oy·OW + ox] = x[n, c, oy·s − p + i, ox·s − p + j] (0 outside).</summary>
+    /// <summary>
+    /// col[(c·KH + i)·KW + j, n·OH·OW + oy·OW + ox] = x[n, c, oy·s − p + i, ox·s − p + j] (0 outside).
+    /// Each output row's valid range [lo, hi) is computed once, so the interior is a contiguous
+    /// copy at stride 1 (a strided gather otherwise) and only the padding margins are cleared.
+    /// </summary>
     internal static void Im2Col(ReadOnlySpan<float> x, Span<float> col, in Geometry g)
+    {
+        int positions = g.N * g.OutPlane, plane = g.H * g.W, s = g.Stride;
+        for (int c = 0; c < g.C; c++)
+        for (int i = 0; i < g.KH; i++)
+        for (int j = 0; j < g.KW; j++)
+        {
+            var row = col.Slice(((c * g.KH + i) * g.KW + j) * positions, positions);
+            var (lo, hi) = ValidRange(j - g.Padding, s, g.W, g.OW);
+            for (int n = 0; n < g.N; n++)
+            {
+                var src = x.Slice((n * g.C + c) * plane, plane);
+                int o = n * g.OutPlane;
+                for (int oy = 0; oy < g.OH; oy++)
+                {
+                    int iy = oy * s - g.Padding + i;
+                    var dst = row.Slice(o + oy * g.OW, g.OW);
+                    if ((uint)iy >= (uint)g.H || lo >= hi)
+                    {
+                        dst.Clear();
+                        continue;
+                    }
+                    dst[..lo].Clear();
+                    dst[hi..].Clear();
+                    int first = iy * g.W + lo * s + j - g.Padding; // x index of output column lo
+                    if (s == 1)
+                        src.Slice(first, hi - lo).CopyTo(dst[lo..hi]);
+                    else
+                        for (int ox = lo; ox < hi; ox++)
+                            dst[ox] = src[first + (ox - lo) * s];
+                }
+            }
+        }
+    }
+
+    /// <summary>The adjoint of <see cref="Im2Col"/>: dx[...] += dcol[...] (contiguous vector adds at stride 1).</summary>
+    internal static void Col2ImAdd(ReadOnlySpan<float> dcol, Span<float> dx, in Geometry g)
+    {
+        int positions = g.N * g.OutPlane, plane = g.H * g.W, s = g.Stride;
+        for (int c = 0; c < g.C; c++)
+        for (int i = 0; i < g.KH; i++)
+        for (int j = 0; j < g.KW; j++)
+        {
+            var row = dcol.Slice(((c * g.KH + i) * g.KW + j) * positions, positions);
+            var (lo, hi) = ValidRange(j - g.Padding, s, g.W, g.OW);
+            if (lo >= hi)
+                continue;
+            for (int n = 0; n < g.N; n++)
+            {
+                var dst = dx.Slice((n * g.C + c) * plane, plane);
+                int o = n * g.OutPlane;
+                for (int oy = 0; oy < g.OH; oy++)
+                {
+                    int iy = oy * s - g.Padding + i;
+                    if ((uint)iy >= (uint)g.H)
+                        continue;
+                    int first = iy * g.W + lo * s + j - g.Padding;
+                    var src = row.Slice(o + oy * g.OW + lo, hi - lo);
+                    if (s == 1)
+                    {
+                        var d = dst.Slice(first, hi - lo);
+                        System.Numerics.Tensors.TensorPrimitives.Add(d, src, d);
+                    }
+                    else
+                        for (int k = 0; k < src.Length; k++)
+                            dst[first + k * s] += src[k];
+                }
+            }
+        }
+    }
+
+    /// <summary>Output columns ox ∈ [lo, hi) whose input column ox·s + offset lies in [0, width).</summary>
+    private static (int Lo, int Hi) ValidRange(int offset, int stride, int width, int outWidth)
+    {
+        int lo = offset >= 0 ? 0 : (-offset + stride - 1) / stride;
+        int hi = width - 1 - offset < 0 ? 0 : (width - 1 - offset) / stride + 1;
+        return (Math.Min(lo, outWidth), Math.Clamp(hi, 0, outWidth));
+    }
+
+    /// <summary>The element-by-element definition of <see cref="Im2Col"/> (the reference its tests compare against).</summary>
+    internal static void Im2ColReference(ReadOnlySpan<float> x, Span<float> col, in Geometry g)
     {
         int positions = g.N * g.OutPlane, plane = g.H * g.W;
         for (int c = 0; c < g.C; c++)
@@ -112,8 +196,8 @@ public sealed class Conv2dOp : Op
         }
     }
 
-    /// <summary>The adjoint of <see cref="Im2Col"/>: dx[...] += dcol[...].</summary>
-    internal static void Col2ImAdd(ReadOnlySpan<float> dcol, Span<float> dx, in Geometry g)
+    /// <summary>The element-by-element definition of <see cref="Col2ImAdd"/> (the reference its tests compare against).</summary>
+    internal static void Col2ImAddReference(ReadOnlySpan<float> dcol, Span<float> dx, in Geometry g)
     {
         int positions = g.N * g.OutPlane, plane = g.H * g.W;
         for (int c = 0; c < g.C; c++)

@@ -16,5 +16,11 @@ public sealed class ReshapeOp : Op
     /// <summary>[N, ...] → [N, product of the rest].</summary>
     public static Tensor Flatten(Tape tape, Tensor x) => Forward(tape, x, [x.Rows, x.RowLength]);
 
-    public override void Backward(Tape tape, in TapeEntry e) => GradTarget.For(e.A!).Add(e.Output.Grad!.Span);
+    public override void Backward(Tape tape, in TapeEntry e)
+    {
+        // The source may have stopped requiring a gradient after the forward (a parameter whose
+        // gradient is deferred, as per-sample weighting does): then nothing is written to it.
+        if (e.A!.RequiresGrad)
+            GradTarget.For(e.A).Add(e.Output.Grad!.Span);
+    }
 }

@@ -122,7 +122,7 @@ public sealed class PatchifyOp : Op
     }
 
     /// <summary>Copies image → patches, or patches → image (adding when <paramref name="accumulate"/>).</summary>
-    private static void Map(Span<float> image, Span<float> patches, int n, int c, int h, int w, int p, bool toPatches, bool accumulate)
+    internal static void Map(Span<float> image, Span<float> patches, int n, int c, int h, int w, int p, bool toPatches, bool accumulate)
     {
         int ph = h / p, pw = w / p, len = c * p * p;
         for (int s = 0; s < n; s++)

@@ -220,12 +220,8 @@ public sealed class ExperimentRunner : IExperimentRunner
         {
             string perSampleKey = c.PruneKind != "none" ? "prune.kind" : c.DetectionEnabled ? "detection.enabled" : "detection.suspects";
             var modules = model.NamedModules().Select(m => m.Module).ToList();
-            if (model is VisionTransformer)
-                throw new ConfigException(perSampleKey, "needs per-sample gradients, which are not supported for model.kind vit (LayerNorm, attention and Linear layers shared by the tokens of a sample are not covered; only Linear and Conv2d layers applied once per sample); use mlp or small_cnn");
-            if (modules.Any(m => m is BatchNorm))
-                throw new ConfigException(perSampleKey, "needs per-sample gradients, which are undefined under BatchNorm (it mixes the samples of a batch); model.norm: group keeps samples apart, but per-sample gradients of GroupNorm parameters are not implemented yet either, so use a model without normalisation (mlp, small_cnn)");
-            if (modules.Any(m => m is GroupNorm))
-                throw new ConfigException(perSampleKey, "needs per-sample gradients, which are not implemented for GroupNorm parameters (only Linear and Conv2d layers); use a model without normalisation (mlp, small_cnn)");
+            if (model.NamedModules().Any(m => m.Module is BatchNorm))
+                throw new ConfigException(perSampleKey, "needs per-sample gradients, which are undefined under BatchNorm in training (it mixes the samples of a batch); set model.norm: group (GroupNorm keeps samples apart)");
             var gradients = new PerSampleGradients(model, c.PerSampleConv switch
             {
                 "gram" => ConvNormMethod.Gram,

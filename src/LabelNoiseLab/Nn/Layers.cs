@@ -32,11 +32,20 @@ public enum ActivationKind
     Tanh,
     Erf,
     Sigmoid,
+    /// <summary>Leaky ReLU with PyTorch's default slope 0.01 (cnn9); not a <c>model.activation</c> choice.</summary>
+    LeakyRelu,
 }
 
-/// <summary>An element-wise activation as a layer (no parameters).</summary>
+/// <summary>
+/// An element-wise activation as a layer (no parameters). Models put one where a probe should read
+/// (the activation probe reads every <see cref="Activation"/> module's output): the hidden
+/// activations of an MLP, each residual block's output of a ResNet, each conv unit of cnn9, and an
+/// identity at each transformer block's output.
+/// </summary>
 public sealed class Activation(ActivationKind kind) : Module
 {
+    private static readonly LeakyReluOp LeakyReluDefault = new(0.01f);
+
     public ActivationKind Kind { get; } = kind;
 
     protected override Tensor ForwardCore(Tape tape, Tensor x) => Kind switch
@@ -47,6 +56,7 @@ public sealed class Activation(ActivationKind kind) : Module
         ActivationKind.Tanh => TanhOp.Instance.Forward(tape, x),
         ActivationKind.Erf => ErfOp.Instance.Forward(tape, x),
         ActivationKind.Sigmoid => SigmoidOp.Instance.Forward(tape, x),
+        ActivationKind.LeakyRelu => LeakyReluDefault.Forward(tape, x),
         _ => throw new InvalidOperationException($"unknown activation {Kind}"),
     };
 

@@ -39,6 +39,7 @@ public sealed class BasicBlock : Module
     private readonly Conv2d _conv2;
     private readonly Module _bn2;
     private readonly Sequential _shortcut;
+    private readonly Activation _relu;
 
     public BasicBlock(int inChannels, int outChannels, int stride, NormKind norm)
     {
@@ -49,13 +50,14 @@ public sealed class BasicBlock : Module
         _shortcut = RegisterModule("shortcut", stride != 1 || inChannels != outChannels
             ? new Sequential(new Conv2d(inChannels, outChannels, 1, stride, bias: false), Norms.Create(norm, outChannels))
             : new Sequential());
+        _relu = RegisterModule("relu", new Activation(ActivationKind.Relu)); // the block's output (activation probe); no parameters
     }
 
     protected override Tensor ForwardCore(Tape tape, Tensor x)
     {
         var h = ReluOp.Instance.Forward(tape, _bn1.Forward(tape, _conv1.Forward(tape, x)));
         h = _bn2.Forward(tape, _conv2.Forward(tape, h));
-        return ReluOp.Instance.Forward(tape, AddOp.Forward(tape, h, _shortcut.Forward(tape, x)));
+        return _relu.Forward(tape, AddOp.Forward(tape, h, _shortcut.Forward(tape, x)));
     }
 }
 
@@ -73,6 +75,7 @@ public sealed class ResNet : Model
     private readonly Module _bn1;
     private readonly Sequential[] _stages;
     private readonly Linear _linear;
+    private readonly Activation _relu;
 
     public ResNet(int channels, int imageSize, int classes, int depth = 20, double width = 1.0, NormKind norm = NormKind.Batch)
     {
@@ -87,6 +90,7 @@ public sealed class ResNet : Model
         int[] widths = [Norms.Scaled(16, width), Norms.Scaled(32, width), Norms.Scaled(64, width)];
         _conv1 = RegisterModule("conv1", new Conv2d(channels, widths[0], 3, 1, padding: 1, bias: false));
         _bn1 = RegisterModule("bn1", Norms.Create(norm, widths[0]));
+        _relu = RegisterModule("relu", new Activation(ActivationKind.Relu)); // the stem's output (activation probe)
         _stages = new Sequential[3];
         int inChannels = widths[0];
         for (int s = 0; s < 3; s++)
@@ -111,7 +115,7 @@ public sealed class ResNet : Model
     public override Tensor Features(Tape tape, Tensor x)
     {
         x = Norms.AsImages(tape, x, Channels, ImageSize, ImageSize);
-        var h = ReluOp.Instance.Forward(tape, _bn1.Forward(tape, _conv1.Forward(tape, x)));
+        var h = _relu.Forward(tape, _bn1.Forward(tape, _conv1.Forward(tape, x)));
         foreach (var stage in _stages)
             h = stage.Forward(tape, h);
         return GlobalAvgPool2dOp.Forward(tape, h);
@@ -132,7 +136,7 @@ public sealed class Cnn9 : Model
     private static readonly int[] BaseChannels = [128, 128, 128, 256, 256, 256, 512, 256, 128];
     private readonly Conv2d[] _convs = new Conv2d[9];
     private readonly Module[] _norms = new Module[9];
-    private readonly LeakyRelu _act = new(0.01f);
+    private readonly Activation[] _acts = new Activation[9];
     private readonly MaxPool2d _pool = new(2, 2);
     private readonly Dropout2d _drop1;
     private readonly Dropout2d _drop2;
@@ -156,6 +160,8 @@ public sealed class Cnn9 : Model
         _head = RegisterModule("l_c1", new Linear(inChannels, classes));
         for (int i = 0; i < 9; i++)
             _norms[i] = RegisterModule($"bn{i + 1}", Norms.Create(norm, _convs[i].Weight.Dim(0)));
+        for (int i = 0; i < 9; i++)
+            _acts[i] = RegisterModule($"act{i + 1}", new Activation(ActivationKind.LeakyRelu)); // each unit's output (activation probe)
         _drop1 = RegisterModule("dropout1", new Dropout2d(DropoutRate, dropoutRng));
         _drop2 = RegisterModule("dropout2", new Dropout2d(DropoutRate, dropoutRng));
     }
@@ -170,7 +176,7 @@ public sealed class Cnn9 : Model
         var h = Norms.AsImages(tape, x, Channels, ImageSize, ImageSize);
         for (int i = 0; i < 9; i++)
         {
-            h = _act.Forward(tape, _norms[i].Forward(tape, _convs[i].Forward(tape, h)));
+            h = _acts[i].Forward(tape, _norms[i].Forward(tape, _convs[i].Forward(tape, h)));
             if (i == 2 || i == 5)
                 h = (i == 2 ? _drop1 : _drop2).Forward(tape, _pool.Forward(tape, h));
         }

@@ -50,6 +50,22 @@ public sealed class PatchEmbed : Module
 }
 
 /// <summary>
+/// Token assembly (<see cref="TokenEmbedOp"/>) as a hookable module: the class token and position
+/// embeddings are the <see cref="VisionTransformer"/>'s own parameters (timm's names
+/// <c>cls_token</c>, <c>pos_embed</c>), so this module is not registered as a child; it exists so
+/// that hooks (per-sample gradients) see the gradient of the assembled tokens [N·T', D].
+/// </summary>
+public sealed class TokenEmbedding(int patches, Tensor? cls, Tensor pos) : Module
+{
+    /// <summary>Patch tokens per image (without the class token).</summary>
+    public int Patches { get; } = patches;
+    public Tensor? Cls { get; } = cls;
+    public Tensor Pos { get; } = pos;
+
+    protected override Tensor ForwardCore(Tape tape, Tensor x) => TokenEmbedOp.Forward(tape, x, Patches, Cls, Pos);
+}
+
+/// <summary>
 /// Multi-head self-attention on tokens [N·T, D]: <c>qkv</c> Linear(D, 3D), scaled dot-product
 /// attention per head (<see cref="SelfAttentionOp"/>), <c>proj</c> Linear(D, D).
 /// </summary>
@@ -98,19 +114,32 @@ public sealed class TransformerBlock : Module
     private readonly MultiHeadAttention _attn;
     private readonly LayerNorm _norm2;
     private readonly TransformerMlp _mlp;
+    private readonly Activation _out;
 
     public TransformerBlock(int dim, int heads, int hidden, int tokens)
     {
+        Tokens = tokens;
         _norm1 = RegisterModule("norm1", new LayerNorm(dim));
         _attn = RegisterModule("attn", new MultiHeadAttention(dim, heads, tokens));
         _norm2 = RegisterModule("norm2", new LayerNorm(dim));
         _mlp = RegisterModule("mlp", new TransformerMlp(dim, hidden));
+        _out = RegisterModule("out", new Activation(ActivationKind.Identity));
     }
 
+    public int Tokens { get; }
+
+    /// <summary>
+    /// The residual stream after the block. It passes through <c>out</c>, an identity, as one row
+    /// per sample [N, T·D] (views, no copy), so hooks on it (the activation probe) see a sample's
+    /// tokens as one row.
+    /// </summary>
     protected override Tensor ForwardCore(Tape tape, Tensor x)
     {
         x = AddOp.Forward(tape, x, _attn.Forward(tape, _norm1.Forward(tape, x)));
-        return AddOp.Forward(tape, x, _mlp.Forward(tape, _norm2.Forward(tape, x)));
+        x = AddOp.Forward(tape, x, _mlp.Forward(tape, _norm2.Forward(tape, x)));
+        int d = x.RowLength, n = x.Rows / Tokens;
+        var perSample = _out.Forward(tape, ReshapeOp.Forward(tape, x, [n, Tokens * d]));
+        return ReshapeOp.Forward(tape, perSample, [n * Tokens, d]);
     }
 }
 
@@ -131,6 +160,7 @@ public sealed class VisionTransformer : Model
     public const float EmbeddingStd = 0.02f;
     private readonly Tensor? _clsToken;
     private readonly Tensor _posEmbed;
+    private readonly TokenEmbedding _tokenEmbed;
     private readonly PatchEmbed _patchEmbed;
     private readonly Sequential _blocks;
     private readonly LayerNorm _norm;
@@ -156,6 +186,7 @@ public sealed class VisionTransformer : Model
         if (classToken)
             _clsToken = RegisterParameter("cls_token", new Tensor(1, 1, dim));
         _posEmbed = RegisterParameter("pos_embed", new Tensor(1, Tokens, dim));
+        _tokenEmbed = new TokenEmbedding(Patches, _clsToken, _posEmbed);
         _patchEmbed = RegisterModule("patch_embed", new PatchEmbed(channels, dim, patch));
         _blocks = RegisterModule("blocks", new Sequential());
         for (int i = 0; i < depth; i++)
@@ -174,13 +205,16 @@ public sealed class VisionTransformer : Model
     public bool ClassToken { get; }
     public Tensor? ClsToken => _clsToken;
     public Tensor PosEmbed => _posEmbed;
+    /// <summary>The token assembly (class token, position embeddings): not a registered child, see <see cref="Nn.TokenEmbedding"/>.</summary>
+    public TokenEmbedding TokenEmbedding => _tokenEmbed;
+    public PatchEmbed PatchEmbed => _patchEmbed;
 
     public override Linear Head => _head;
 
     public override Tensor Features(Tape tape, Tensor x)
     {
         x = Norms.AsImages(tape, x, Channels, ImageSize, ImageSize);
-        var h = TokenEmbedOp.Forward(tape, _patchEmbed.Forward(tape, x), Patches, _clsToken, _posEmbed);
+        var h = _tokenEmbed.Forward(tape, _patchEmbed.Forward(tape, x));
         h = _norm.Forward(tape, _blocks.Forward(tape, h));
         return TokenPoolOp.Forward(tape, h, Tokens, first: ClassToken);
     }

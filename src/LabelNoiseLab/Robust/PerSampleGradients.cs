@@ -6,13 +6,13 @@ using LabelNoiseLab.Tensors;
 
 namespace LabelNoiseLab.Robust;
 
-/// <summary>How a convolution's per-sample weight-gradient norm is computed.</summary>
+/// <summary>How the per-sample weight-gradient norm of a convolution or of a Linear layer applied to token sequences is computed.</summary>
 public enum ConvNormMethod
 {
     /// <summary>The cheaper of the two for the layer's size (flop count).</summary>
     Auto,
 
-    /// <summary>‖∇W ℓᵢ‖² = ⟨GᵢᵀGᵢ, AᵢᵀAᵢ⟩ over output positions (two P×P Grams per sample).</summary>
+    /// <summary>‖∇W ℓᵢ‖² = ⟨GᵢᵀGᵢ, AᵢᵀAᵢ⟩ over output positions or tokens (two P×P Grams per sample).</summary>
     Gram,
 
     /// <summary>Gᵢ·Aᵢᵀ formed per sample in one reused buffer, then its squared sum.</summary>
@@ -20,11 +20,24 @@ public enum ConvNormMethod
 }
 
 /// <summary>
-/// Per-sample gradient norms ‖∇θ ℓᵢ‖ for every <see cref="Linear"/> and <see cref="Conv2d"/> of a
-/// model, computed inside the ordinary backward from each layer's input (forward hook) and output
-/// gradient (backward hook); no per-sample gradient of a Linear layer is ever formed:
-/// ‖∇W ℓᵢ‖² = ‖gᵢ‖²‖aᵢ‖², ‖∇b ℓᵢ‖² = ‖gᵢ‖². The output gradient the backward sees is that of the
-/// batch mean, gᵢ/B, so everything is scaled by <see cref="LossScale"/> (the batch size).
+/// Per-sample gradient norms ‖∇θ ℓᵢ‖ for every parameter of a model whose samples do not interact
+/// (no BatchNorm in training), computed inside the ordinary backward from each layer's input
+/// (forward hook) and output gradient (backward hook); no full per-sample gradient is formed:
+/// <list type="bullet">
+/// <item><see cref="Linear"/> on [N, in]: ‖∇W ℓᵢ‖² = ‖gᵢ‖²‖aᵢ‖², ‖∇b ℓᵢ‖² = ‖gᵢ‖².</item>
+/// <item><see cref="Linear"/> on sequences [N·T, in] (attention, transformer MLP) and the
+/// <see cref="PatchEmbed"/> projection: ∇W ℓᵢ = Σₜ gₜaₜᵀ, so ‖∇W ℓᵢ‖² = Σₜₛ (aₜ·aₛ)(gₜ·gₛ), the
+/// dot product of two T×T Grams (or Gᵢᵀ·Aᵢ formed in one reused buffer when that is cheaper),
+/// ‖∇b ℓᵢ‖² = ‖Σₜ gₜ‖².</item>
+/// <item><see cref="Conv2d"/>: the same over output positions (<see cref="ConvNormMethod"/>).</item>
+/// <item><see cref="LayerNorm"/> (over the tokens of a sample) and <see cref="GroupNorm"/> (over
+/// the positions of a channel): ∇γ ℓᵢ = Σ g⊙x̂, ∇β ℓᵢ = Σ g, vectors of the layer's width, kept per sample.</item>
+/// <item>The <see cref="TokenEmbedding"/> of a <see cref="VisionTransformer"/>: ∇pos ℓᵢ = gᵢ [T', D]
+/// (the gradient of the sample's assembled tokens), ∇cls ℓᵢ = gᵢ's first token.</item>
+/// </list>
+/// Distinct parameters are disjoint coordinates, so the squared norms add. The output gradient
+/// the backward sees is that of the batch mean, gᵢ/B, so everything is scaled by
+/// <see cref="LossScale"/> (the batch size).
 /// <para>
 /// It also keeps what is needed to redo only the parameter-gradient GEMMs with per-sample
 /// weights (<see cref="DeferParameterGradients"/>, <see cref="ApplySampleWeights"/>): every
@@ -49,9 +62,17 @@ public sealed class PerSampleGradients
         _model = model;
         ConvMethod = conv;
         var covered = new HashSet<Tensor>(ReferenceEqualityComparer.Instance);
-        foreach (var (name, module) in model.NamedModules())
+        var modules = model.NamedModules().ToList();
+        if (model is VisionTransformer vit)
+            modules.Add(("token_embedding", vit.TokenEmbedding)); // not a registered child (its parameters are the model's)
+        // A patch embedding runs its projection as patch extraction + GEMM, never through proj's own forward.
+        var projections = modules.Where(m => m.Module is PatchEmbed).Select(m => (Module)((PatchEmbed)m.Module).Proj)
+            .ToHashSet(ReferenceEqualityComparer.Instance);
+        foreach (var (name, module) in modules)
         {
-            if (module is not (Linear or Conv2d))
+            if (module is BatchNorm)
+                throw new ArgumentException($"per-sample gradients: {name} is a BatchNorm, which mixes the samples of a batch (use GroupNorm)");
+            if (module is not (Linear or Conv2d or PatchEmbed or LayerNorm or GroupNorm or TokenEmbedding) || projections.Contains(module))
                 continue;
             var layer = new Layer(name, module);
             _layers.Add(layer);
@@ -63,7 +84,9 @@ public sealed class PerSampleGradients
         }
         foreach (var (name, p) in model.NamedParameters())
             if (!covered.Contains(p))
-                throw new ArgumentException($"per-sample gradients: parameter {name} belongs to a layer other than Linear or Conv2d");
+                throw new ArgumentException($"per-sample gradients: parameter {name} belongs to a layer other than Linear, Conv2d, LayerNorm, GroupNorm or a patch/token embedding");
+        // Runs after the whole forward (after every layer's hook): the batch is the model input's first dimension.
+        model.AddForwardHook((_, x, _) => OnModelForward(x));
     }
 
     public ConvNormMethod ConvMethod { get; set; }
@@ -98,6 +121,12 @@ public sealed class PerSampleGradients
         layer.Input = x;
         layer.OutputGradient = null;
         _stale = true;
+    }
+
+    private void OnModelForward(Tensor x)
+    {
+        if (!Enabled)
+            return;
         int batch = x.Rows;
         if (_squared.Length < batch)
         {
@@ -105,6 +134,7 @@ public sealed class PerSampleGradients
             _norms = new float[batch];
         }
         _batch = batch;
+        _stale = true;
     }
 
     private void OnBackward(Layer layer, Tensor g)
@@ -117,18 +147,36 @@ public sealed class PerSampleGradients
             _stale = false;
         }
         layer.OutputGradient = g;
-        if (layer.Conv is { } conv)
+        switch (layer.Kind)
         {
-            var geo = Conv2dOp.Geometry.Of(layer.Input, conv.Weight, conv.Stride, conv.Padding);
-            int positions = geo.N * geo.OutPlane;
-            Grow(ref layer.Columns, geo.Patch * positions);
-            Conv2dOp.Im2Col(layer.Input.Span, layer.Columns.AsSpan(0, geo.Patch * positions), geo);
-            if (ComputeNorms)
-                ConvNorms(layer, geo, g.Span);
-        }
-        else if (ComputeNorms)
-        {
-            LinearNorms(layer, g);
+            case LayerKind.Conv:
+                var geo = Conv2dOp.Geometry.Of(layer.Input, layer.Conv!.Weight, layer.Conv.Stride, layer.Conv.Padding);
+                int positions = geo.N * geo.OutPlane;
+                Grow(ref layer.Columns, geo.Patch * positions);
+                Conv2dOp.Im2Col(layer.Input.Span, layer.Columns.AsSpan(0, geo.Patch * positions), geo);
+                if (ComputeNorms)
+                    ConvNorms(layer, geo, g.Span);
+                break;
+            case LayerKind.Patch:
+                var x = layer.Input;
+                int patch = ((PatchEmbed)layer.Module).Patch, len = x.Dim(1) * patch * patch;
+                Grow(ref layer.Columns, g.Rows * len);
+                PatchifyOp.Map(x.Span, layer.Columns.AsSpan(0, g.Rows * len), x.Dim(0), x.Dim(1), x.Dim(2), x.Dim(3), patch, toPatches: true, accumulate: false);
+                if (ComputeNorms)
+                    SequenceNorms(layer, layer.Columns.AsSpan(0, g.Rows * len), len, g);
+                break;
+            case LayerKind.Linear:
+                if (ComputeNorms)
+                    SequenceNorms(layer, layer.Input.Span, layer.Input.RowLength, g);
+                break;
+            case LayerKind.LayerNorm:
+            case LayerKind.GroupNorm:
+                AffineVectors(layer, g);
+                break;
+            case LayerKind.Tokens:
+                if (ComputeNorms)
+                    TokenNorms(layer, g);
+                break;
         }
     }
 
@@ -138,17 +186,146 @@ public sealed class PerSampleGradients
         return s * s;
     }
 
-    private void LinearNorms(Layer layer, Tensor g)
+    /// <summary>Rows per sample of a [rows, ·] tensor: 1 for ordinary inputs, T for token sequences.</summary>
+    private int RowsPerSample(Layer layer, int rows)
     {
-        Tensor a = layer.Input!;
-        int outputs = g.RowLength, inputs = a.RowLength;
+        if (_batch <= 0 || rows % _batch != 0)
+            throw new InvalidOperationException($"per-sample gradients: {layer.Name} sees {rows} rows for a batch of {_batch}");
+        return rows / _batch;
+    }
+
+    /// <summary>Linear layers, applied once per sample (T = 1) or to each of a sample's T tokens.</summary>
+    private void SequenceNorms(Layer layer, ReadOnlySpan<float> a, int inputs, Tensor g)
+    {
+        int rows = g.Rows, outputs = g.RowLength, t = RowsPerSample(layer, rows);
         double s2 = Scale2();
         bool bias = layer.Bias is not null;
+        var gs = g.Span;
+        if (t == 1)
+        {
+            for (int i = 0; i < _batch; i++)
+            {
+                double gg = TensorPrimitives.SumOfSquares(gs.Slice(i * outputs, outputs));
+                double aa = TensorPrimitives.SumOfSquares(a.Slice(i * inputs, inputs));
+                _squared[i] += s2 * (gg * aa + (bias ? gg : 0));
+            }
+            return;
+        }
+        bool gram = ConvMethod == ConvNormMethod.Gram
+            || (ConvMethod == ConvNormMethod.Auto && (long)t * t * (outputs + inputs) < (long)t * outputs * inputs);
+        Grow(ref _buffer, gram ? t * t : outputs * inputs);
+        if (gram)
+            Grow(ref _buffer2, t * t);
+        if (bias)
+            Grow(ref layer.Vectors, outputs);
         for (int i = 0; i < _batch; i++)
         {
-            double gg = TensorPrimitives.SumOfSquares(g.Span.Slice(i * outputs, outputs));
-            double aa = TensorPrimitives.SumOfSquares(a.Span.Slice(i * inputs, inputs));
-            _squared[i] += s2 * (gg * aa + (bias ? gg : 0));
+            var gi = gs.Slice(i * t * outputs, t * outputs); // [T, out]
+            var ai = a.Slice(i * t * inputs, t * inputs);    // [T, in]
+            double w2;
+            if (gram)
+            {
+                var gg = _buffer.AsSpan(0, t * t);
+                var aa = _buffer2.AsSpan(0, t * t);
+                Blas.Sgemm(false, true, t, t, outputs, 1f, gi, outputs, gi, outputs, 0f, gg, t);
+                Blas.Sgemm(false, true, t, t, inputs, 1f, ai, inputs, ai, inputs, 0f, aa, t);
+                w2 = TensorPrimitives.Dot(gg, aa);
+            }
+            else
+            {
+                var gw = _buffer.AsSpan(0, outputs * inputs);
+                Blas.Sgemm(true, false, outputs, inputs, t, 1f, gi, outputs, ai, inputs, 0f, gw, inputs);
+                w2 = TensorPrimitives.SumOfSquares(gw);
+            }
+            if (bias)
+            {
+                var sum = layer.Vectors.AsSpan(0, outputs);
+                gi[..outputs].CopyTo(sum);
+                for (int r = 1; r < t; r++)
+                    TensorPrimitives.Add(sum, gi.Slice(r * outputs, outputs), sum);
+                w2 += TensorPrimitives.SumOfSquares(sum);
+            }
+            _squared[i] += s2 * w2;
+        }
+    }
+
+    /// <summary>
+    /// LayerNorm [N·T, D] and GroupNorm [N, C, (H, W)]: each sample's ∇γ = Σ g⊙x̂ and ∇β = Σ g
+    /// (kept in <see cref="Layer.Vectors"/>, [N, 2C], for the weighted pass), x̂ recomputed from the
+    /// saved input as the op computes it.
+    /// </summary>
+    private void AffineVectors(Layer layer, Tensor g)
+    {
+        Tensor x = layer.Input!;
+        var xs = x.Span;
+        var gs = g.Span;
+        int c = layer.Weight.Length, n = _batch;
+        Grow(ref layer.Vectors, n * 2 * c);
+        var v = layer.Vectors.AsSpan(0, n * 2 * c);
+        v.Clear();
+        if (layer.Kind == LayerKind.LayerNorm)
+        {
+            int rows = x.Length / c, t = RowsPerSample(layer, rows);
+            float eps = LayerNorm.Eps;
+            for (int r = 0; r < rows; r++)
+            {
+                var row = xs.Slice(r * c, c);
+                double mean = BatchNormOp.Sum(row) / c, var2 = 0;
+                foreach (float value in row)
+                    var2 += (value - mean) * (value - mean);
+                float inv = (float)(1.0 / Math.Sqrt(var2 / c + eps)), m = (float)mean;
+                var dg = v.Slice(r / t * 2 * c, c);
+                var db = v.Slice(r / t * 2 * c + c, c);
+                for (int k = 0; k < c; k++)
+                {
+                    float gk = gs[r * c + k];
+                    dg[k] += gk * ((row[k] - m) * inv);
+                    db[k] += gk;
+                }
+            }
+        }
+        else
+        {
+            int groups = ((GroupNorm)layer.Module).Groups, perChannel = x.Length / (n * c), perGroup = c / groups * perChannel;
+            if (x.Dim(0) != n)
+                throw new InvalidOperationException($"per-sample gradients: {layer.Name} sees {x.Dim(0)} samples for a batch of {n}");
+            for (int ng = 0; ng < n * groups; ng++)
+            {
+                var values = xs.Slice(ng * perGroup, perGroup);
+                double mean = BatchNormOp.Sum(values) / perGroup, var2 = 0;
+                foreach (float value in values)
+                    var2 += (value - mean) * (value - mean);
+                float inv = (float)(1.0 / Math.Sqrt(var2 / perGroup + GroupNorm.Eps)), m = (float)mean;
+                int i = ng / groups, firstChannel = ng % groups * (c / groups);
+                for (int k = 0; k < perGroup; k++)
+                {
+                    int ch = firstChannel + k / perChannel, idx = ng * perGroup + k;
+                    v[i * 2 * c + ch] += gs[idx] * ((xs[idx] - m) * inv);
+                    v[i * 2 * c + c + ch] += gs[idx];
+                }
+            }
+        }
+        if (!ComputeNorms)
+            return;
+        double s2 = Scale2();
+        for (int i = 0; i < n; i++)
+            _squared[i] += s2 * TensorPrimitives.SumOfSquares(v.Slice(i * 2 * c, 2 * c));
+    }
+
+    /// <summary>Position embeddings [T', D] receive each sample's token gradient whole, the class token its first row.</summary>
+    private void TokenNorms(Layer layer, Tensor g)
+    {
+        var gs = g.Span;
+        int d = g.RowLength, t = RowsPerSample(layer, g.Rows);
+        double s2 = Scale2();
+        bool cls = layer.Bias is not null;
+        for (int i = 0; i < _batch; i++)
+        {
+            var gi = gs.Slice(i * t * d, t * d);
+            double w2 = TensorPrimitives.SumOfSquares(gi);
+            if (cls)
+                w2 += TensorPrimitives.SumOfSquares(gi[..d]);
+            _squared[i] += s2 * w2;
         }
     }
 
@@ -220,10 +397,26 @@ public sealed class PerSampleGradients
         {
             if (layer.OutputGradient is not { } g || layer.Input is not { } a)
                 continue; // no gradient reached this layer
-            if (layer.Conv is { } conv)
-                WeightedConv(layer, conv, a, g, weights);
-            else
-                WeightedLinear(layer, a, g, weights);
+            switch (layer.Kind)
+            {
+                case LayerKind.Conv:
+                    WeightedConv(layer, layer.Conv!, a, g, weights);
+                    break;
+                case LayerKind.Linear:
+                    WeightedLinear(layer, a.Span, a.RowLength, g, weights);
+                    break;
+                case LayerKind.Patch:
+                    int len = layer.Weight.RowLength;
+                    WeightedLinear(layer, layer.Columns.AsSpan(0, g.Rows * len), len, g, weights);
+                    break;
+                case LayerKind.LayerNorm:
+                case LayerKind.GroupNorm:
+                    WeightedAffine(layer, weights);
+                    break;
+                case LayerKind.Tokens:
+                    WeightedTokens(layer, g, weights);
+                    break;
+            }
             layer.OutputGradient = null;
         }
     }
@@ -242,20 +435,54 @@ public sealed class PerSampleGradients
         _deferred = false;
     }
 
-    private void WeightedLinear(Layer layer, Tensor a, Tensor g, ReadOnlySpan<float> w)
+    private void WeightedLinear(Layer layer, ReadOnlySpan<float> a, int inputs, Tensor g, ReadOnlySpan<float> w)
     {
-        int batch = a.Rows, inputs = a.RowLength, outputs = g.RowLength;
-        Grow(ref _buffer, batch * outputs);
-        var gs = _buffer.AsSpan(0, batch * outputs); // diag(w)·G
-        for (int i = 0; i < batch; i++)
-            TensorPrimitives.Multiply(g.Span.Slice(i * outputs, outputs), w[i], gs.Slice(i * outputs, outputs));
+        int rows = g.Rows, outputs = g.RowLength, t = RowsPerSample(layer, rows);
+        Grow(ref _buffer, rows * outputs);
+        var gs = _buffer.AsSpan(0, rows * outputs); // diag(w)·G, each of a sample's T rows scaled by its weight
+        for (int r = 0; r < rows; r++)
+            TensorPrimitives.Multiply(g.Span.Slice(r * outputs, outputs), w[r / t], gs.Slice(r * outputs, outputs));
         var dw = GradTarget.For(layer.Weight);
-        Blas.Sgemm(true, false, outputs, inputs, batch, 1f, gs, outputs, a.Span, inputs, dw.Beta, dw.Span, inputs);
+        Blas.Sgemm(true, false, outputs, inputs, rows, 1f, gs, outputs, a, inputs, dw.Beta, dw.Span, inputs);
         if (layer.Bias is not null)
         {
             var db = GradTarget.For(layer.Bias);
-            Kernels.ColumnSums(gs, batch, outputs, db.Span, db.Accumulate);
+            Kernels.ColumnSums(gs, rows, outputs, db.Span, db.Accumulate);
         }
+    }
+
+    private void WeightedAffine(Layer layer, ReadOnlySpan<float> w)
+    {
+        int c = layer.Weight.Length;
+        var v = layer.Vectors.AsSpan(0, _batch * 2 * c);
+        var dg = GradTarget.For(layer.Weight);
+        if (!dg.Accumulate)
+            dg.Span.Clear();
+        for (int i = 0; i < _batch; i++)
+            TensorPrimitives.MultiplyAdd(v.Slice(i * 2 * c, c), w[i], dg.Span, dg.Span);
+        var db = GradTarget.For(layer.Bias!);
+        if (!db.Accumulate)
+            db.Span.Clear();
+        for (int i = 0; i < _batch; i++)
+            TensorPrimitives.MultiplyAdd(v.Slice(i * 2 * c + c, c), w[i], db.Span, db.Span);
+    }
+
+    private void WeightedTokens(Layer layer, Tensor g, ReadOnlySpan<float> w)
+    {
+        int d = g.RowLength, t = RowsPerSample(layer, g.Rows);
+        var gs = g.Span;
+        var dp = GradTarget.For(layer.Weight);
+        if (!dp.Accumulate)
+            dp.Span.Clear();
+        for (int i = 0; i < _batch; i++)
+            TensorPrimitives.MultiplyAdd(gs.Slice(i * t * d, t * d), w[i], dp.Span, dp.Span);
+        if (layer.Bias is null)
+            return;
+        var dc = GradTarget.For(layer.Bias);
+        if (!dc.Accumulate)
+            dc.Span.Clear();
+        for (int i = 0; i < _batch; i++)
+            TensorPrimitives.MultiplyAdd(gs.Slice(i * t * d, d), w[i], dc.Span, dc.Span);
     }
 
     private void WeightedConv(Layer layer, Conv2d conv, Tensor x, Tensor g, ReadOnlySpan<float> w)
@@ -329,14 +556,45 @@ public sealed class PerSampleGradients
             buffer = new float[length];
     }
 
-    private sealed class Layer(string name, Module module)
+    private enum LayerKind
     {
-        public string Name { get; } = name;
-        public Conv2d? Conv { get; } = module as Conv2d;
-        public Tensor Weight { get; } = module is Conv2d c ? c.Weight : ((Linear)module).Weight;
-        public Tensor? Bias { get; } = module is Conv2d c ? c.Bias : ((Linear)module).Bias;
+        Linear,
+        Conv,
+        Patch,
+        LayerNorm,
+        GroupNorm,
+        Tokens,
+    }
+
+    private sealed class Layer
+    {
+        public Layer(string name, Module module)
+        {
+            Name = name;
+            Module = module;
+            (Kind, Weight, Bias) = module switch
+            {
+                Linear l => (LayerKind.Linear, l.Weight, l.Bias),
+                Conv2d c => (LayerKind.Conv, c.Weight, c.Bias),
+                PatchEmbed p => (LayerKind.Patch, p.Proj.Weight, p.Proj.Bias),
+                LayerNorm n => (LayerKind.LayerNorm, n.Weight, (Tensor?)n.Bias),
+                GroupNorm n => (LayerKind.GroupNorm, n.Weight, (Tensor?)n.Bias),
+                TokenEmbedding e => (LayerKind.Tokens, e.Pos, e.Cls), // Bias: the class token, if any
+                _ => throw new ArgumentException($"per-sample gradients: no rule for {module.GetType().Name}"),
+            };
+        }
+
+        public string Name { get; }
+        public Module Module { get; }
+        public LayerKind Kind { get; }
+        public Conv2d? Conv => Module as Conv2d;
+        public Tensor Weight { get; }
+        public Tensor? Bias { get; }
         public Tensor? Input;
         public Tensor? OutputGradient;
+        /// <summary>Unfolded input: im2col of a convolution, the patches of a patch embedding.</summary>
         public float[] Columns = [];
+        /// <summary>Per-sample ∇γ and ∇β of a norm layer ([N, 2C]); a bias sum of a sequence layer.</summary>
+        public float[] Vectors = [];
     }
 }

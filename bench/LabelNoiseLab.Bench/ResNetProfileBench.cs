@@ -1,0 +1,123 @@
+using System.Diagnostics;
+using System.Globalization;
+using LabelNoiseLab.Autograd;
+using LabelNoiseLab.Tensors;
+
+namespace LabelNoiseLab.Bench;
+
+/// <summary>
+/// Where a ResNet-20 step's time goes (batch 128, 28×28×1): for each distinct convolution shape,
+/// the convolution's forward and backward against the three GEMMs alone (the floor), and
+/// BatchNorm's forward and backward; totals weighted by how often each shape occurs.
+/// </summary>
+public static class ResNetProfileBench
+{
+    public static int Run(string[] args)
+    {
+        int reps = args.Length > 1 && args[0] == "--reps" ? int.Parse(args[1], CultureInfo.InvariantCulture) : 5;
+        const int n = 128;
+        // (C, Co, H, stride, kernel, padding, count)
+        (int C, int Co, int H, int S, int K, int P, int Count)[] shapes =
+        [
+            (1, 16, 28, 1, 3, 1, 1), (16, 16, 28, 1, 3, 1, 6), (16, 32, 28, 2, 3, 1, 1), (32, 32, 14, 1, 3, 1, 5),
+            (16, 32, 28, 2, 1, 0, 1), (32, 64, 14, 2, 3, 1, 1), (64, 64, 7, 1, 3, 1, 5), (32, 64, 14, 2, 1, 0, 1),
+        ];
+        var rng = new Rng(1);
+        double convTotal = 0, gemmTotal = 0, bnTotal = 0;
+        foreach (var s in shapes)
+        {
+            var x = Fill(new Tensor(n, s.C, s.H, s.H), rng);
+            x.RequiresGrad = true;
+            var w = Fill(new Tensor(s.Co, s.C, s.K, s.K), rng);
+            w.RequiresGrad = true;
+            var tape = new Tape();
+            var g = Conv2dOp.Geometry.Of(x, w, s.S, s.P);
+            int positions = g.N * g.OutPlane;
+            double conv = Median(reps, () =>
+            {
+                tape.Reset();
+                var y = Conv2dOp.Forward(tape, x, w, null, s.S, s.P);
+                var loss = SumOp(tape, y);
+                tape.Backward(loss);
+            });
+            var a = new float[g.Patch * positions];
+            var b = new float[g.Co * positions];
+            var c = new float[g.Co * g.Patch];
+            double gemm = Median(reps, () =>
+            {
+                Blas.Sgemm(false, false, g.Co, positions, g.Patch, 1f, w.Span, g.Patch, a, positions, 0f, b, positions);
+                Blas.Sgemm(false, true, g.Co, g.Patch, positions, 1f, b, positions, a, positions, 0f, c, g.Patch);
+                Blas.Sgemm(true, false, g.Patch, positions, g.Co, 1f, w.Span, g.Patch, b, positions, 0f, a, positions);
+            });
+            var yb = Fill(new Tensor(n, s.Co, g.OH, g.OW), rng);
+            yb.RequiresGrad = true;
+            var gamma = Fill(new Tensor(s.Co), rng);
+            gamma.RequiresGrad = true;
+            var beta = new Tensor(s.Co) { RequiresGrad = true };
+            var mean = new float[s.Co];
+            var variance = new float[s.Co];
+            double bn = Median(reps, () =>
+            {
+                tape.Reset();
+                var y = BatchNormOp.Forward(tape, yb, gamma, beta, 1e-5f, mean, variance);
+                tape.Backward(SumOp(tape, y));
+            });
+            double flops = 3.0 * 2 * g.Co * (double)g.Patch * positions;
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"conv {s.C}->{s.Co} {s.K}x{s.K}/{s.S} at {s.H}x{s.H} (x{s.Count}): conv fwd+bwd {conv:F1} ms, its 3 GEMMs {gemm:F1} ms ({flops / gemm / 1e6:F1} GFLOP/s), batchnorm fwd+bwd {bn:F1} ms"));
+            convTotal += s.Count * conv;
+            gemmTotal += s.Count * gemm;
+            bnTotal += s.Count * bn;
+        }
+        bnTotal += 1 * 0; // the stem's BatchNorm is counted with its conv shape
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"per step (weighted): conv {convTotal:F0} ms (GEMMs {gemmTotal:F0} ms), batchnorm {bnTotal:F0} ms"));
+        return 0;
+    }
+
+    private static Tensor SumOp(Tape tape, Tensor y)
+    {
+        // Mean of y as the loss: MSE against zeros would do as well; use the loss op the engine has.
+        return MeanAll.Forward(tape, y);
+    }
+
+    private static Tensor Fill(Tensor t, Rng rng)
+    {
+        for (int i = 0; i < t.Length; i++)
+            t.Span[i] = (float)rng.NextNormal();
+        return t;
+    }
+
+    private static double Median(int reps, Action run)
+    {
+        run();
+        var times = new List<double>();
+        for (int i = 0; i < reps; i++)
+        {
+            var clock = Stopwatch.StartNew();
+            run();
+            times.Add(clock.Elapsed.TotalMilliseconds);
+        }
+        return times.Order().ElementAt(times.Count / 2);
+    }
+
+    /// <summary>Scalar mean of all entries (a loss for the profile).</summary>
+    private sealed class MeanAll : Op
+    {
+        private static readonly MeanAll Instance = new();
+
+        public static Tensor Forward(Tape tape, Tensor x)
+        {
+            var y = tape.Workspace(1);
+            y.Span[0] = System.Numerics.Tensors.TensorPrimitives.Sum(x.Span) / x.Length;
+            tape.Record(new TapeEntry { Op = Instance, Output = y, A = x });
+            return y;
+        }
+
+        public override void Backward(Tape tape, in TapeEntry e)
+        {
+            var dx = GradTarget.For(e.A!);
+            dx.Span.Fill(1f / e.A!.Length);
+        }
+    }
+}

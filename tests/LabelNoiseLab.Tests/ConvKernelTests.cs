@@ -1,0 +1,84 @@
+using LabelNoiseLab.Autograd;
+using LabelNoiseLab.Tensors;
+
+namespace LabelNoiseLab.Tests;
+
+/// <summary>
+/// The convolution kernels against their definitions: the range-based im2col and col2im against
+/// the element-by-element references, and the whole Conv2d forward against a direct six-loop
+/// convolution, over kernels, strides and paddings (margins wider than the kernel included).
+/// </summary>
+public class ConvKernelTests
+{
+    public static TheoryData<int, int, int, int, int> Geometries()
+    {
+        var data = new TheoryData<int, int, int, int, int>();
+        // (H, W, kernel, stride, padding)
+        foreach (var (h, w) in new[] { (7, 7), (8, 5), (1, 1), (28, 28) })
+        foreach (int k in new[] { 1, 3, 5 })
+        foreach (int s in new[] { 1, 2, 3 })
+        foreach (int p in new[] { 0, 1, 2, 4 })
+            if (h + 2 * p >= k && w + 2 * p >= k)
+                data.Add(h, w, k, s, p);
+        return data;
+    }
+
+    [Theory]
+    [MemberData(nameof(Geometries))]
+    public void Im2col_and_col2im_match_their_references(int h, int w, int k, int s, int p)
+    {
+        var rng = new Rng((ulong)(h * 1000 + w * 100 + k * 10 + s + p));
+        var x = GradCheck.Random(rng, [3, 2, h, w]);
+        var weight = new Tensor(4, 2, k, k);
+        var g = Conv2dOp.Geometry.Of(x, weight, s, p);
+        int size = g.Patch * g.N * g.OutPlane;
+        var fast = Enumerable.Repeat(float.NaN, size).ToArray(); // every entry must be written
+        var reference = new float[size];
+        Conv2dOp.Im2Col(x.Span, fast, g);
+        Conv2dOp.Im2ColReference(x.Span, reference, g);
+        Assert.Equal(reference, fast);
+
+        var dcol = GradCheck.Random(rng, [size]);
+        var dx0 = GradCheck.Random(rng, [x.Length]);
+        var dxFast = dx0.ToArray();
+        var dxRef = dx0.ToArray();
+        Conv2dOp.Col2ImAdd(dcol.Span, dxFast, g);
+        Conv2dOp.Col2ImAddReference(dcol.Span, dxRef, g);
+        for (int i = 0; i < dxRef.Length; i++)
+            Assert.True(Math.Abs(dxFast[i] - dxRef[i]) <= 1e-5f * (1 + Math.Abs(dxRef[i])), $"dx[{i}]: {dxFast[i]} vs {dxRef[i]}");
+    }
+
+    [Theory]
+    [InlineData(1, 1, 3, 1, 1, true)]
+    [InlineData(3, 5, 3, 2, 1, false)]
+    [InlineData(4, 3, 1, 2, 0, true)]
+    [InlineData(2, 6, 5, 3, 2, true)]
+    public void Conv2d_forward_matches_a_direct_convolution(int c, int co, int k, int s, int p, bool bias)
+    {
+        var rng = new Rng((ulong)(c * 100 + co * 10 + k));
+        int n = 3, h = 9, w = 8;
+        var x = GradCheck.Random(rng, [n, c, h, w]);
+        var weight = GradCheck.Random(rng, [co, c, k, k]);
+        var b = bias ? GradCheck.Random(rng, [co]) : null;
+        var y = Conv2dOp.Forward(new Tape(recording: false), x, weight, b, s, p);
+        int oh = (h + 2 * p - k) / s + 1, ow = (w + 2 * p - k) / s + 1;
+        Assert.Equal([n, co, oh, ow], y.Shape.ToArray());
+        for (int i = 0; i < n; i++)
+        for (int o = 0; o < co; o++)
+        for (int oy = 0; oy < oh; oy++)
+        for (int ox = 0; ox < ow; ox++)
+        {
+            double sum = b?[o] ?? 0;
+            for (int ch = 0; ch < c; ch++)
+            for (int a = 0; a < k; a++)
+            for (int bb = 0; bb < k; bb++)
+            {
+                int iy = oy * s - p + a, ix = ox * s - p + bb;
+                if (iy >= 0 && iy < h && ix >= 0 && ix < w)
+                    sum += weight[((o * c + ch) * k + a) * k + bb] * (double)x[((i * c + ch) * h + iy) * w + ix];
+            }
+            float actual = y[((i * co + o) * oh + oy) * ow + ox];
+            Assert.True(Math.Abs(actual - sum) <= 1e-4 * (1 + Math.Abs(sum)), $"y[{i},{o},{oy},{ox}] = {actual}, direct {sum}");
+        }
+    }
+}
