@@ -43,9 +43,10 @@ dump_logs() {
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM
-  # Jobs first (so slurmd can end their processes), then the daemons, newest first, by pid.
-  if [ -n "${SLURM_CONF:-}" ] && [ ${#daemon_pids[@]} -ge 2 ]; then
-    timeout 10 scancel --full --signal=KILL -u root >/dev/null 2>&1 || true
+  # Jobs first (so slurmd ends their processes), then the daemons, newest first, by pid.
+  if [ -n "${SLURM_CONF:-}" ] && [ ${#daemon_pids[@]} -ge 3 ] && [ -n "$(timeout 10 squeue -h -o %i 2>/dev/null)" ]; then
+    timeout 10 scancel -u root >/dev/null 2>&1 || true
+    for _ in $(seq 1 60); do [ -z "$(timeout 10 squeue -h -o %i 2>/dev/null)" ] && break; sleep 0.5; done
   fi
   for ((i = ${#daemon_pids[@]} - 1; i >= 0; i--)); do
     pid="${daemon_pids[i]}"
@@ -53,6 +54,10 @@ cleanup() {
     for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
     kill -KILL "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
+  done
+  # Whatever a cancelled job left behind: processes running on this test's folder (ours alone), by pid.
+  for pid in $(pgrep -f -- "$tmp/" 2>/dev/null); do
+    [ "$pid" != "$$" ] && kill -KILL "$pid" 2>/dev/null || true
   done
   if [ "${LNLAB_SLURM_KEEP:-}" = 1 ] || [ "$rc" -ne 0 ]; then
     say "state kept in $tmp"
