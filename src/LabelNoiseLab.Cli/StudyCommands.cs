@@ -14,7 +14,11 @@ internal static class StudyCommands
     {
         root.Add(ExportCommand(stdout));
         root.Add(SweepCommand(stdout, host));
-        root.Add(DirCommand("summarize", "aggregate every run under DIR into DIR/summary.csv (mean ± std over seeds per point)", stdout, SweepSummary.Write));
+        root.Add(DirCommand("summarize", "aggregate every run under DIR into DIR/summary.csv (mean ± std over seeds per point)", stdout, dir =>
+        {
+            string path = SweepSummary.Write(dir);
+            return SweepSummary.Describe(path) + path;
+        }));
         root.Add(VerifyCommand(stdout, host));
         root.Add(DirCommand("report", "write DIR/report.html: one self-contained page of charts and tables for a run, a preset or a sweep", stdout, Reports.HtmlReport.Write));
     }

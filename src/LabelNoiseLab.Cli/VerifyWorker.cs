@@ -81,6 +81,7 @@ public sealed class VerifyWorker(TextWriter stdout, TextWriter stderr, CliHost h
         stdout.WriteLine($"{passed} of {claims} claims held; {results.Count(r => r.Problem is null && r.Claims.Count == 0)} preset(s) wrote no claims; {results.Count(r => r.Problem is not null)} not read or failed"
             + (results.Any(r => r.Claims.Any(c => c.Quick)) ? " (quick runs: they show that everything runs, not that the papers reproduce)" : ""));
         stdout.WriteLine(Verify.WriteCsv(outDir, results));
+        stdout.WriteLine(Verify.WriteMarkdown(outDir, results, options.Quick || results.Any(r => r.Claims.Any(c => c.Quick))));
         stdout.WriteLine(Verify.WritePage(outDir, results, options.Quick || results.Any(r => r.Claims.Any(c => c.Quick))));
 
         if (results.Any(r => r.BadInput))

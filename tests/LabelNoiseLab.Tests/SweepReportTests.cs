@@ -78,15 +78,19 @@ public sealed class SweepReportTests : IDisposable
         Assert.Equal("", clean[mean]); // no noisy samples at rate 0
         Assert.True(double.Parse(noisy[mean], CultureInfo.InvariantCulture) is >= 0 and <= 1);
         Assert.True(double.Parse(noisy[std], CultureInfo.InvariantCulture) >= 0);
+        // The terminal shows mean ± std over seeds per point.
+        Assert.Contains($"test acc {double.Parse(noisy[Array.IndexOf(header, "final_test_acc_mean")], CultureInfo.InvariantCulture):F4} ± ", stdout);
 
         // The sweep's report: the summary over noise.rate (a dotted field name), curves of all runs.
         (code, _, stderr) = Cli("report", outDir);
         Assert.True(code == 0, stderr);
         string page = Path.Combine(outDir, "report.html");
         Assert.Contains("data-charts=\"3\"", File.ReadAllText(page));
+        Assert.Contains("\"errorband\"", File.ReadAllText(page)); // mean ± std as bands
         string chromium = MachineTools.RequireChromium("the sweep ran and its report page was written; the page's rendering was not checked");
         var (dom, _) = Render(chromium, page, Path.Combine(outDir, "report.png"));
         Assert.Contains("data-rendered=\"3\"", dom);
+        Assert.DoesNotContain("data-empty=", dom);
         Assert.DoesNotContain("data-errors=", dom);
     }
 
@@ -160,11 +164,11 @@ public sealed class SweepReportTests : IDisposable
         string page = Path.Combine(run, "report.html");
         string html = File.ReadAllText(page);
         Assert.DoesNotContain("src=\"http", html, StringComparison.Ordinal); // nothing fetched at view time
-        Assert.Contains("data-charts=\"4\"", html);
+        Assert.Contains("data-charts=\"5\"", html); // the transition heatmap, metrics.csv (2), spectral.csv, detection.csv
 
         string chromium = MachineTools.RequireChromium("the report page was written and checked; its rendering was not");
         var (dom, log) = Render(chromium, page, Path.Combine(run, "report.png"));
-        Assert.Contains("data-rendered=\"4\"", dom);
+        Assert.Contains("data-rendered=\"5\"", dom);
         Assert.Contains("data-failed=\"0\"", dom);
         Assert.DoesNotContain("data-errors=", dom);
         Assert.DoesNotContain("Uncaught", log);

@@ -62,6 +62,9 @@ public sealed class VerifyTests : IDisposable
         Assert.Equal("two-phase,aligns,\"statement of aligns, with a comma\",0.91,> 0.5,true,1,,false", csv[1]);
         Assert.StartsWith("robust,prune_above_ce,", csv[3]);
         Assert.EndsWith(",false,3,0.0123,false", csv[3]);
+        var md = File.ReadAllText(Path.Combine(from, "claims.md"));
+        Assert.Contains("| robust | prune_above_ce | 0.6123 ± 0.012 (3 seeds) | > 0.5 | FAIL |", md);
+        Assert.Contains("| double-descent | (the preset wrote no claims) |", md);
         string page = File.ReadAllText(Path.Combine(from, "report.html"));
         Assert.Contains("statement of aligns, with a comma", page);
         Assert.Contains("the preset wrote no claims", page);

@@ -16,7 +16,7 @@ namespace LabelNoiseLab.Reports;
 /// runs gets summary.csv as a table, a table of the runs, and each CSV kind drawn for all runs
 /// together (one line per run). Large CSVs are thinned to <see cref="MaxRows"/> rows per file.
 /// </summary>
-public static class HtmlReport
+public static partial class HtmlReport
 {
     public const string FileName = "report.html";
     public const int MaxRows = 2000;
@@ -43,10 +43,14 @@ public static class HtmlReport
         {
             var (status, reason) = RunDirectory.ReadStatus(dir)!.Value;
             page.Append("<p>status: <b>").Append(Html(status.ToString().ToLowerInvariant())).Append("</b> ").Append(Html(reason ?? "")).Append("</p>\n");
+            var summary = ReadSummary(Path.Combine(dir, RunDirectory.SummaryFile));
+            AddSummaryCard(page, summary);
+            AddPresetFigures(charts, page, dir, summary);
+            AddTransitionHeatmap(charts, page, summary);
             foreach (var csv in csvFiles)
                 AddCsvCharts(charts, page, Path.GetFileName(csv), ReadCsv(csv), runColumn: false);
             AddSummaryTable(page, Path.Combine(dir, RunDirectory.SummaryFile));
-            AddConfigTable(page, Path.Combine(dir, RunDirectory.ConfigFile));
+            AddConfigTable(page, Path.Combine(dir, RunDirectory.ConfigFile), preset: summary?["preset"] is not null);
         }
         else
         {
@@ -169,10 +173,10 @@ public static class HtmlReport
         if (x is null)
             return;
         string? style = keys.FirstOrDefault(k => k != x);
-        page.Append("<h2>sweep: final figures (mean over seeds)</h2>\n");
-        AddChart(charts, page, "final accuracy: clean, memorisation (noisy_given), recovery (noisy_true), test", summary, x,
-            [.. ((string[])["final_clean_acc_mean", "final_noisy_given_acc_mean", "final_noisy_true_acc_mean", "final_test_acc_mean"]).Where(summary.Columns.Contains)],
-            runColumn: false, style);
+        page.Append("<h2>sweep: final figures (mean ± std over seeds)</h2>\n");
+        var figures = ((string[])["final_clean_acc", "final_noisy_given_acc", "final_noisy_true_acc", "final_test_acc"]).Where(f => summary.Columns.Contains(f + "_mean")).ToList();
+        if (figures.Count > 0)
+            Emit(charts, page, Bands("final accuracy: clean, memorisation (noisy_given), recovery (noisy_true), test", summary, x, figures, style));
     }
 
     private static void AddChart(List<JsonObject> charts, StringBuilder page, string title, CsvTable table, string x, List<string> ys, bool runColumn, string? facet)
@@ -248,10 +252,11 @@ public static class HtmlReport
         return stride <= 1 ? rows : rows.Where((_, i) => i % stride == 0 || i == rows.Count - 1);
     }
 
-    private static void AddSummaryTable(StringBuilder page, string path)
+    /// <summary>summary.json as an object; null when there is none; malformed is a <see cref="DataException"/> naming it.</summary>
+    private static JsonObject? ReadSummary(string path)
     {
         if (!File.Exists(path))
-            return;
+            return null;
         JsonNode? root;
         try
         {
@@ -265,8 +270,15 @@ public static class HtmlReport
         {
             throw new DataException(path, $"cannot be read ({e.Message})");
         }
-        if (root is not JsonObject)
-            throw new DataException(path, $"holds JSON {root?.GetValueKind().ToString().ToLowerInvariant() ?? "null"}; expected an object of figures");
+        return root as JsonObject
+            ?? throw new DataException(path, $"holds JSON {root?.GetValueKind().ToString().ToLowerInvariant() ?? "null"}; expected an object of figures");
+    }
+
+    private static void AddSummaryTable(StringBuilder page, string path)
+    {
+        var root = ReadSummary(path);
+        if (root is null)
+            return;
         var rows = new List<(string, string)>();
         void Walk(JsonNode? node, string prefix)
         {
@@ -287,11 +299,21 @@ public static class HtmlReport
         page.Append("</table>\n");
     }
 
-    private static void AddConfigTable(StringBuilder page, string path)
+    private static void AddConfigTable(StringBuilder page, string path, bool preset)
     {
         if (!File.Exists(path))
             return;
-        var config = ExperimentConfig.Load(path);
+        ExperimentConfig config;
+        try
+        {
+            config = ExperimentConfig.Load(path);
+        }
+        catch (InputException) when (preset)
+        {
+            // A preset's config.yaml holds its own keys (two_phase.*, preset.*): shown as written.
+            page.Append("<h2>config.yaml</h2>\n<pre style=\"font-size:12px\">").Append(Html(File.ReadAllText(path))).Append("</pre>\n");
+            return;
+        }
         page.Append("<h2>config.yaml</h2>\n<table>");
         foreach (var key in ConfigKeys.All)
             page.Append("<tr><th>").Append(Html(key.Name)).Append("</th><td>").Append(Html(SweepSummary.Format(config.Get(key.Name)))).Append("</td></tr>");
@@ -398,7 +420,7 @@ public static class HtmlReport
                     : double.TryParse(cell, NumberStyles.Float, CultureInfo.InvariantCulture, out double d) ? d
                     : cell is "inf" or "-inf" or "nan" or "NaN" ? null
                     : cell;
-                if (metrics && value is string)
+                if (metrics && value is string && i < MetricsWriter.StandardColumns.Count) // extra columns may name things (a preset's run column)
                     throw new DataException(path, $"data line {lineNumber}, column '{columns[i]}': '{Shorten(cell)}' is not a number");
                 row[columns[i]] = value;
             }

@@ -111,6 +111,31 @@ public static class SweepSummary
         return path;
     }
 
+    /// <summary>
+    /// summary.csv as lines for a terminal: per point, the runs and the final test accuracy,
+    /// memorisation (noisy_given_acc) and recovery (noisy_true_acc) as mean ± std over seeds.
+    /// </summary>
+    public static string Describe(string csvPath)
+    {
+        var table = HtmlReport.ReadCsv(csvPath);
+        var sb = new StringBuilder();
+        foreach (var row in table.Rows)
+        {
+            sb.Append(Format(row.GetValueOrDefault("point"))).Append(": ").Append(Format(row.GetValueOrDefault("complete"))).Append(" of ")
+                .Append(Format(row.GetValueOrDefault("runs"))).Append(" runs complete");
+            foreach (var (figure, label) in (ReadOnlySpan<(string, string)>)[("final_test_acc", "test acc"), ("final_noisy_given_acc", "memorisation"), ("final_noisy_true_acc", "recovery")])
+            {
+                if (row.GetValueOrDefault(figure + "_mean") is not double mean)
+                    continue;
+                sb.Append(", ").Append(label).Append(' ').Append(mean.ToString("F4", CultureInfo.InvariantCulture));
+                if (row.GetValueOrDefault(figure + "_std") is double std)
+                    sb.Append(" ± ").Append(std.ToString("F4", CultureInfo.InvariantCulture));
+            }
+            sb.Append('\n');
+        }
+        return sb.ToString();
+    }
+
     /// <summary>A number in summary.json by dotted path; NaN when absent, null or not a number.</summary>
     public static double Figure(JsonObject? summary, string path)
     {

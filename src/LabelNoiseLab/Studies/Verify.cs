@@ -155,6 +155,19 @@ public static class Verify
         return sb.ToString();
     }
 
+    /// <summary>
+    /// <c>DIR/claims.md</c>: the table as Markdown under a line with the date, the machine and
+    /// whether the runs were quick: the README's "Does it reproduce the papers?" section is pasted from it.
+    /// </summary>
+    public static string WriteMarkdown(string dir, IReadOnlyList<PresetClaims> results, bool quick)
+    {
+        string header = string.Create(CultureInfo.InvariantCulture,
+            $"`lnlab verify{(quick ? " --quick" : "")}`, {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC, {Environment.MachineName} ({Environment.ProcessorCount} cores, {System.Runtime.InteropServices.RuntimeInformation.OSDescription}):\n\n");
+        string path = Path.Combine(dir, "claims.md");
+        AtomicFile.WriteAllText(path, header + Markdown(results));
+        return path;
+    }
+
     /// <summary>The table as Markdown (README).</summary>
     public static string Markdown(IReadOnlyList<PresetClaims> results)
     {
