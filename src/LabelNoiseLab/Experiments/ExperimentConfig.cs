@@ -139,6 +139,7 @@ public sealed record ExperimentConfig
     public int ProbeAblateTestSamples { get; init; }
     public string EvalSchedule { get; init; } = "";
     public double EarlyStopNoisyFitFactor { get; init; }
+    public bool EarlyStopSaveBest { get; init; }
 
     /// <summary>
     /// Reads a YAML config file, applies <c>--set key=value</c> overrides, validates.
