@@ -36,6 +36,8 @@ public sealed partial class ConfigKeyNameTests : IDisposable
         ("LabelNoiseLab/Studies/Sweep.cs", "key", "a grid key as written in the sweep file"),
         ("LabelNoiseLab/Studies/TwoPhasePreset.cs", "key", "Positive(\"two_phase.*\", ...): the preset's own table keys"),
         ("LabelNoiseLab/Studies/DoubleDescentPreset.cs", "ModelsKey", "DoubleDescentPreset.ModelsKey"),
+        ("LabelNoiseLab/Studies/DoubleDescentPreset.cs", "GridKey", "DoubleDescentPreset.GridKey (double_descent.grid)"),
+        ("LabelNoiseLab/Studies/DoubleDescentPreset.cs", "GridSubsetsKey", "DoubleDescentPreset.GridSubsetsKey (double_descent.grid_subsets)"),
     ];
 
     /// <summary>The robust preset's own --set keys (RobustPreset reads them by prefix; no table to ask).</summary>

@@ -1,3 +1,4 @@
+using LabelNoiseLab.Studies;
 using System.Text.Json;
 using LabelNoiseLab.RunFiles;
 
@@ -123,11 +124,47 @@ public sealed class SpectralCliTests : IDisposable
             string sub = Path.Combine(outDir, "runs", run);
             Assert.Equal(RunStatus.Complete, RunDirectory.ReadStatus(sub)!.Value.Status);
             Assert.True(File.Exists(Path.Combine(sub, "spectral.csv")), run);
+            Assert.True(File.Exists(Path.Combine(sub, "checkpoints", "best_val.safetensors")), run);
+            Assert.True(File.Exists(Path.Combine(sub, "spectral_early_stopped.csv")), run);
         }
+        Assert.StartsWith("run,d,", File.ReadAllLines(Path.Combine(outDir, SpectralTailPreset.PerDFile))[0]);
+        Assert.StartsWith("run,d,", File.ReadAllLines(Path.Combine(outDir, SpectralTailPreset.PerDEarlyFile))[0]);
+        Assert.Equal(3, File.ReadAllLines(Path.Combine(outDir, SpectralTailPreset.WidthsFile)).Length); // widths 32 and 128 at 40%
+        Assert.StartsWith("model,width,noise_rate,n_seeds,full_test_acc_mean,full_test_acc_std,", File.ReadAllLines(Path.Combine(outDir, SpectralTailPreset.AggregateFile))[0]);
+        var summary = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(outDir, "summary.json")))!;
+        Assert.Equal(["convex_valley_best_d_near_classes", "truncation_beats_full_model", "truncation_vs_early_stopping", "wider_larger_tail"],
+            summary["claims"]!.AsArray().Select(c => c!["id"]!.GetValue<string>()));
+        Assert.All(summary["claims"]!.AsArray(), c => Assert.True(c!["quick"]!.GetValue<bool>()));
 
         var (bad, _, err) = Cli("run", "spectral-tail", "--quick", "--out", Path.Combine(_dir, "bad-preset"), "--set", "spectral_tail.widht=3");
         Assert.Equal(2, bad);
         Assert.Contains("spectral_tail.widht", err);
         Assert.False(Directory.Exists(Path.Combine(_dir, "bad-preset")));
     }
+
+    [Theory]
+    [InlineData("spectral_tail.seeds=0", "spectral_tail.seeds")]
+    [InlineData("spectral_tail.fit_factor=0.5", "spectral_tail.fit_factor")]
+    [InlineData("spectral_tail.architectures=lstm", "spectral_tail.architectures")]
+    public void Bad_spectral_tail_settings_are_one_line_exit_2_before_a_directory(string set, string key)
+    {
+        string outDir = Path.Combine(_dir, "bad-st");
+        var (code, _, err) = Cli("run", "spectral-tail", "--quick", "--out", outDir, "--set", set);
+        Assert.Equal(2, code);
+        Assert.Single(err.Trim().Split('\n'));
+        Assert.Contains(key, err);
+        Assert.False(Directory.Exists(outDir));
+    }
+
+    [Fact]
+    public void Spearman_uses_average_ranks()
+    {
+        Assert.Equal(1.0, SpectralTailClaims.Spearman([(64, 0.1), (128, 0.2), (2048, 0.9)]), 12);
+        Assert.Equal(-1.0, SpectralTailClaims.Spearman([(64, 0.3), (128, 0.2), (2048, 0.1)]), 12);
+        // Ranks x 1,2,3,4 against y 1.5,1.5,3,4 (a tie): Pearson of the ranks.
+        double expected = ActivationStatsPearson([1, 2, 3, 4], [1.5, 1.5, 3, 4]);
+        Assert.Equal(expected, SpectralTailClaims.Spearman([(1, 5), (2, 5), (3, 7), (4, 9)]), 12);
+    }
+
+    private static double ActivationStatsPearson(double[] a, double[] b) => LabelNoiseLab.Probes.ActivationStats.Pearson(a, b);
 }

@@ -156,6 +156,7 @@ public sealed record ExperimentConfig
     public int ProbeHessianVectors { get; init; }
     public int ProbeHessianLanczosSteps { get; init; }
     public int ProbeHessianSamples { get; init; }
+    public bool EarlyStopSaveBest { get; init; }
 
     /// <summary>
     /// Reads a YAML config file, applies <c>--set key=value</c> overrides, validates.

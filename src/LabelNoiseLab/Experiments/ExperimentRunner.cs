@@ -66,6 +66,8 @@ public sealed class ExperimentRunner : IExperimentRunner
         var c = config;
         if (c.EarlyStopPatience > 0 && c.DataValFraction == 0)
             throw new ConfigException("early_stop.patience", "needs a validation split (data.val_fraction > 0)");
+        if (c.EarlyStopSaveBest && c.DataValFraction == 0)
+            throw new ConfigException("early_stop.save_best", "needs a validation split (data.val_fraction > 0)");
         if (c.Threads > 0)
             Blas.Threads = c.Threads; // before the data is prepared: normalisation and synthetic sets use BLAS too
 
@@ -138,6 +140,7 @@ public sealed class ExperimentRunner : IExperimentRunner
             LossKind = c.LossKind == "mse" ? LossKind.Mse : LossKind.CrossEntropy,
             LogSpacedEvaluation = c.EvalSchedule == "log",
             NoisyFitFactor = c.EarlyStopNoisyFitFactor,
+            SaveBestValCheckpoint = c.EarlyStopSaveBest,
             Fingerprint = c.ToYaml(),
             CheckpointMetadata = new Dictionary<string, string> { ["model.kind"] = c.ModelKind },
         };

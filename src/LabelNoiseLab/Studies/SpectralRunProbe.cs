@@ -32,16 +32,25 @@ public static class SpectralRunProbe
         NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
     };
 
-    public static SpectralRunReport Run(string runDir, string layer, SpectralOptions options, string? dataDir = null, bool control = true, Action<string>? log = null)
+    public static SpectralRunReport Run(string runDir, string layer, SpectralOptions options, string? dataDir = null, bool control = true, Action<string>? log = null) =>
+        Run(runDir, layer, options, dataDir, control, log, "final", "");
+
+    /// <summary>
+    /// Probes the checkpoint <paramref name="checkpointName"/>; with a <paramref name="suffix"/>
+    /// (e.g. <c>_early_stopped</c>) its files are <c>spectrum{suffix}.csv</c>, <c>spectral{suffix}.csv</c>
+    /// and its summary keys end in the suffix, leaving the final model's probe and the control alone.
+    /// </summary>
+    public static SpectralRunReport Run(string runDir, string layer, SpectralOptions options, string? dataDir, bool control, Action<string>? log,
+        string checkpointName, string suffix)
     {
         if (!Directory.Exists(runDir))
             throw new InputException($"{runDir}: no such run directory");
         string configPath = Path.Combine(runDir, RunDirectory.ConfigFile);
         if (!File.Exists(configPath))
             throw new DataException(configPath, "not found; RUN_DIR must be a run directory written by lnlab train");
-        string checkpoint = Path.Combine(runDir, RunDirectory.CheckpointsFolder, "final" + RunDirectory.CheckpointExtension);
+        string checkpoint = Path.Combine(runDir, RunDirectory.CheckpointsFolder, checkpointName + RunDirectory.CheckpointExtension);
         if (!File.Exists(checkpoint))
-            throw new DataException(checkpoint, "no final checkpoint in this run directory (was the run trained to the end?)");
+            throw new DataException(checkpoint, $"no {checkpointName} checkpoint in this run directory (was the run trained to the end?)");
         var config = ExperimentConfig.Load(configPath);
         var data = ExperimentSetup.PrepareData(config, dataDir);
         var model = ExperimentSetup.CreateModel(config, data.Train);
@@ -59,6 +68,13 @@ public static class SpectralRunProbe
         var trained = SpectralProbe.ProbeModel(model, data, layer, options);
         log?.Invoke(Describe("trained", trained));
 
+        if (suffix.Length > 0)
+        {
+            Write(runDir, $"spectrum{suffix}.csv", trained.SpectrumCsv());
+            Write(runDir, $"spectral{suffix}.csv", SpectralResult.SpectralHeader + "\n" + trained.SpectralCsv());
+            MergeSummary(runDir, trained.Summary(suffix));
+            return new SpectralRunReport(trained, null, layer);
+        }
         Write(runDir, SpectrumFile, trained.SpectrumCsv());
         Write(runDir, SpectralFile, SpectralResult.SpectralHeader + "\n" + trained.SpectralCsv());
         var figures = trained.Summary();

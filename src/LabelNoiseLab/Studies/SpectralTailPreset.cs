@@ -18,17 +18,24 @@ public sealed record SpectralTailOptions
     public string Data { get; init; } = "fashion-mnist";
     public int Subset { get; init; } = 10_000;
     public double ValFraction { get; init; } = 0.1;
-    public int Epochs { get; init; } = 40;
+    /// <summary>The epoch cap: each run stops earlier once its noisy labels are fitted (<see cref="FitFactor"/>).</summary>
+    public int Epochs { get; init; } = 150;
+
+    /// <summary><c>early_stop.noisy_fit_factor</c> of every noisy run (1 = stop at the first evaluation with the noisy labels fitted; 0 = train to the cap).</summary>
+    public double FitFactor { get; init; } = 1;
+
+    /// <summary>Seeds of the noise-rate grid (seed, seed + 1, ...); the width and architecture sweeps use one.</summary>
+    public int Seeds { get; init; } = 3;
     public int BatchSize { get; init; } = 128;
     public double Lr { get; init; } = 1e-3;
     /// <summary>Hidden layers of the MLP, each <see cref="Width"/> wide (the penultimate width).</summary>
     public int Depth { get; init; } = 2;
     public int Width { get; init; } = 512;
-    public IReadOnlyList<double> NoiseRates { get; init; } = [0, 0.2, 0.4, 0.6];
-    public IReadOnlyList<int> Widths { get; init; } = [128, 512, 2048];
+    public IReadOnlyList<double> NoiseRates { get; init; } = [0, 0.2, 0.4, 0.6, 0.8];
+    public IReadOnlyList<int> Widths { get; init; } = [64, 128, 256, 512, 1024, 2048];
     public double SweepNoise { get; init; } = 0.4;
-    /// <summary>Also SmallCnn (penultimate width 128) at every noise rate.</summary>
-    public bool Cnn { get; init; } = true;
+    /// <summary>The opt-in architecture sweep at <see cref="SweepNoise"/>, one seed: model kinds (small_cnn, resnet, cnn9, vit; mlp is the grid's).</summary>
+    public IReadOnlyList<string> Architectures { get; init; } = [];
     public int ProbeEpochs { get; init; } = 5;
     public int Seed { get; init; }
     public int Threads { get; init; }
@@ -36,7 +43,7 @@ public sealed record SpectralTailOptions
     /// <summary>The CI version: MLP only, small subset, few epochs, two noise rates, two widths (under a minute).</summary>
     public static SpectralTailOptions Quick { get; } = new()
     {
-        Subset = 2000, Epochs = 12, Width = 128, Widths = [32, 128], NoiseRates = [0, 0.4], Cnn = false, ProbeEpochs = 3,
+        Subset = 2000, Epochs = 12, Width = 128, Widths = [32, 128], NoiseRates = [0, 0.4], Seeds = 1, ProbeEpochs = 3,
     };
 
     private static readonly (string Key, Func<SpectralTailOptions, string> Get, Func<SpectralTailOptions, string, SpectralTailOptions> Set)[] Table =
@@ -52,7 +59,9 @@ public sealed record SpectralTailOptions
         ("spectral_tail.noise_rates", o => string.Join(",", o.NoiseRates.Select(F)), (o, v) => o with { NoiseRates = List(v, D) }),
         ("spectral_tail.widths", o => string.Join(",", o.Widths.Select(w => F(w))), (o, v) => o with { Widths = List(v, I) }),
         ("spectral_tail.sweep_noise", o => F(o.SweepNoise), (o, v) => o with { SweepNoise = D(v) }),
-        ("spectral_tail.cnn", o => o.Cnn ? "true" : "false", (o, v) => o with { Cnn = bool.Parse(v) }),
+        ("spectral_tail.architectures", o => string.Join(",", o.Architectures), (o, v) => o with { Architectures = List(v, x => x) }),
+        ("spectral_tail.seeds", o => F(o.Seeds), (o, v) => o with { Seeds = I(v) }),
+        ("spectral_tail.fit_factor", o => F(o.FitFactor), (o, v) => o with { FitFactor = D(v) }),
         ("spectral_tail.probe_epochs", o => F(o.ProbeEpochs), (o, v) => o with { ProbeEpochs = I(v) }),
         ("spectral_tail.seed", o => F(o.Seed), (o, v) => o with { Seed = I(v) }),
         ("spectral_tail.threads", o => F(o.Threads), (o, v) => o with { Threads = I(v) }),
@@ -62,12 +71,14 @@ public sealed record SpectralTailOptions
     public SpectralTailOptions With(string assignment) => PresetSettings.Apply(this, assignment, "spectral-tail", Table);
 
     /// <summary>The experiment config of one run of the preset (validated).</summary>
-    public ExperimentConfig RunConfig(string model, double noiseRate, int width)
+    public ExperimentConfig RunConfig(string model, double noiseRate, int width, int seed)
     {
         var config = ExperimentConfig.Default with
         {
-            Name = Name(model, noiseRate, width),
-            Seed = Seed,
+            Name = Name(model, noiseRate, width, seed == Seed ? null : seed),
+            Seed = seed,
+            EarlyStopSaveBest = true,
+            EarlyStopNoisyFitFactor = noiseRate > 0 ? FitFactor : 0,
             Epochs = Epochs,
             BatchSize = BatchSize,
             Threads = Threads,
@@ -76,9 +87,9 @@ public sealed record SpectralTailOptions
             DataValFraction = ValFraction,
             NoiseKind = noiseRate > 0 ? "symmetric" : "none",
             NoiseRate = noiseRate,
-            NoiseSeed = Seed,
+            NoiseSeed = seed,
             ModelKind = model,
-            ModelHidden = Enumerable.Repeat(width, Depth).ToList(),
+            ModelHidden = Enumerable.Repeat(width > 0 ? width : Width, Depth).ToList(),
             OptimKind = "adam",
             OptimLr = Lr,
         };
@@ -86,8 +97,8 @@ public sealed record SpectralTailOptions
         return config;
     }
 
-    public static string Name(string model, double noiseRate, int width) =>
-        string.Create(CultureInfo.InvariantCulture, $"{model.Replace('_', '-')}-w{width}-noise{Math.Round(noiseRate * 100)}");
+    public static string Name(string model, double noiseRate, int width, int? seed = null) =>
+        string.Create(CultureInfo.InvariantCulture, $"{model.Replace('_', '-')}-w{width}-noise{Math.Round(noiseRate * 100)}{(seed is int s ? $"-s{s}" : "")}");
 
     /// <summary>Throws a <see cref="ConfigException"/> naming the first out-of-range key.</summary>
     public void Validate()
@@ -100,21 +111,29 @@ public sealed record SpectralTailOptions
         if (Widths.Any(w => w < 1) || Width < 1) throw new ConfigException("spectral_tail.widths", "expected positive widths");
         if (Widths.Append(Width).Any(w => w > FeatureExtractor.MaxDim)) throw new ConfigException("spectral_tail.widths", $"the spectral probe handles widths up to {FeatureExtractor.MaxDim}");
         if (ProbeEpochs < 1) throw new ConfigException("spectral_tail.probe_epochs", $"expected at least 1, got {ProbeEpochs}");
-        foreach (var (model, rate, width) in Runs())
-            RunConfig(model, rate, width); // every run's config is checked before anything is trained
+        if (Seeds < 1) throw new ConfigException("spectral_tail.seeds", $"expected at least 1, got {Seeds}");
+        if (!(FitFactor == 0 || FitFactor >= 1)) throw new ConfigException("spectral_tail.fit_factor", $"expected 0 (train to the epoch cap) or at least 1, got {F(FitFactor)}");
+        var kinds = new[] { "mlp", "small_cnn", "resnet", "cnn9", "vit" };
+        if (Architectures.FirstOrDefault(a => !kinds.Contains(a)) is { } bad) throw new ConfigException("spectral_tail.architectures", $"expected model kinds among {string.Join(",", kinds)}, got '{bad}'");
+        foreach (var (model, rate, width, seed) in Runs())
+            RunConfig(model, rate, width, seed); // every run's config is checked before anything is trained
     }
 
-    /// <summary>MLP (and SmallCnn) at every noise rate, then the MLP width sweep at <see cref="SweepNoise"/>.</summary>
-    public IReadOnlyList<(string Model, double NoiseRate, int Width)> Runs()
+    /// <summary>
+    /// The MLP at every noise rate and seed, then the MLP width sweep at <see cref="SweepNoise"/>
+    /// (first seed), then the architecture sweep (first seed; width 0 = the kind's own).
+    /// </summary>
+    public IReadOnlyList<(string Model, double NoiseRate, int Width, int Seed)> Runs()
     {
-        var runs = new List<(string, double, int)>();
-        string[] models = Cnn ? ["mlp", "small_cnn"] : ["mlp"];
-        foreach (var model in models)
-            foreach (double rate in NoiseRates)
-                runs.Add((model, rate, model == "mlp" ? Width : 128)); // SmallCnn's penultimate layer is 128 wide
+        var runs = new List<(string, double, int, int)>();
+        foreach (double rate in NoiseRates)
+            for (int k = 0; k < Seeds; k++)
+                runs.Add(("mlp", rate, Width, Seed + k));
         foreach (int w in Widths)
-            if (!runs.Contains(("mlp", SweepNoise, w)))
-                runs.Add(("mlp", SweepNoise, w));
+            if (!runs.Contains(("mlp", SweepNoise, w, Seed)))
+                runs.Add(("mlp", SweepNoise, w, Seed));
+        foreach (var a in Architectures.Where(a => a != "mlp"))
+            runs.Add((a, SweepNoise, 0, Seed));
         return runs;
     }
 
@@ -163,7 +182,13 @@ public sealed class SpectralTailPreset : IPreset
 
     /// <summary>The issue's columns, then extras (the model, the oracle best epoch, the probe's valley, tail energies at d = classes, the run folder).</summary>
     public const string ResultsHeader = "noise_rate,width,full_test_acc,best_d_by_val,trunc_test_acc_at_best_d,best_early_stop_test_acc,effective_rank,effective_rank_at_init,"
-        + "model,oracle_best_test_acc,probe_best_d,probe_best_test_acc,probe_test_acc_at_D,clean_tail_energy_at_k,noisy_tail_energy_at_k,run";
+        + "model,oracle_best_test_acc,probe_best_d,probe_best_test_acc,probe_test_acc_at_D,clean_tail_energy_at_k,noisy_tail_energy_at_k,run,"
+        + "seed,epochs_run,noisy_fit_epoch,early_stop_epoch,oracle_d,oracle_trunc_test_acc,early_stop_best_d_by_val,early_stop_trunc_test_acc_at_best_d,early_stop_oracle_trunc_test_acc,probe_test_acc_at_1";
+
+    public const string AggregateFile = "aggregate.csv";
+    public const string PerDFile = "per_d.csv";
+    public const string PerDEarlyFile = "per_d_early_stopped.csv";
+    public const string WidthsFile = "widths.csv";
 
     public static RunResult Run(SpectralTailOptions o, RunDirectory dir, PresetContext context, bool quick = false)
     {
@@ -178,24 +203,34 @@ public sealed class SpectralTailPreset : IPreset
         var rows = new List<Dictionary<string, object?>>();
         var clock = Stopwatch.StartNew();
         var runs = o.Runs();
+        var perD = new CsvConcat("run");
+        var perDEarly = new CsvConcat("run");
         for (int i = 0; i < runs.Count; i++)
         {
-            var (model, rate, width) = runs[i];
-            var config = o.RunConfig(model, rate, width);
+            var (model, rate, width, seed) = runs[i];
+            var config = o.RunConfig(model, rate, width, seed);
             var runClock = Stopwatch.StartNew();
-            // The trained model is probed before its run is marked complete.
-            SpectralRunReport? probe = null;
+            // The trained model and the early-stopped checkpoint are probed before the run is marked complete.
+            SpectralRunReport? probe = null, early = null;
+            var spectral = new SpectralOptions { ProbeEpochs = o.ProbeEpochs };
             var run = SubRun.Execute(Path.Combine(dir.Path, "runs", config.Name), config, context.Runner, context.ForSubRun(),
-                beforeComplete: (sub, _) => probe = SpectralRunProbe.Run(sub.Path, FeatureExtractor.Penultimate, new SpectralOptions { ProbeEpochs = o.ProbeEpochs }, context.DataDir));
+                beforeComplete: (sub, _) =>
+                {
+                    probe = SpectralRunProbe.Run(sub.Path, FeatureExtractor.Penultimate, spectral, context.DataDir);
+                    if (File.Exists(Path.Combine(sub.Path, RunDirectory.CheckpointsFolder, "best_val" + RunDirectory.CheckpointExtension)))
+                        early = SpectralRunProbe.Run(sub.Path, FeatureExtractor.Penultimate, spectral, context.DataDir, false, null, "best_val", "_early_stopped");
+                });
             Dictionary<string, object?> row;
             if (run.Status != RunStatus.Complete)
             {
                 log($"{config.Name}: {run.Result.Reason}; no probe");
-                row = Row(model, rate, width, config.Name, null, null);
+                row = Row(model, rate, width, seed, config.Name, null, null, null);
             }
             else
             {
-                row = Row(model, rate, width, config.Name, probe, run.Report);
+                row = Row(model, rate, width, seed, config.Name, probe, early, run.Report);
+                perD.Add(config.Name, Path.Combine(dir.Path, "runs", config.Name, SpectralRunProbe.SpectralFile));
+                perDEarly.Add(config.Name, Path.Combine(dir.Path, "runs", config.Name, "spectral_early_stopped.csv"));
             }
             rows.Add(row);
             csv.Append(CsvRow(row)).Append('\n');
@@ -216,12 +251,41 @@ public sealed class SpectralTailPreset : IPreset
             log(string.Create(CultureInfo.InvariantCulture,
                 $"[{i + 1}/{runs.Count}] {config.Name}: full {Num(row["full_test_acc"]):F4}, trunc at d={row["best_d_by_val"]} {Num(row["trunc_test_acc_at_best_d"]):F4}, early stop {Num(row["best_early_stop_test_acc"]):F4}, erank {Num(row["effective_rank"]):F1} (init {Num(row["effective_rank_at_init"]):F1}), probe best d {row["probe_best_d"]}; {runClock.Elapsed.TotalSeconds:F0} s"));
         }
+        var aggregate = Aggregate(rows, o);
+        dir.WriteText(AggregateFile, CsvConcat.Table(aggregate));
+        dir.WriteText(PerDFile, perD.Text);
+        dir.WriteText(PerDEarlyFile, perDEarly.Text);
+        var widthRows = rows.Where(r => (string)r["model"]! == "mlp" && Math.Abs(Num(r["noise_rate"]) - o.SweepNoise) < 1e-9 && (int)r["seed"]! == o.Seed)
+            .OrderBy(r => Num(r["width"])).Select(r => new Dictionary<string, object?>
+            {
+                ["width"] = r["width"],
+                ["noise_rate"] = r["noise_rate"],
+                ["effective_rank"] = r["effective_rank"],
+                ["tail_energy_at_k"] = TailEnergy(r),
+                ["clean_tail_energy_at_k"] = r["clean_tail_energy_at_k"],
+                ["noisy_tail_energy_at_k"] = r["noisy_tail_energy_at_k"],
+                ["full_test_acc"] = r["full_test_acc"],
+                ["trunc_test_acc_at_best_d"] = r["trunc_test_acc_at_best_d"],
+                ["epochs_run"] = r["epochs_run"],
+                ["run"] = r["run"],
+            }).ToList();
+        dir.WriteText(WidthsFile, CsvConcat.Table(widthRows));
         dir.WriteSummary(new Dictionary<string, object?>
         {
             ["preset"] = "spectral-tail",
             ["quick"] = quick,
+            ["claims"] = SpectralTailClaims.Evaluate(aggregate, widthRows, rows, o, quick),
+            ["aggregate"] = aggregate,
             ["runs"] = rows,
             ["observations"] = Observations(rows, o),
+            ["files"] = new Dictionary<string, object?>
+            {
+                [ResultsFile] = "one row per run",
+                [AggregateFile] = "per (model, width, noise rate): mean and std over seeds",
+                [PerDFile] = "every run's spectral.csv rows (per d), leading run column",
+                [PerDEarlyFile] = "the same for the early-stopped (lowest noisy-validation loss) checkpoint",
+                [WidthsFile] = "the width sweep: tail energy at d = classes, effective rank, test accuracy per width",
+            },
             ["seconds"] = clock.Elapsed.TotalSeconds,
             ["notes"] = "best_early_stop_test_acc = test accuracy at the epoch of the lowest validation loss (validation labels are noisy); "
                 + "oracle_best_test_acc = the best test accuracy of any epoch. Tail energies at d = the number of classes. "
@@ -230,11 +294,13 @@ public sealed class SpectralTailPreset : IPreset
         return RunResult.Complete;
     }
 
-    private static Dictionary<string, object?> Row(string model, double rate, int width, string name, SpectralRunReport? report, TrainingReport? training)
+    private static Dictionary<string, object?> Row(string model, double rate, int width, int seed, string name, SpectralRunReport? report, SpectralRunReport? early, TrainingReport? training)
     {
         var t = report?.Trained;
+        var e = early?.Trained;
         var atK = t?.RowAt(t.Classes);
         var atD = t?.Rows[^1];
+        var oracle = t?.Rows.MaxBy(r => r.TruncTestAcc);
         return new Dictionary<string, object?>
         {
             ["noise_rate"] = rate,
@@ -253,13 +319,57 @@ public sealed class SpectralTailPreset : IPreset
             ["clean_tail_energy_at_k"] = atK?.CleanTailEnergy ?? double.NaN,
             ["noisy_tail_energy_at_k"] = atK?.NoisyTailEnergy ?? double.NaN,
             ["run"] = "runs/" + name,
+            ["seed"] = seed,
+            ["epochs_run"] = training?.Value("epochs_completed") is int ep ? ep : null,
+            ["noisy_fit_epoch"] = training?.Value("noisy_fit_epoch") is int nf ? nf : null,
+            ["early_stop_epoch"] = training?.Value("best_val_epoch") is int be ? be : null,
+            ["oracle_d"] = oracle?.D,
+            ["oracle_trunc_test_acc"] = oracle?.TruncTestAcc ?? double.NaN,
+            ["early_stop_best_d_by_val"] = e?.BestDByVal,
+            ["early_stop_trunc_test_acc_at_best_d"] = e?.TruncTestAccAtBestD ?? double.NaN,
+            ["early_stop_oracle_trunc_test_acc"] = e is null ? double.NaN : e.Rows.Max(r => r.TruncTestAcc),
+            ["probe_test_acc_at_1"] = t?.RowAt(1)?.ProbeTestAcc ?? double.NaN,
         };
     }
 
-    private static double Num(object? v) => v switch
+    /// <summary>Tail energy at d = classes over all training samples: clean and noisy weighted by the noise rate.</summary>
+    public static double TailEnergy(Dictionary<string, object?> r)
+    {
+        double rate = Num(r["noise_rate"]), clean = Num(r["clean_tail_energy_at_k"]), noisy = Num(r["noisy_tail_energy_at_k"]);
+        return rate == 0 ? clean : (1 - rate) * clean + rate * noisy;
+    }
+
+    /// <summary>Per (model, width, noise rate): mean and standard deviation over seeds of the comparison's figures.</summary>
+    private static List<Dictionary<string, object?>> Aggregate(List<Dictionary<string, object?>> rows, SpectralTailOptions o)
+    {
+        string[] figures = ["full_test_acc", "trunc_test_acc_at_best_d", "best_early_stop_test_acc", "early_stop_trunc_test_acc_at_best_d", "oracle_trunc_test_acc",
+            "probe_best_d", "best_d_by_val", "effective_rank", "clean_tail_energy_at_k", "noisy_tail_energy_at_k", "epochs_run"];
+        var result = new List<Dictionary<string, object?>>();
+        foreach (var g in rows.GroupBy(r => ((string)r["model"]!, (int)r["width"]!, Num(r["noise_rate"]))).OrderBy(g => g.Key.Item1).ThenBy(g => g.Key.Item2).ThenBy(g => g.Key.Item3))
+        {
+            var row = new Dictionary<string, object?> { ["model"] = g.Key.Item1, ["width"] = g.Key.Item2, ["noise_rate"] = g.Key.Item3, ["n_seeds"] = g.Count() };
+            foreach (var f in figures)
+            {
+                var v = g.Select(r => Num(r[f])).Where(double.IsFinite).ToList();
+                row[f + "_mean"] = v.Count == 0 ? double.NaN : v.Average();
+                row[f + "_std"] = v.Count < 2 ? (v.Count == 1 ? 0 : double.NaN) : Math.Sqrt(v.Sum(x => (x - v.Average()) * (x - v.Average())) / (v.Count - 1));
+            }
+            var diff = g.Select(r => Num(r["trunc_test_acc_at_best_d"]) - Num(r["full_test_acc"])).Where(double.IsFinite).ToList();
+            row["trunc_minus_full_mean"] = diff.Count == 0 ? double.NaN : diff.Average();
+            row["trunc_minus_full_std"] = diff.Count < 2 ? (diff.Count == 1 ? 0 : double.NaN) : Math.Sqrt(diff.Sum(x => (x - diff.Average()) * (x - diff.Average())) / (diff.Count - 1));
+            var es = g.Select(r => Num(r["trunc_test_acc_at_best_d"]) - Num(r["best_early_stop_test_acc"])).Where(double.IsFinite).ToList();
+            row["trunc_minus_early_stop_mean"] = es.Count == 0 ? double.NaN : es.Average();
+            row["trunc_minus_early_stop_std"] = es.Count < 2 ? (es.Count == 1 ? 0 : double.NaN) : Math.Sqrt(es.Sum(x => (x - es.Average()) * (x - es.Average())) / (es.Count - 1));
+            result.Add(row);
+        }
+        return result;
+    }
+
+    internal static double Num(object? v) => v switch
     {
         double d => d,
         int i => i,
+        long l => l,
         _ => double.NaN,
     };
 

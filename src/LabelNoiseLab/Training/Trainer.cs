@@ -131,7 +131,11 @@ public sealed class Trainer
 
                     // Early stopping on the validation loss (only when asked; the run then ends complete).
                     if (best.Update(row, epoch))
+                    {
                         sinceImprovement = 0;
+                        if (o.SaveBestValCheckpoint && best.BestValEpoch == epoch)
+                            SaveModel(dir, run, "best_val", epoch, step);
+                    }
                     else if (o.EarlyStopPatience > 0 && ++sinceImprovement >= o.EarlyStopPatience)
                     {
                         stoppedEarly = true;
@@ -326,14 +330,16 @@ public sealed class Trainer
         return subset;
     }
 
-    private static void SaveFinal(RunDirectory dir, TrainingRun run, int epoch, long step)
+    private static void SaveFinal(RunDirectory dir, TrainingRun run, int epoch, long step) => SaveModel(dir, run, "final", epoch, step);
+
+    private static void SaveModel(RunDirectory dir, TrainingRun run, string name, int epoch, long step)
     {
         var metadata = new Dictionary<string, string>(run.Options.CheckpointMetadata)
         {
             ["epoch"] = epoch.ToString(CultureInfo.InvariantCulture),
             ["step"] = step.ToString(CultureInfo.InvariantCulture),
         };
-        dir.SaveCheckpoint("final", run.Model.NamedState(), metadata);
+        dir.SaveCheckpoint(name, run.Model.NamedState(), metadata);
     }
 
     private static Dictionary<string, object?> WriteSummary(TrainingRun run, List<ITrainingComponent> components, IReadOnlyList<ITrainingCallback> callbacks,

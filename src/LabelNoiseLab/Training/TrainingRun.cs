@@ -57,6 +57,9 @@ public sealed record TrainingOptions
     /// </summary>
     public double NoisyFitFactor { get; init; }
 
+    /// <summary>Write <c>checkpoints/best_val.safetensors</c> (model state, its epoch in the metadata) at each new lowest validation loss.</summary>
+    public bool SaveBestValCheckpoint { get; init; }
+
     /// <summary>What a checkpoint must have been written for (the resolved config): a resume from another is refused.</summary>
     public string Fingerprint { get; init; } = "";
 
