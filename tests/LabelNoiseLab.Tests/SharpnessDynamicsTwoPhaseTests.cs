@@ -219,7 +219,7 @@ public sealed class SharpnessDynamicsTwoPhaseTests : IDisposable
     private (int Code, string Out, string Err) Cli(params string[] args) => TestCli.RunWith(null, _dir, args);
 
     [Fact]
-    public void TwoPhase_quick_preset_writes_a_complete_run_with_four_methods()
+    public void TwoPhase_quick_preset_writes_a_complete_run_with_every_method()
     {
         string outDir = Path.Combine(_dir, "quick");
         var (code, stdout, stderr) = Cli("run", "two-phase", "--quick", "--out", outDir);
@@ -272,6 +272,10 @@ public sealed class SharpnessDynamicsTwoPhaseTests : IDisposable
     [InlineData("two_phase.sigma=-1", "two_phase.sigma")]
     [InlineData("two_phase.rho=0", "two_phase.rho")]
     [InlineData("two_phase.period=0", "two_phase.period")]
+    [InlineData("two_phase.osc_period=0", "two_phase.osc_period")]
+    [InlineData("two_phase.osc_period=-5", "two_phase.osc_period")]
+    [InlineData("two_phase.osc_amplitude=-1", "two_phase.osc_amplitude")]
+    [InlineData("two_phase.knee_smooth=4", "two_phase.knee_smooth")]
     [InlineData("two_phase.bogus=1", "two_phase.bogus")]
     [InlineData("two_phase.steps=many", "two_phase.steps")]
     public void TwoPhase_bad_values_exit_2_naming_the_key(string set, string key)

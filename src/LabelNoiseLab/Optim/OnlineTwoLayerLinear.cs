@@ -87,6 +87,27 @@ public sealed class OnlineTwoLayerLinear
     }
 
     /// <summary>
+    /// One SGD step on the first layer only, with the second layer set to <paramref name="a"/>
+    /// beforehand (the oscillation variant: a is prescribed, not trained): W −= lr·r·a xᵀ with
+    /// r = aᵀWx − target. Returns ½r².
+    /// </summary>
+    public float FirstLayerStep(ReadOnlySpan<float> x, float target, float lr, ReadOnlySpan<float> a)
+    {
+        CheckInput(x);
+        if (a.Length != Width)
+            throw new ArgumentException($"a has {a.Length} entries, the network {Width}", nameof(a));
+        a.CopyTo(_a);
+        float r = Forward(x, _h) - target;
+        int d = Inputs, m = Width;
+        for (int j = 0; j < d; j++)
+        {
+            float c = -lr * r * x[j];
+            System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(_a, c, _wt.AsSpan(j * m, m), _wt.AsSpan(j * m, m));
+        }
+        return 0.5f * r * r;
+    }
+
+    /// <summary>
     /// One SAM step (ρ = <paramref name="rho"/>, global gradient norm) followed by SGD, in closed
     /// form: the gradient g = (r·a xᵀ, r·h) has ‖g‖² = r²(‖a‖²‖x‖² + ‖h‖²); at w + ε̂ with
     /// s = ρ/‖g‖ the weights are a' = a + s·r·h, W' = W + s·r·a xᵀ, so W'x = h + s·r·‖x‖²·a

@@ -31,6 +31,11 @@ public sealed record TwoPhaseOptions
     /// <summary>label_noise_periodic: noise on for Period steps, off for Period steps.</summary>
     public long Period { get; init; } = 5000;
     public double Rho { get; init; } = 0.05;
+    /// <summary>oscillation: a(t) = a₀ + OscAmplitude·sin(2πt/OscPeriod) on every second-layer weight.</summary>
+    public double OscAmplitude { get; init; } = 0.05;
+    public long OscPeriod { get; init; } = 200;
+    /// <summary>Phase-I end: Kneedle on the log neuron-norm curve smoothed over this many evaluations (odd).</summary>
+    public int KneeSmooth { get; init; } = 5;
     public long Steps { get; init; } = 1_000_000;
     public long EvalEvery { get; init; } = 5000;
     /// <summary>Hessian columns every this many evaluations (and at the last one); 0 = never.</summary>
@@ -53,6 +58,9 @@ public sealed record TwoPhaseOptions
         ("two_phase.sigma", o => F(o.Sigma), (o, v) => o with { Sigma = D(v) }),
         ("two_phase.period", o => F(o.Period), (o, v) => o with { Period = L(v) }),
         ("two_phase.rho", o => F(o.Rho), (o, v) => o with { Rho = D(v) }),
+        ("two_phase.osc_amplitude", o => F(o.OscAmplitude), (o, v) => o with { OscAmplitude = D(v) }),
+        ("two_phase.osc_period", o => F(o.OscPeriod), (o, v) => o with { OscPeriod = L(v) }),
+        ("two_phase.knee_smooth", o => F(o.KneeSmooth), (o, v) => o with { KneeSmooth = I(v) }),
         ("two_phase.steps", o => F(o.Steps), (o, v) => o with { Steps = L(v) }),
         ("two_phase.eval_every", o => F(o.EvalEvery), (o, v) => o with { EvalEvery = L(v) }),
         ("two_phase.hessian_every", o => F(o.HessianEvery), (o, v) => o with { HessianEvery = I(v) }),
@@ -81,6 +89,12 @@ public sealed record TwoPhaseOptions
             throw new ConfigException("two_phase.period", $"expected a positive number of steps, got {F(Period)}");
         if (!(Rho > 0) || !double.IsFinite(Rho))
             throw new ConfigException("two_phase.rho", $"expected a finite value > 0, got {F(Rho)}");
+        if (!(OscAmplitude >= 0) || !double.IsFinite(OscAmplitude))
+            throw new ConfigException("two_phase.osc_amplitude", $"expected a finite value ≥ 0, got {F(OscAmplitude)}");
+        if (OscPeriod <= 0)
+            throw new ConfigException("two_phase.osc_period", $"expected a positive number of steps, got {F(OscPeriod)}");
+        if (KneeSmooth < 1 || KneeSmooth % 2 == 0)
+            throw new ConfigException("two_phase.knee_smooth", $"expected an odd number of evaluations ≥ 1, got {KneeSmooth}");
         Positive("two_phase.steps", Steps);
         Positive("two_phase.eval_every", EvalEvery);
         if (HessianEvery < 0)
@@ -115,7 +129,7 @@ public sealed record TwoPhaseOptions
 /// <summary>What one method of the preset ended with (also written to <c>summary.json</c>).</summary>
 public sealed record TwoPhaseMethodSummary(
     string Method, double InitialAlignment, double FinalAlignment, double MinNeuronNormRatio,
-    long Phase1EndStep, double FinalTestLoss, double FinalTrainLoss, double FinalThetaDist,
+    long? Phase1EndStep, long MinNormStep, double FinalTestLoss, double FinalTrainLoss, double FinalThetaDist,
     double FinalWeightChange, double Seconds, long Steps, string? DivergedAt);
 
 /// <summary>
@@ -132,7 +146,7 @@ public sealed record TwoPhaseMethodSummary(
 /// </summary>
 public sealed class TwoPhasePreset : IPreset
 {
-    public static IReadOnlyList<string> Methods { get; } = ["sgd", "label_noise_sgd", "label_noise_periodic", "sam"];
+    public static IReadOnlyList<string> Methods { get; } = ["sgd", "label_noise_sgd", "label_noise_periodic", "sam", "oscillation", "oscillation_periodic"];
 
     public string Name => "two-phase";
 
@@ -186,6 +200,9 @@ public sealed class TwoPhasePreset : IPreset
             var noise = new RegressionStepNoise(sigma, StepNoiseDistribution.PlusMinus, schedule, Rng.ForPurpose(o.Seed, "step-label-noise"));
             float lr = (float)o.Lr, rho = (float)o.Rho;
             bool sam = method == "sam";
+            bool oscillation = method is "oscillation" or "oscillation_periodic";
+            var aNow = new float[o.Width];
+            double omega = 2 * Math.PI / o.OscPeriod;
             var rows = new List<DynamicsRow>();
             var methodClock = Stopwatch.StartNew();
             double trainSeconds = 0;
@@ -232,7 +249,16 @@ public sealed class TwoPhasePreset : IPreset
                     int i = order.NextInt(o.Samples);
                     var x = features.AsSpan(i * d, d);
                     float target = targets[i] + noise.Next(step);
-                    if (sam)
+                    if (oscillation)
+                    {
+                        // a(t) = a₀ + A·sin(2πt/P); the periodic version only in the on-windows of two_phase.period.
+                        bool on = method == "oscillation" || (step / o.Period) % 2 == 0;
+                        float shift = on ? (float)(o.OscAmplitude * Math.Sin(omega * (step % o.OscPeriod))) : 0f;
+                        for (int k = 0; k < aNow.Length; k++)
+                            aNow[k] = a0[k] + shift;
+                        kernel.FirstLayerStep(x, target, lr, aNow);
+                    }
+                    else if (sam)
                         kernel.SamStep(x, target, lr, rho);
                     else
                         kernel.SgdStep(x, target, lr);
@@ -240,10 +266,10 @@ public sealed class TwoPhasePreset : IPreset
                 trainSeconds += Stopwatch.GetElapsedTime(t0).TotalSeconds;
             }
             kernel.Store(model);
-            var summary = Summarise(method, rows, methodClock.Elapsed.TotalSeconds, divergedAt);
+            var summary = Summarise(method, rows, methodClock.Elapsed.TotalSeconds, divergedAt, o.KneeSmooth);
             summaries.Add(summary);
             log?.Invoke(string.Create(CultureInfo.InvariantCulture,
-                $"{method}: {rows[^1].Step} steps in {methodClock.Elapsed.TotalSeconds:F1} s ({(trainSeconds > 0 ? rows[^1].Step / trainSeconds : 0):F0} steps/s in training), alignment {summary.InitialAlignment:F3} -> {summary.FinalAlignment:F3}, min neuron norm ratio {summary.MinNeuronNormRatio:F3} at step {summary.Phase1EndStep}, test loss {summary.FinalTestLoss:G4}"));
+                $"{method}: {rows[^1].Step} steps in {methodClock.Elapsed.TotalSeconds:F1} s ({(trainSeconds > 0 ? rows[^1].Step / trainSeconds : 0):F0} steps/s in training), alignment {summary.InitialAlignment:F3} -> {summary.FinalAlignment:F3}, min neuron norm ratio {summary.MinNeuronNormRatio:F3} at step {summary.MinNormStep}, phase I ends (knee) at {summary.Phase1EndStep?.ToString(CultureInfo.InvariantCulture) ?? "none"}, test loss {summary.FinalTestLoss:G4}"));
             diverged = divergedAt;
             dir.WriteText("dynamics.csv", csv.ToString());
         }
@@ -276,13 +302,14 @@ public sealed class TwoPhasePreset : IPreset
         return total / set.Count;
     }
 
-    private static TwoPhaseMethodSummary Summarise(string method, List<DynamicsRow> rows, double seconds, string? divergedAt)
+    private static TwoPhaseMethodSummary Summarise(string method, List<DynamicsRow> rows, double seconds, string? divergedAt, int kneeSmooth)
     {
         var first = rows[0];
         var last = rows[^1];
         var min = rows.MinBy(r => r.NeuronNormMean)!;
+        double? knee = Kneedle.KneeOfLog([.. rows.Select(r => (double)r.Step)], [.. rows.Select(r => r.NeuronNormMean)], kneeSmooth);
         return new TwoPhaseMethodSummary(method, first.Alignment, last.Alignment, min.NeuronNormMean / first.NeuronNormMean,
-            min.Step, last.TestLoss, last.TrainLoss, last.ThetaDist, last.WeightChange, seconds, last.Step, divergedAt);
+            knee is { } k ? (long)k : null, min.Step, last.TestLoss, last.TrainLoss, last.ThetaDist, last.WeightChange, seconds, last.Step, divergedAt);
     }
 
     /// <summary>
@@ -313,6 +340,7 @@ public sealed class TwoPhasePreset : IPreset
                 ["final_alignment"] = s.FinalAlignment,
                 ["min_neuron_norm_ratio"] = s.MinNeuronNormRatio,
                 ["phase1_end_step"] = s.Phase1EndStep,
+                ["min_norm_step"] = s.MinNormStep,
                 ["final_test_loss"] = s.FinalTestLoss,
                 ["final_train_loss"] = s.FinalTrainLoss,
                 ["final_theta_dist"] = s.FinalThetaDist,
@@ -331,7 +359,9 @@ public sealed class TwoPhasePreset : IPreset
             ["seconds"] = seconds,
             ["methods"] = methods,
             ["claims"] = TwoPhaseClaims(summaries, quick),
-            ["notes"] = "phase1_end_step = step where neuron_norm_mean is smallest; min_neuron_norm_ratio = that minimum over the initial value. "
+            ["notes"] = "phase1_end_step = the knee (Kneedle) of log neuron_norm_mean smoothed over two_phase.knee_smooth evaluations, null when the curve does not fall; "
+                + "min_norm_step = step where neuron_norm_mean is smallest; min_neuron_norm_ratio = that minimum over the initial value. "
+                + "oscillation(_periodic): plain SGD on W while a(t) = a0 + osc_amplitude·sin(2πt/osc_period) is prescribed (our form; the paper does not publish its own), the periodic version only in the on-windows of two_phase.period. "
                 + "Losses are ½(f − y)² on clean targets. Hessian columns: power iteration / Hutchinson on finite-difference Hessian-vector products of the full training batch.",
         };
     }
