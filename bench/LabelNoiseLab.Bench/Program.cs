@@ -26,7 +26,9 @@ switch (args.Length > 0 ? args[0] : "")
         return ResNetProfileBench.Run(args[1..]);
     case "two-phase-paper":
         return TwoPhasePaperBench.Run(args[1..]);
+    case "audit":
+        return AuditBench.Run(args[1..]);
     default:
-        Console.Error.WriteLine("usage: LabelNoiseLab.Bench <benchmark>   (benchmarks: gemm, mlp-epoch, data-load, online-linear, study, spectral, per-sample-norms, activation-probe, two-phase-paper, resnet-step, resnet-profile)");
+        Console.Error.WriteLine("usage: LabelNoiseLab.Bench <benchmark>   (benchmarks: gemm, mlp-epoch, data-load, online-linear, study, spectral, per-sample-norms, activation-probe, two-phase-paper, resnet-step, resnet-profile, audit)");
         return 2;
 }
