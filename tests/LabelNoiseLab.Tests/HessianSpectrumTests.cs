@@ -18,6 +18,33 @@ public sealed class HessianSpectrumTests : IDisposable
 
     public void Dispose() => _temp.Dispose();
 
+    [Fact]
+    public void Image_models_small_cnn_is_measured_and_others_are_one_line_exit_2()
+    {
+        using var data = new DataTestFiles();
+        foreach (var (prefix, n) in (ValueTuple<string, int>[])[("train", 40), ("t10k", 10)])
+        {
+            var labels = Enumerable.Range(0, n).Select(i => (byte)(i % 10)).ToArray();
+            data.Write(prefix + "-images-idx3-ubyte", DataTestFiles.IdxImages(DataTestFiles.Pixels(n * 28 * 28, n), n, 28, 28));
+            data.Write(prefix + "-labels-idx1-ubyte", DataTestFiles.IdxLabels(labels));
+        }
+        string yaml = Yaml.Replace("name: gaussian-mixture", "name: mnist").Replace("epochs: 4", "epochs: 1")
+            .Replace("kind: mlp", "kind: small_cnn").Replace("hessian_every: 2", "hessian_every: 1")
+            .Replace("hessian_samples: 32", "hessian_samples: 6").Replace("hessian_lanczos_steps: 10", "hessian_lanczos_steps: 4").Replace("hessian_vectors: 2", "hessian_vectors: 1");
+        string ok = _temp.Sub("cnn");
+        var (code, _, err) = TestCli.Train(_temp.Path, yaml, "--out", ok, "--data-dir", data.Dir);
+        Assert.True(code == 0, err);
+        Assert.Equal(5, File.ReadAllLines(Path.Combine(ok, HessianSpectrumProbe.EigenFile)).Length); // header, steps 0 and 3, two each
+
+        foreach (var (setting, key) in (ValueTuple<string, string>[])[("model.kind=cnn9", "probe.hessian_every"), ("probe.linearized=true", "probe.linearized")])
+        {
+            (code, _, err) = TestCli.Train(_temp.Path, yaml, "--out", _temp.Sub("refused-" + key), "--data-dir", data.Dir, "--set", setting);
+            Assert.Equal(2, code);
+            Assert.Single(err.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+            Assert.Contains(key, err);
+        }
+    }
+
     private static float[] RandomSymmetric(int n, int seed)
     {
         var rng = new Rng((ulong)seed);
@@ -168,6 +195,36 @@ public sealed class HessianSpectrumTests : IDisposable
             Assert.True(Math.Abs(top[i] - expected[i]) < 1e-2 * Math.Abs(expected[0]), $"λ{i + 1}: exact {top[i]}, finite differences {expected[i]}");
     }
 
+    [Fact]
+    public void The_two_phase_network_gets_exact_products_that_agree_with_the_finite_difference_cross_check()
+    {
+        const int d = 4, m = 6, n = 5;
+        var model = new TwoLayerLinear(d, m);
+        Init.Apply(model, InitKind.Ntk, new Rng(3));
+        var rng = new Rng(4);
+        var x = Enumerable.Range(0, n * d).Select(_ => (float)rng.NextNormal()).ToArray();
+        var y = Enumerable.Range(0, n).Select(_ => (float)rng.NextNormal()).ToArray();
+        var net = TangentNet.For(model);
+        var (theta, grad, gy, gyd) = (new float[net.Dimension], new float[net.Dimension], new float[n], new float[n]);
+        net.CopyParameters(theta);
+        var xt = new Tensor(x, n, d);
+        var yt = new Tensor(y, n, 1);
+        Func<Autograd.Tape, Tensor> loss = tape => MseOp.Forward(tape, model.Forward(tape, xt), yt, 0.5f).Mean;
+        var exact = new HessianProbe(model.Parameters(), loss, (v, hv) =>
+        {
+            net.HessianVectorProduct(theta, v, x, n, LossKind.Mse, [], y, grad, hv, gy, gyd);
+            System.Numerics.Tensors.TensorPrimitives.Multiply(hv, 0.5f, hv);
+        });
+        var fd = new HessianProbe(model.Parameters(), loss);
+        var v = Enumerable.Range(0, net.Dimension).Select(_ => (float)rng.NextNormal()).ToArray();
+        var (a, b) = (new float[net.Dimension], new float[net.Dimension]);
+        exact.HessianVectorProduct(v, a);
+        fd.HessianVectorProduct(v, b);
+        double diff = a.Zip(b, (p, q) => Math.Abs(p - q)).Max(), scale = a.Max(Math.Abs);
+        Assert.True(diff / scale < 1e-2, $"exact vs finite differences: {diff / scale:E2}");
+        Assert.Equal(fd.TopEigenvalue(new Rng(5)).Value, exact.TopEigenvalue(new Rng(5)).Value, 2);
+    }
+
     private const string Yaml = """
         name: hessian
         seed: 1
@@ -220,7 +277,6 @@ public sealed class HessianSpectrumTests : IDisposable
     }
 
     [Theory]
-    [InlineData("probe.hessian_every", "model.kind=two_layer_linear")]
     [InlineData("probe.hessian_every", "model.dropout=0.3")]
     [InlineData("probe.hessian_top_k", "probe.hessian_top_k=11")]
     [InlineData("probe.hessian_lanczos_steps", "probe.hessian_lanczos_steps=1")]

@@ -308,7 +308,7 @@ public sealed class ExperimentRunner : IExperimentRunner
     private static HessianSpectrumProbe HessianProbeFor(ExperimentConfig c, Built b)
     {
         if (TangentNet.Unsupported(b.Model) is { } why)
-            throw new ConfigException("probe.hessian_every", $"exact Hessian-vector products cover model.kind mlp and small_cnn (without dropout); model.kind={c.ModelKind}: {why}");
+            throw new ConfigException("probe.hessian_every", $"exact Hessian-vector products cover model.kind mlp, two_layer_linear and small_cnn (without dropout); model.kind={c.ModelKind}: {why}");
         if (c.ProbeHessianTopK > c.ProbeHessianLanczosSteps)
             throw new ConfigException("probe.hessian_top_k", $"{c.ProbeHessianTopK} is more than probe.hessian_lanczos_steps ({c.ProbeHessianLanczosSteps}) Lanczos steps give");
         return new HessianSpectrumProbe(new HessianSpectrumOptions(c.ProbeHessianEvery, c.ProbeHessianTopK, c.ProbeHessianVectors, c.ProbeHessianLanczosSteps,

@@ -40,6 +40,19 @@ public sealed class HessianProbe
         _hv = new float[Dimension];
     }
 
+    /// <summary>
+    /// The same estimators on exact Hessian–vector products (e.g. <see cref="TangentNet.HessianVectorProduct"/>);
+    /// the finite differences are then not used.
+    /// </summary>
+    public HessianProbe(IEnumerable<Tensor> parameters, Func<Tape, Tensor> loss, SymmetricProduct exact)
+        : this(parameters, loss)
+    {
+        Exact = exact ?? throw new ArgumentNullException(nameof(exact));
+    }
+
+    /// <summary>Exact products, when given; null: central differences.</summary>
+    public SymmetricProduct? Exact { get; }
+
     /// <summary>Number of parameters (the Hessian is Dimension × Dimension).</summary>
     public int Dimension { get; }
 
@@ -62,11 +75,16 @@ public sealed class HessianProbe
         return loss.Span[0];
     }
 
-    /// <summary>hv = H·v by central differences of gradients (see the class summary).</summary>
+    /// <summary>hv = H·v: the exact product when given, else by central differences of gradients (see the class summary).</summary>
     public void HessianVectorProduct(ReadOnlySpan<float> v, Span<float> hv)
     {
         if (v.Length != Dimension || hv.Length != Dimension)
             throw new ArgumentException($"vectors must have {Dimension} entries, got {v.Length} and {hv.Length}");
+        if (Exact is not null)
+        {
+            Exact(v, hv);
+            return;
+        }
         double norm = Math.Sqrt(System.Numerics.Tensors.TensorPrimitives.Dot(v, v));
         if (norm == 0)
         {

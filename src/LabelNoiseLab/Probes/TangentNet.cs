@@ -7,7 +7,7 @@ using LabelNoiseLab.Training;
 namespace LabelNoiseLab.Probes;
 
 /// <summary>
-/// A copy of an MLP's or SmallCnn's computation that runs with explicit parameters θ (one flat
+/// A copy of an MLP's, TwoLayerLinear's or SmallCnn's computation that runs with explicit parameters θ (one flat
 /// vector, in <see cref="Module.Parameters"/> order) and, optionally, a tangent θ̇ beside them:
 /// <list type="bullet">
 /// <item><see cref="Forward"/>: f(x; θ) and, with a tangent, the exact Jacobian–vector product
@@ -314,6 +314,10 @@ public sealed class TangentNet
                 modules = mlp.Layers;
                 var first = (Linear)mlp.Layers[0];
                 shape = [first.Inputs];
+                break;
+            case TwoLayerLinear two:
+                modules = [.. two.NamedModules().Skip(1).Select(m => m.Module)]; // first, second: aᵀWx
+                shape = [two.InputDim];
                 break;
             case SmallCnn cnn:
                 modules = [.. cnn.Layers, cnn.Head];
