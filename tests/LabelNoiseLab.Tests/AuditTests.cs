@@ -286,4 +286,31 @@ public class AuditTests
         Assert.StartsWith($"lnlab: config key '{key}': ", lines[0], StringComparison.Ordinal);
         Assert.NotEqual(RunStatus.Complete, RunDirectory.ReadStatus(t.Sub("r"))?.Status);
     }
+
+    [Fact]
+    public void The_robust_preset_audits_once_per_setting_and_trains_cl_prune_and_cl_relabel_on_its_file()
+    {
+        MachineTools.RequireFashionMnist();
+        using var t = new TempDir("robustcl");
+        var (code, output, err) = TestCli.Run(t.Path, "run", "robust", "--quick", "--out", t.Sub("r"),
+            "--set", "preset.methods=ce,cl_prune,cl_relabel", "--set", "data.subset=900", "--set", "epochs=2", "--set", "audit.folds=3");
+        Assert.True(code == 0, output + err);
+        string audit = t.Sub("r/audits/audit_symmetric0.4_s0");
+        Assert.Equal("complete", File.ReadAllLines(Path.Combine(audit, "status"))[0]);
+        var issues = File.ReadAllLines(Path.Combine(audit, Audit.IssuesFile)).Skip(1).Select(l => l.Split(',')).ToList();
+        int flagged = issues.Count(c => c[4] == "1");
+        Assert.InRange(flagged, 100, 800);
+
+        var prune = ExperimentConfig.Load(t.Sub("r/runs/cl_prune_symmetric0.4_s0/config.yaml"));
+        Assert.Equal(Path.Combine(audit, Audit.IssuesFile), prune.DataExclude);
+        using var pruneSummary = JsonDocument.Parse(File.ReadAllText(t.Sub("r/runs/cl_prune_symmetric0.4_s0/summary.json")));
+        using var ceSummary = JsonDocument.Parse(File.ReadAllText(t.Sub("r/runs/ce_symmetric0.4_s0/summary.json")));
+        int Train(JsonDocument d) => d.RootElement.GetProperty("data").GetProperty("train").GetInt32();
+        Assert.Equal(Train(ceSummary) - flagged, Train(pruneSummary));
+        var relabel = ExperimentConfig.Load(t.Sub("r/runs/cl_relabel_symmetric0.4_s0/config.yaml"));
+        Assert.Equal(Path.Combine(audit, Audit.IssuesFile), relabel.DataRelabel);
+        var results = File.ReadAllLines(t.Sub("r/results.csv"));
+        Assert.Contains(results, l => l.StartsWith("cl_prune,symmetric,0.4,0,", StringComparison.Ordinal) && !l.Contains("NaN", StringComparison.Ordinal));
+        Assert.Contains(results, l => l.StartsWith("cl_relabel,symmetric,0.4,0,", StringComparison.Ordinal) && !l.Contains("NaN", StringComparison.Ordinal));
+    }
 }

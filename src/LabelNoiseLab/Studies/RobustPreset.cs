@@ -51,7 +51,42 @@ public sealed class RobustPreset : IPreset
         // redrawn uniformly with probability 0.5 at every step. It is its own training objective,
         // so the detection scores (another objective) are off for it: no AUROC in its rows.
         ("label_noise_sgd", (c, _) => c with { LabelNoiseKind = "classification", LabelNoiseP = 0.5, DetectionEnabled = false, DetectionSuspects = 0 }),
+        // Confident learning, then plain training on the cleaned set: Run audits each (setting, seed)
+        // once (audits/<kind><rate>_s<seed>/, lnlab audit with the run's config) and points
+        // data.exclude / data.relabel at its label_issues.csv.
+        ("cl_prune", (c, _) => c),
+        ("cl_relabel", (c, _) => c),
     ];
+
+    /// <summary>The methods that train on an audit's label_issues.csv.</summary>
+    private static bool Audited(string method) => method is "cl_prune" or "cl_relabel";
+
+    /// <summary>
+    /// The audit of one (setting, seed): the run's config without detection, K folds as resumable
+    /// runs, then confident learning; its label_issues.csv, or null when the audit did not complete.
+    /// </summary>
+    private static string? AuditFor(RunDirectory dir, ExperimentConfig c, string name, PresetContext context)
+    {
+        string path = Path.Combine(dir.Path, "audits", name);
+        string issues = Path.Combine(path, Audit.IssuesFile);
+        if (RunDirectory.ReadStatus(path)?.Status == RunStatus.Complete && File.Exists(issues))
+            return issues;
+        var config = c with { Name = name, DetectionEnabled = false, DetectionSuspects = 0 };
+        using var audit = RunDirectory.Create(path, name, overwrite: true);
+        try
+        {
+            audit.WriteConfig(config);
+            audit.Publish();
+            var result = Audit.Run(config, audit, context);
+            RunOutcome.Record(audit, result);
+            return result.Status == RunStatus.Complete ? issues : null;
+        }
+        catch (Exception e)
+        {
+            RunOutcome.RecordException(audit, e);
+            throw;
+        }
+    }
 
     public const string DefaultSettings = "symmetric:0.2,symmetric:0.4,symmetric:0.6,symmetric:0.8,asymmetric:0.4";
 
@@ -87,10 +122,27 @@ public sealed class RobustPreset : IPreset
         var csv = new StringBuilder("method,noise_kind,noise_rate,seed,best_test_acc,last_test_acc,detection_auroc,epoch_seconds\n");
         foreach (var (kind, rate) in settings)
             for (int seed = 0; seed < seeds; seed++)
+            {
+                string? issues = null;
+                if (methods.Any(Audited))
+                {
+                    var plain = config with { Seed = seed, NoiseSeed = seed, NoiseKind = kind, NoiseRate = rate };
+                    issues = AuditFor(dir, plain, $"audit_{kind}{F(rate)}_s{seed}", context);
+                }
                 foreach (var method in methods)
                 {
                     var apply = Methods.First(m => m.Method == method).Apply;
                     var c = apply(config with { Seed = seed, NoiseSeed = seed, NoiseKind = kind, NoiseRate = rate, Name = $"{method}_{kind}{F(rate)}_s{seed}" }, rate);
+                    if (Audited(method))
+                    {
+                        if (issues is null)
+                        {
+                            context.Log($"{method} {kind} {F(rate)} seed {seed}: skipped, the audit did not complete");
+                            rows.Add(MakeRow(null, method, kind, rate, seed));
+                            continue;
+                        }
+                        c = method == "cl_prune" ? c with { DataExclude = issues } : c with { DataRelabel = issues };
+                    }
                     c.Validate();
                     var run = SubRun.Execute(Path.Combine(dir.Path, "runs", c.Name), c, context.Runner, context.ForSubRun());
                     var result = run.Result;
@@ -105,6 +157,7 @@ public sealed class RobustPreset : IPreset
                     context.Log(string.Create(CultureInfo.InvariantCulture,
                         $"{method,-15} {kind} {F(rate)} seed {seed}: best {row.Best:F4} last {row.Last:F4} grad-norm AUROC {row.Auroc:F3} ({row.EpochSeconds:F2} s/epoch){(result.Status == RunStatus.Complete ? "" : " " + result.Reason)}"));
                 }
+            }
         dir.WriteText("table.md", Table(rows, methods, settings, config, seeds));
         var summary = new Dictionary<string, object?>
         {
