@@ -187,22 +187,25 @@ public static partial class HtmlReport
             if (r.GetValueOrDefault(x) is double xv && r.GetValueOrDefault(y) is double yv && double.IsFinite(xv) && double.IsFinite(yv) && (!logY || yv > 0))
                 values.Add(new JsonObject { ["x"] = xv, ["y"] = yv, [group] = r.GetValueOrDefault(group)?.ToString() ?? "" });
         }
-        return new JsonObject
-        {
-            ["$schema"] = Schema,
-            ["title"] = title,
-            ["width"] = 420,
-            ["height"] = 240,
-            ["data"] = new JsonObject { ["values"] = values },
-            ["mark"] = new JsonObject { ["type"] = "line", ["point"] = values.Count <= 60 },
-            ["encoding"] = new JsonObject
+        return Spec(title, values, new JsonObject { ["type"] = "line", ["point"] = values.Count <= 60 }, new JsonObject
             {
                 ["x"] = new JsonObject { ["field"] = "x", ["type"] = "quantitative", ["title"] = x },
                 ["y"] = new JsonObject { ["field"] = "y", ["type"] = "quantitative", ["title"] = y, ["scale"] = new JsonObject { ["type"] = logY ? "log" : "linear", ["zero"] = false } },
                 ["color"] = new JsonObject { ["field"] = Field(group), ["type"] = "nominal" },
-            },
-        };
+            });
     }
+
+    /// <summary>A 420×240 single-view Vega-Lite spec over inline <paramref name="values"/>.</summary>
+    private static JsonObject Spec(string title, JsonArray values, JsonNode mark, JsonObject encoding) => new()
+    {
+        ["$schema"] = Schema,
+        ["title"] = title,
+        ["width"] = 420,
+        ["height"] = 240,
+        ["data"] = new JsonObject { ["values"] = values },
+        ["mark"] = mark,
+        ["encoding"] = encoding,
+    };
 
     /// <summary>A loss and its linearised twin's against step, per method: the network solid, the twin dashed, log y.</summary>
     private static JsonObject Twin(string title, CsvTable table, string net, string twin)
@@ -216,22 +219,13 @@ public static partial class HtmlReport
                     values.Add(new JsonObject { ["step"] = s, ["loss"] = v, ["method"] = r.GetValueOrDefault("method")?.ToString() ?? "", ["model"] = model });
             }
         }
-        return new JsonObject
-        {
-            ["$schema"] = Schema,
-            ["title"] = title,
-            ["width"] = 420,
-            ["height"] = 240,
-            ["data"] = new JsonObject { ["values"] = values },
-            ["mark"] = "line",
-            ["encoding"] = new JsonObject
+        return Spec(title, values, "line", new JsonObject
             {
                 ["x"] = new JsonObject { ["field"] = "step", ["type"] = "quantitative" },
                 ["y"] = new JsonObject { ["field"] = "loss", ["type"] = "quantitative", ["scale"] = new JsonObject { ["type"] = "log" } },
                 ["color"] = new JsonObject { ["field"] = "method", ["type"] = "nominal" },
                 ["strokeDash"] = new JsonObject { ["field"] = "model", ["type"] = "nominal", ["scale"] = new JsonObject { ["domain"] = new JsonArray("network", "linearised") } },
-            },
-        };
+            });
     }
 
     /// <summary>
