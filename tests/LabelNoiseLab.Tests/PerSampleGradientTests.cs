@@ -105,7 +105,10 @@ public class PerSampleGradientTests(ITestOutputHelper output)
             model.SetTraining(false);
         int side = kind == "resnet" ? 8 : 28, n = kind == "resnet" ? 6 : 3;
         var x = GradCheck.Random(rng, [n, side * side]);
-        Assert.True(Compare($"{kind} group norm", model, x, Labels(rng, n, 4)) < 1e-4);
+        // Both sides are float32 through nine GroupNorm layers (cnn9): rounding alone reaches ~2e-4
+        // relative on the smallest per-sample norm, depending on the GEMM's summation order
+        // (thread count); a missing GroupNorm term is off by orders of magnitude more.
+        Assert.True(Compare($"{kind} group norm", model, x, Labels(rng, n, 4)) < (kind == "cnn9" ? 1e-3 : 1e-4));
     }
 
     [Fact]
