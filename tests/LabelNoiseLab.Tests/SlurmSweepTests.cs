@@ -188,6 +188,27 @@ public sealed class SlurmSweepTests : IDisposable
         Assert.EndsWith("4 points: 2 complete, 0 running, 0 interrupted, 0 failed, 0 diverged, 2 pending", text.TrimEnd(), StringComparison.Ordinal);
     }
 
+    [Fact]
+    public void Under_slurm_a_second_sigterm_to_the_sweep_does_not_end_it_before_its_points_checkpoint()
+    {
+        string sweep = WriteSweep(epochs: 300);
+        string outDir = Path.Combine(_dir, "out");
+        var output = new System.Text.StringBuilder();
+        using var p = TestCli.Start(new Dictionary<string, string> { ["SLURM_JOB_ID"] = "77" }, output, "sweep", sweep, "--jobs", "2", "--shard", "1/2", "--out", outDir);
+        var clock = Stopwatch.StartNew();
+        bool Training(string point) => File.Exists(Path.Combine(outDir, point, "metrics.csv")) && File.ReadAllLines(Path.Combine(outDir, point, "metrics.csv")).Length >= 2;
+        while (!(Training(Points[0]) && Training(Points[2])) && !p.HasExited && clock.Elapsed.TotalSeconds < 90)
+            Thread.Sleep(20);
+        Assert.False(p.HasExited, "the sweep ended before it could be signalled\n" + output);
+        Assert.Equal(0, kill(p.Id, 15)); // Slurm's
+        Thread.Sleep(50); // the first is being handled; the workers are writing their checkpoints
+        Assert.Equal(0, kill(p.Id, 15)); // the batch script's forward
+        Assert.True(p.WaitForExit(90_000), "the sweep did not end after SIGTERM\n" + output);
+        p.WaitForExit();
+        Assert.True(p.ExitCode == ExitCodes.Interrupted, $"exit {p.ExitCode}\n{output}");
+        Assert.Equal([PointState.Interrupted, PointState.Pending, PointState.Interrupted, PointState.Pending], SweepManifest.Status(outDir).Select(s => s.State));
+    }
+
     // A folder for PATH holding dotnet (so `/usr/bin/env dotnet` still works) and, optionally, a stand-in sbatch.
     private string PathWith(string? sbatchScript)
     {
