@@ -27,5 +27,9 @@ int code = LnlabCli.Run(args, Console.Out, Console.Error, new CliHost(
     Runner: Runners.Default(),
     Interactive: !Console.IsOutputRedirected,
     Cancellation: interruption.Token));
-registrations.ForEach(r => r.Dispose());
+// Under a sweep or Slurm a late signal (the batch script's forward of one that has already been
+// acted on) may arrive after the work has ended: the handlers stay until the process exits, so it
+// is ignored and the exit code stays the run's own (5), not 143.
+if (!underSweep)
+    registrations.ForEach(r => r.Dispose());
 return code;

@@ -201,7 +201,7 @@ public sealed class SlurmSweepTests : IDisposable
             Thread.Sleep(20);
         Assert.False(p.HasExited, "the sweep ended before it could be signalled\n" + output);
         Assert.Equal(0, kill(p.Id, 15)); // Slurm's
-        Thread.Sleep(50); // the first is being handled; the workers are writing their checkpoints
+        Thread.Sleep(10); // the first is being handled; the workers are writing their checkpoints
         Assert.Equal(0, kill(p.Id, 15)); // the batch script's forward
         Assert.True(p.WaitForExit(90_000), "the sweep did not end after SIGTERM\n" + output);
         p.WaitForExit();
