@@ -12,7 +12,7 @@ namespace LabelNoiseLab.Bench;
 /// A ResNet-20 (BatchNorm) training step at batch 128 on 28×28×1 random inputs, SGD momentum 0.9,
 /// softmax cross-entropy: the setting of ../shared/peers/torch_resnet_epoch.py. Prints the median
 /// step time after 5 warm-up steps, the 60,000-sample epoch extrapolated from it (epoch_s=), and
-/// the managed bytes a warm step allocates. Options: <c>--steps N</c>, <c>--channels C</c>, <c>--size S</c>.
+/// the managed bytes a warm step allocates, and the process's peak working set. Options: <c>--steps N</c>, <c>--channels C</c>, <c>--size S</c>.
 /// </summary>
 public static class ResNetStepBench
 {
@@ -64,7 +64,7 @@ public static class ResNetStepBench
         }
         double median = times.Order().ElementAt(times.Count / 2);
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"resnet-20 step ({Blas.Backend}, {Blas.Threads} threads, batch {batch}, {channels}x{size}x{size}): step_ms={median:F1} epoch_s={median * 60_000 / batch / 1000:F0} allocated_bytes_per_step={allocated}"));
+            $"resnet-20 step ({Blas.Backend}, {Blas.Threads} threads, batch {batch}, {channels}x{size}x{size}): step_ms={median:F1} epoch_s={median * 60_000 / batch / 1000:F0} allocated_bytes_per_step={allocated} peak_working_set_mb={Process.GetCurrentProcess().PeakWorkingSet64 / (1024 * 1024)}"));
         return 0;
     }
 }

@@ -5,7 +5,9 @@ namespace LabelNoiseLab.Autograd;
 /// <summary>
 /// 2-D convolution by im2col + one GEMM over the whole batch: x [N, C, H, W], weight
 /// [Co, C, KH, KW], optional bias [Co] → y [N, Co, OH, OW]. The unfolded input (one column per
-/// output position of every sample, [C·KH·KW, N·OH·OW]) is saved for the weight gradient.
+/// output position of every sample, [C·KH·KW, N·OH·OW]) is saved for the weight gradient; the
+/// channel-major output, its gradient and the unfolded input gradient are transient and live in
+/// the tape's scratch, so the step holds one of each, not one per layer.
 /// </summary>
 public sealed class Conv2dOp : Op
 {
@@ -21,10 +23,10 @@ public sealed class Conv2dOp : Op
         int positions = g.N * g.OutPlane;
         var col = tape.Workspace(g.Patch, positions);
         Im2Col(x.Span, col.Span, g);
-        var yt = tape.Workspace(g.Co, positions); // [Co, N·OH·OW]
-        Blas.Sgemm(false, false, g.Co, positions, g.Patch, 1f, weight.Span, g.Patch, col.Span, positions, 0f, yt.Span, positions);
+        var yt = tape.Scratch(1, g.Co * positions); // [Co, N·OH·OW]
+        Blas.Sgemm(false, false, g.Co, positions, g.Patch, 1f, weight.Span, g.Patch, col.Span, positions, 0f, yt, positions);
         var y = tape.Workspace(g.N, g.Co, g.OH, g.OW);
-        ChannelMajorToBatchMajor(yt.Span, y.Span, g, bias is null ? ReadOnlySpan<float>.Empty : bias.Span);
+        ChannelMajorToBatchMajor(yt, y.Span, g, bias is null ? ReadOnlySpan<float>.Empty : bias.Span);
         if (tape.Tracks(x, weight) || (bias is not null && tape.Tracks(bias)))
             tape.Record(new TapeEntry { Op = Instance, Output = y, A = x, B = weight, C = bias, Saved = col, Int0 = stride, Int1 = padding });
         return y;
@@ -35,30 +37,30 @@ public sealed class Conv2dOp : Op
         Tensor x = e.A!, w = e.B!;
         var g = Geometry.Of(x, w, e.Int0, e.Int1);
         int positions = g.N * g.OutPlane;
-        var gt = tape.Workspace(g.Co, positions);
-        BatchMajorToChannelMajor(e.Output.Grad!.Span, gt.Span, g);
+        var gt = tape.Scratch(1, g.Co * positions);
+        BatchMajorToChannelMajor(e.Output.Grad!.Span, gt, g);
         if (w.RequiresGrad)
         {
             var dw = GradTarget.For(w); // dW (+)= G·colᵀ
-            Blas.Sgemm(false, true, g.Co, g.Patch, positions, 1f, gt.Span, positions, e.Saved!.Span, positions, dw.Beta, dw.Span, g.Patch);
+            Blas.Sgemm(false, true, g.Co, g.Patch, positions, 1f, gt, positions, e.Saved!.Span, positions, dw.Beta, dw.Span, g.Patch);
         }
         if (e.C is { RequiresGrad: true } b)
         {
             var db = GradTarget.For(b);
             for (int c = 0; c < g.Co; c++)
             {
-                float s = System.Numerics.Tensors.TensorPrimitives.Sum(gt.Span.Slice(c * positions, positions));
+                float s = System.Numerics.Tensors.TensorPrimitives.Sum(gt.Slice(c * positions, positions));
                 db.Span[c] = db.Accumulate ? db.Span[c] + s : s;
             }
         }
         if (x.RequiresGrad)
         {
-            var dcol = tape.Workspace(g.Patch, positions); // dcol = Wᵀ·G
-            Blas.Sgemm(true, false, g.Patch, positions, g.Co, 1f, w.Span, g.Patch, gt.Span, positions, 0f, dcol.Span, positions);
+            var dcol = tape.Scratch(0, g.Patch * positions); // dcol = Wᵀ·G
+            Blas.Sgemm(true, false, g.Patch, positions, g.Co, 1f, w.Span, g.Patch, gt, positions, 0f, dcol, positions);
             var dx = GradTarget.For(x);
             if (!dx.Accumulate)
                 dx.Span.Clear();
-            Col2ImAdd(dcol.Span, dx.Span, g);
+            Col2ImAdd(dcol, dx.Span, g);
         }
     }
 

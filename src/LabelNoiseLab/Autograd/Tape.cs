@@ -45,6 +45,7 @@ public sealed class Tape
     // must never be handed out as a workspace that gets written.
     private readonly List<Tensor> _views = [];
     private int _viewCursor;
+    private readonly float[][] _scratch = [[], []];
 
     /// <param name="recording">False for evaluation: ops run, nothing is recorded, no gradients.</param>
     public Tape(bool recording = true) => IsRecording = recording;
@@ -89,6 +90,22 @@ public sealed class Tape
     public Tensor Workspace(int d0, int d1) => Workspace([d0, d1]);
 
     public Tensor Workspace(int d0, int d1, int d2, int d3) => Workspace([d0, d1, d2, d3]);
+
+    /// <summary>
+    /// A transient buffer of at least <paramref name="length"/> floats, one per
+    /// <paramref name="slot"/> (0 or 1), shared by every op of this tape: valid only inside the
+    /// op's own forward or backward call (the next op that asks for the same slot overwrites it),
+    /// never saved for a backward. Grown, never shrunk, so a warm step allocates nothing. Large
+    /// per-op intermediates (a convolution's unfolded input and its gradient) live here instead of
+    /// in the workspace pool, which would keep one per layer for the whole step.
+    /// </summary>
+    public Span<float> Scratch(int slot, int length)
+    {
+        ref var buffer = ref _scratch[slot];
+        if (buffer.Length < length)
+            buffer = new float[length];
+        return buffer.AsSpan(0, length);
+    }
 
     /// <summary>A pooled tensor object that shares <paramref name="source"/>'s storage under another shape.</summary>
     public Tensor View(Tensor source, ReadOnlySpan<int> shape)
