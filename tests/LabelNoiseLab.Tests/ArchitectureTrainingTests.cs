@@ -103,8 +103,6 @@ public sealed class ArchitectureTrainingTests : IDisposable
     [InlineData("{kind: cnn9}", "", "model.kind", "square images")]
     [InlineData("{kind: mlp, hidden: [8], norm: group}", "", "model.norm", "resnet and cnn9")]
     [InlineData(ResNet, "prune: {kind: truncate}", "prune.kind", "model.norm: group")]
-    [InlineData(ResNet, "detection: {suspects: 3}", "detection.suspects", "BatchNorm")]
-    [InlineData(Cnn9, "detection: {enabled: true}", "detection.enabled", "model.norm: group")]
     [InlineData("{kind: vit}", "", "model.kind", "square images")]
     [InlineData("{kind: vit, patch: 5}", "", "model.patch", "does not divide the image side 28")]
     [InlineData("{kind: vit, dim: 30, heads: 4}", "", "model.heads", "do not divide model.dim 30")]
@@ -142,6 +140,33 @@ public sealed class ArchitectureTrainingTests : IDisposable
         var last = metrics[^1].Split(',');
         Assert.True(double.TryParse(last[col], System.Globalization.CultureInfo.InvariantCulture, out double norm) && norm > 0,
             $"{header[col]} = '{last[col]}'");
+    }
+
+    /// <summary>
+    /// Detection on a BatchNorm model (in training mode): every score but the gradient norm, which
+    /// needs per-sample gradients; summary.json says why it is missing; suspects by the loss.
+    /// </summary>
+    [Theory]
+    [InlineData(ResNet)]
+    [InlineData(Cnn9)]
+    public void Detection_on_a_batch_norm_model_ranks_every_score_but_the_gradient_norm(string model)
+    {
+        string dir = _temp.Sub("bn-detection");
+        var (code, stdout, stderr) = Train(Config(model, epochs: 2, extra: "detection: {enabled: true, suspects: 3}"), dir);
+        Assert.True(code == 0, stderr + stdout);
+        var detection = File.ReadAllLines(Path.Combine(dir, "detection.csv"));
+        Assert.Equal(["loss", "margin", "self_confidence", "aum", "forgetting"], detection[1..].Select(l => l.Split(',')[2]).Distinct());
+        Assert.Equal(1 + 2 * 5, detection.Length);
+        using var summary = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "summary.json")));
+        var robust = summary.RootElement.GetProperty("robust");
+        Assert.Contains("BatchNorm", robust.GetProperty("detection_grad_norm").GetString(), StringComparison.Ordinal);
+        Assert.False(robust.TryGetProperty("detection_auroc_grad_norm", out _));
+        Assert.True(robust.TryGetProperty("detection_auroc_aum", out _));
+        var ledger = DetectionDynamicsTests.ReadWithParquetNet(Path.Combine(dir, "ledger.parquet"));
+        Assert.Equal(2 * 48, ledger["grad_norm"].Length);
+        Assert.All(ledger["grad_norm"], bits => Assert.True(float.IsNaN(BitConverter.Int32BitsToSingle((int)bits))));
+        Assert.All(ledger["loss"], bits => Assert.True(float.IsFinite(BitConverter.Int32BitsToSingle((int)bits))));
+        Assert.Equal(4, File.ReadAllLines(Path.Combine(dir, "suspects.csv")).Length);
     }
 
     /// <summary>

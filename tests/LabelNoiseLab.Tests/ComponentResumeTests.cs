@@ -64,6 +64,7 @@ public sealed class ComponentResumeTests : IDisposable
         (code, output) = RunToEnd(["resume", killed]);
         Assert.True(code == 0, output);
         Assert.Contains("resuming", output);
+        Assert.True(File.Exists(Path.Combine(whole, "ledger.parquet")), "no ledger.parquet to compare");
         RunFilesComparison.AssertSameRun(whole, killed);
     }
 

@@ -180,17 +180,17 @@ public sealed class RobustTrainingTests(ITestOutputHelper output) : IDisposable
         Assert.InRange(prunedNoisy, 0, 0.5);
         Assert.True(normNoisy > 0);
         var detection = File.ReadAllLines(Path.Combine(outDir, "detection.csv"));
-        Assert.Equal("epoch,score,auroc,ap", detection[0]);
-        Assert.Equal(1 + 3 * 4, detection.Length);
+        Assert.Equal("epoch,step,score,auroc,ap", detection[0]);
+        Assert.Equal(1 + 3 * 6, detection.Length);
         output.WriteLine(string.Join("\n", detection) + $"\npruned clean {prunedClean:F3} noisy {prunedNoisy:F3}");
         foreach (var d in detection[1..])
-            Assert.InRange(double.Parse(d.Split(',')[2], CultureInfo.InvariantCulture), 0, 1);
+            Assert.InRange(double.Parse(d.Split(',')[3], CultureInfo.InvariantCulture), 0, 1);
         var suspects = File.ReadAllLines(Path.Combine(outDir, "suspects.csv"));
         Assert.Equal("index,given_label,predicted_label,score,noisy", suspects[0]);
         Assert.Equal(21, suspects.Length);
         var curves = File.ReadAllLines(Path.Combine(outDir, "detection_curves.csv"));
         Assert.Equal("score,fpr,tpr,precision", curves[0]);
-        Assert.Equal(["grad_norm", "loss", "margin", "self_confidence"], curves[1..].Select(l => l.Split(',')[0]).Distinct());
+        Assert.Equal(["grad_norm", "loss", "margin", "self_confidence", "aum", "forgetting"], curves[1..].Select(l => l.Split(',')[0]).Distinct());
         Assert.Contains("\"robust\"", File.ReadAllText(Path.Combine(outDir, "summary.json")));
     }
 

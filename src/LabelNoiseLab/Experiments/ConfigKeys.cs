@@ -123,7 +123,7 @@ public static class ConfigKeys
         Key("select.kind", Choice("none", "small_loss", "co_teaching"), "none", c => c.SelectKind, (c, v) => c with { SelectKind = v }, null, "sample selection: keep the small-loss fraction of each batch; co_teaching: two networks, each trained on the other's small-loss samples"),
         Key("select.forget_rate", Number, 0.2, c => c.SelectForgetRate, (c, v) => c with { SelectForgetRate = v }, Range(0, 1), "forget rate tau (fraction dropped per batch at full rate)"),
         Key("select.forget_epochs", Int, 10, c => c.SelectForgetEpochs, (c, v) => c with { SelectForgetEpochs = v }, AtLeast(1), "epochs T_k over which the forget rate rises linearly to tau"),
-        Key("detection.enabled", Bool, false, c => c.DetectionEnabled, (c, v) => c with { DetectionEnabled = v }, null, "noisy-label detection scores each epoch (detection.csv)"),
+        Key("detection.enabled", Bool, false, c => c.DetectionEnabled, (c, v) => c with { DetectionEnabled = v }, null, "noisy-label detection scores at every evaluation (detection.csv, ledger.parquet)"),
         Key("detection.suspects", Int, 0, c => c.DetectionSuspects, (c, v) => c with { DetectionSuspects = v }, AtLeast(0), "write the N most suspicious training samples to suspects.csv; 0 = none"),
         Key("probe.activations_every", Int, 0, c => c.ProbeActivationsEvery, (c, v) => c with { ProbeActivationsEvery = v }, AtLeast(0), "activation probe (activations.csv) every N epochs and at the last; 0 = off"),
         Key("probe.set_size", Int, 500, c => c.ProbeSetSize, (c, v) => c with { ProbeSetSize = v }, AtLeast(1), "activation probe: fixed training samples, stratified by given class and clean/noisy"),

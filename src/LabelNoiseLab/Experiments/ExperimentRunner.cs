@@ -219,12 +219,12 @@ public sealed class ExperimentRunner : IExperimentRunner
             weightings.Add(new CoTeaching(forget, loss, peer, ExperimentSetup.CreateOptimizer(c, peer.Parameters()), optimizer, c.BatchSize));
         }
         PerSampleWeighting? perSample = null;
-        if (c.PruneKind != "none" || c.DetectionEnabled || c.DetectionSuspects > 0)
+        // Under BatchNorm detection goes on without the gradient-norm score; pruning needs it.
+        bool batchNorm = model.NamedModules().Any(m => m.Module is BatchNorm);
+        if (c.PruneKind != "none" || (c.DetectionEnabled || c.DetectionSuspects > 0) && !batchNorm)
         {
-            string perSampleKey = c.PruneKind != "none" ? "prune.kind" : c.DetectionEnabled ? "detection.enabled" : "detection.suspects";
-            var modules = model.NamedModules().Select(m => m.Module).ToList();
-            if (model.NamedModules().Any(m => m.Module is BatchNorm))
-                throw new ConfigException(perSampleKey, "needs per-sample gradients, which are undefined under BatchNorm in training (it mixes the samples of a batch); set model.norm: group (GroupNorm keeps samples apart)");
+            if (batchNorm)
+                throw new ConfigException("prune.kind", "needs per-sample gradients, which are undefined under BatchNorm in training (it mixes the samples of a batch); set model.norm: group (GroupNorm keeps samples apart)");
             var gradients = new PerSampleGradients(model, c.PerSampleConv switch
             {
                 "gram" => ConvNormMethod.Gram,
@@ -238,7 +238,7 @@ public sealed class ExperimentRunner : IExperimentRunner
             loss.PerSample = gradients;
         }
         callbacks.Add(new RobustReport(new RobustSettings(c.RobustLoss, c.PruneKind, c.SelectKind, c.PerSampleMode, c.DetectionEnabled, c.DetectionSuspects),
-            train, loss, perSample is not null));
+            train, loss, perSample is not null, batchNorm ? "per-sample gradients are undefined under BatchNorm in training mode (it mixes the samples of a batch); model.norm: group has them" : null));
         return (loss, weightings, perSample);
     }
 

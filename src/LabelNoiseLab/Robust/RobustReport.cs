@@ -15,46 +15,60 @@ public sealed record RobustSettings(string Loss, string Prune, string Select, st
 /// of the steps since the last evaluation: the fraction dropped for truncation and selection, the
 /// weight removed for soft pruning), grad_norm_clean, grad_norm_noisy; with detection, per-sample
 /// scores from each step's own forward (loss, margin, self-confidence against the given label,
-/// and the gradient norm when measured), ranked against the noise mask after every epoch into
-/// detection.csv (AUROC, average precision) and, at the end, detection_curves.csv (the last
-/// epoch's ROC and precision–recall curve per score) and suspects.csv. summary.json gets
-/// <c>robust</c>. <see cref="ITrainingComponent.Acted"/> counts the epochs scored.
+/// the gradient norm when measured, and the training dynamics of <see cref="TrainingDynamics"/>:
+/// area under the margin and forgetting events), ranked against the noise mask at every
+/// evaluation into detection.csv (AUROC, average precision) and ledger.parquet (each sample's
+/// latest values, <see cref="DetectionLedger"/>), and at the end detection_curves.csv (the last
+/// values' ROC and precision–recall curve per score) and suspects.csv. summary.json gets
+/// <c>robust</c>. <see cref="ITrainingComponent.Acted"/> counts the evaluations scored.
 /// </summary>
 public sealed class RobustReport : ITrainingCallback
 {
-    private static readonly string[] Scores = ["grad_norm", "loss", "margin", "self_confidence"];
+    // The first four are the latest training step's values (saved as they are); aum and forgetting
+    // are filled from the training dynamics before each ranking.
+    private static readonly string[] Scores = ["grad_norm", "loss", "margin", "self_confidence", "aum", "forgetting"];
+    private const int Latest = 4, Aum = 4, Forgetting = 5;
     private readonly RobustSettings _settings;
     private readonly Dataset _train;
     private readonly RobustLoss? _loss;
     private readonly bool _norms;
     private readonly double[][] _scores;
     private readonly int[] _predicted;
-    private StringBuilder _detection = new("epoch,score,auroc,ap\n");
+    private readonly float[] _weights;
+    private readonly TrainingDynamics _dynamics;
+    private readonly DetectionLedger _ledger;
+    private readonly string? _normsUnavailable;
+    private StringBuilder _detection = new("epoch,step,score,auroc,ap\n");
     private double _prunedClean, _prunedNoisy, _normClean, _normNoisy;
     private long _clean, _noisy;
     private Dictionary<string, double> _lastAuroc = [];
+    private Dictionary<string, double> _lastAp = [];
 
     /// <param name="settings">As configured.</param>
     /// <param name="train">The training set (its noise mask is the truth detection is scored against).</param>
     /// <param name="loss">The robust loss, for its estimated T (null: none).</param>
     /// <param name="norms">Whether per-sample gradient norms are measured (a grad_norm score).</param>
-    public RobustReport(RobustSettings settings, Dataset train, RobustLoss? loss, bool norms)
+    /// <param name="normsUnavailable">Why they are not, when they cannot be (summary.json → robust.detection_grad_norm).</param>
+    public RobustReport(RobustSettings settings, Dataset train, RobustLoss? loss, bool norms, string? normsUnavailable = null)
     {
         ArgumentNullException.ThrowIfNull(settings);
         ArgumentNullException.ThrowIfNull(train);
-        (_settings, _train, _loss, _norms) = (settings, train, loss, norms);
+        (_settings, _train, _loss, _norms, _normsUnavailable) = (settings, train, loss, norms, normsUnavailable);
         _scores = [.. Scores.Select(_ => Enumerable.Repeat(double.NaN, train.Count).ToArray())];
         _predicted = new int[train.Count];
+        _weights = Enumerable.Repeat(float.NaN, train.Count).ToArray();
+        _dynamics = new TrainingDynamics(train.Count);
+        _ledger = new DetectionLedger(train);
     }
 
-    /// <summary><c>detection</c> when detection is on (it ranks the scores each epoch), else <c>robust_report</c> (the columns only).</summary>
+    /// <summary><c>detection</c> when detection is on (it ranks the scores at each evaluation), else <c>robust_report</c> (the columns only).</summary>
     public string Name => _settings.Detection || _settings.Suspects > 0 ? "detection" : "robust_report";
 
     public long Acted { get; private set; }
 
     public IReadOnlyList<string> MetricsColumns => ["pruned_clean", "pruned_noisy", "grad_norm_clean", "grad_norm_noisy"];
 
-    /// <summary>Loss (CE), margin and self-confidence of each sample from the step's own forward.</summary>
+    /// <summary>Loss (CE), margin and self-confidence of each sample from the step's own forward; its visit in the training dynamics.</summary>
     public void OnOutput(TrainingRun run, StepContext step)
     {
         ArgumentNullException.ThrowIfNull(step);
@@ -82,6 +96,7 @@ public sealed class RobustReport : ITrainingCallback
             _scores[2][s] = -(z[y] - other);        // margin, negated
             _scores[3][s] = -Math.Exp(logPy);       // self-confidence, negated
             _predicted[s] = hat;
+            _dynamics.Record(s, z[y] - other, hat == y);
         }
     }
 
@@ -98,6 +113,7 @@ public sealed class RobustReport : ITrainingCallback
             float norm = norms.IsEmpty ? float.NaN : norms[i];
             if (!norms.IsEmpty)
                 _scores[0][s] = norm;
+            _weights[s] = w[i];
             if (_train.NoiseMask[s])
             {
                 _noisy++;
@@ -123,18 +139,44 @@ public sealed class RobustReport : ITrainingCallback
         extra["grad_norm_noisy"] = _noisy == 0 || !_norms ? double.NaN : _normNoisy / _noisy;
         _prunedClean = _prunedNoisy = _normClean = _normNoisy = 0;
         _clean = _noisy = 0;
-        if (!_settings.Detection || run.Batcher.Epoch == 0 || !run.Batcher.EpochDone)
+        if (!_settings.Detection || step == 0)
             return;
         Acted++;
+        FillDynamics();
         for (int s = 0; s < Scores.Length; s++)
         {
             if (s == 0 && !_norms)
                 continue;
             var (auroc, ap) = Rank(_scores[s]);
             _lastAuroc[Scores[s]] = auroc;
-            _detection.Append(string.Create(CultureInfo.InvariantCulture, $"{epoch},{Scores[s]},{auroc:G6},{ap:G6}\n"));
+            _lastAp[Scores[s]] = ap;
+            _detection.Append(string.Create(CultureInfo.InvariantCulture, $"{epoch},{step},{Scores[s]},{auroc:G6},{ap:G6}\n"));
         }
         run.Directory.WriteText("detection.csv", _detection.ToString());
+        int n = _train.Count;
+        var (loss, margin, norm, aum, forgetting) = (new float[n], new float[n], new float[n], new float[n], new float[n]);
+        for (int i = 0; i < n; i++)
+        {
+            loss[i] = (float)_scores[1][i];
+            margin[i] = Unnegated(_scores[2][i]);
+            norm[i] = (float)_scores[0][i];
+            aum[i] = Unnegated(_scores[Aum][i]);
+            forgetting[i] = (float)_scores[Forgetting][i];
+        }
+        _ledger.Add(epoch, step, loss, margin, norm, (float[])_weights.Clone(), aum, forgetting);
+    }
+
+    // A score negated for ranking, back as the value itself (NaN kept as the one NaN).
+    private static float Unnegated(double score) => double.IsNaN(score) ? float.NaN : (float)-score;
+
+    /// <summary>The area under the margin (negated: high = suspicious) and the forgetting score of every sample, as of now.</summary>
+    private void FillDynamics()
+    {
+        for (int i = 0; i < _train.Count; i++)
+        {
+            _scores[Aum][i] = -_dynamics.Aum(i);
+            _scores[Forgetting][i] = _dynamics.Forgetting(i);
+        }
     }
 
     private (double Auroc, double Ap) Rank(double[] scores)
@@ -158,6 +200,10 @@ public sealed class RobustReport : ITrainingCallback
         };
         foreach (var (score, auroc) in _lastAuroc)
             robust["detection_auroc_" + score] = auroc;
+        foreach (var (score, ap) in _lastAp)
+            robust["detection_ap_" + score] = ap;
+        if (_settings.Detection && _normsUnavailable is not null)
+            robust["detection_grad_norm"] = "not measured: " + _normsUnavailable;
         if (_loss?.EstimatedT is { } t)
         {
             int k = _train.NumClasses;
@@ -165,12 +211,16 @@ public sealed class RobustReport : ITrainingCallback
         }
         summary["robust"] = robust;
         if (_settings.Detection && Acted > 0)
+        {
+            FillDynamics();
             WriteCurves(run);
+            run.Directory.WriteFile(DetectionLedger.FileName, stream => _ledger.Write(stream));
+        }
         if (_settings.Suspects > 0)
             WriteSuspects(run);
     }
 
-    /// <summary>detection_curves.csv: score, fpr, tpr (= recall), precision; each score's curve from its last-epoch values.</summary>
+    /// <summary>detection_curves.csv: score, fpr, tpr (= recall), precision; each score's curve from its values at the end.</summary>
     private void WriteCurves(TrainingRun run)
     {
         var sb = new StringBuilder("score,fpr,tpr,precision\n");
@@ -207,9 +257,13 @@ public sealed class RobustReport : ITrainingCallback
             .Set("tally", [_prunedClean, _prunedNoisy, _normClean, _normNoisy, _clean, _noisy])
             .Set("predicted", _predicted)
             .Set("detection_csv", _detection.ToString())
-            .SetJson("last_auroc", _lastAuroc);
-        for (int s = 0; s < Scores.Length; s++)
+            .SetJson("last_auroc", _lastAuroc)
+            .SetJson("last_ap", _lastAp)
+            .SetArray("weights", (float[])_weights.Clone());
+        for (int s = 0; s < Latest; s++)
             state.Set("scores." + Scores[s], _scores[s]);
+        _dynamics.Save(state, "dynamics.");
+        _ledger.Save(state, "ledger.");
         return state;
     }
 
@@ -227,7 +281,14 @@ public sealed class RobustReport : ITrainingCallback
         predicted.CopyTo(_predicted, 0);
         _detection = new StringBuilder(state.Text("detection_csv"));
         _lastAuroc = state.Json<Dictionary<string, double>>("last_auroc");
-        for (int s = 0; s < Scores.Length; s++)
+        _lastAp = state.Json<Dictionary<string, double>>("last_ap");
+        var weights = state.Array("weights");
+        if (weights.Length != _weights.Length)
+            throw new InvalidDataException($"{weights.Length} weights for a training set of {_weights.Length}");
+        weights.CopyTo(_weights, 0);
+        _dynamics.Restore(state, "dynamics.");
+        _ledger.Restore(state, "ledger.");
+        for (int s = 0; s < Latest; s++)
         {
             var scores = state.Doubles("scores." + Scores[s]);
             if (scores.Length != _scores[s].Length)
