@@ -32,7 +32,6 @@ public sealed partial class ConfigKeyNameTests : IDisposable
         ("LabelNoiseLab/Experiments/PresetSettings.cs", "key", "a preset --set key as the user wrote it (checked against the preset's table)"),
         ("LabelNoiseLab/Experiments/ExperimentSetup.cs", "key", "ExperimentSetup.KeyOfOption's values (tested below)"),
         ("LabelNoiseLab/Experiments/ExperimentRunner.cs", "key", "the robust feature switched on: prune.kind, select.kind, robust.loss or detection.enabled (a literal choice just above)"),
-        ("LabelNoiseLab/Experiments/ExperimentRunner.cs", "perSampleKey", "the switch that needs per-sample gradients: prune.kind, detection.enabled or detection.suspects (a literal choice just above)"),
         ("LabelNoiseLab/Studies/Sweep.cs", "key", "a grid key as written in the sweep file"),
         ("LabelNoiseLab/Studies/TwoPhasePreset.cs", "key", "Positive(\"two_phase.*\", ...): the preset's own table keys"),
         ("LabelNoiseLab/Studies/DoubleDescentPreset.cs", "ModelsKey", "DoubleDescentPreset.ModelsKey"),

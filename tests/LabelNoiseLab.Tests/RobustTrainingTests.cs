@@ -167,7 +167,8 @@ public sealed class RobustTrainingTests(ITestOutputHelper output) : IDisposable
     public void A_pruning_run_logs_pruned_fractions_detection_and_suspects()
     {
         string outDir = Path.Combine(_dir, "prune");
-        var (code, stdout, stderr) = Train(Mixture, "--out", outDir, "--set", "prune.kind=truncate", "--set", "detection.enabled=true", "--set", "detection.suspects=20");
+        var (code, stdout, stderr) = Train(Mixture, "--out", outDir, "--set", "prune.kind=truncate", "--set", "detection.enabled=true", "--set", "detection.suspects=20",
+            "--set", "detection.ledger=false");
         Assert.True(code == 0, stderr + stdout);
         var lines = File.ReadAllLines(Path.Combine(outDir, "metrics.csv"));
         var header = lines[0].Split(',');
@@ -192,6 +193,7 @@ public sealed class RobustTrainingTests(ITestOutputHelper output) : IDisposable
         Assert.Equal("score,fpr,tpr,precision", curves[0]);
         Assert.Equal(["grad_norm", "loss", "margin", "self_confidence", "aum", "forgetting"], curves[1..].Select(l => l.Split(',')[0]).Distinct());
         Assert.Contains("\"robust\"", File.ReadAllText(Path.Combine(outDir, "summary.json")));
+        Assert.False(File.Exists(Path.Combine(outDir, "ledger.parquet"))); // detection.ledger=false
     }
 
     /// <summary>Fast (one backward, re-weighted GEMMs) and naive (one backward per sample) pruning make the same run.</summary>

@@ -125,6 +125,7 @@ public static class ConfigKeys
         Key("select.forget_epochs", Int, 10, c => c.SelectForgetEpochs, (c, v) => c with { SelectForgetEpochs = v }, AtLeast(1), "epochs T_k over which the forget rate rises linearly to tau"),
         Key("detection.enabled", Bool, false, c => c.DetectionEnabled, (c, v) => c with { DetectionEnabled = v }, null, "noisy-label detection scores at every evaluation (detection.csv, ledger.parquet)"),
         Key("detection.suspects", Int, 0, c => c.DetectionSuspects, (c, v) => c with { DetectionSuspects = v }, AtLeast(0), "write the N most suspicious training samples to suspects.csv; 0 = none"),
+        Key("detection.ledger", Bool, true, c => c.DetectionLedger, (c, v) => c with { DetectionLedger = v }, null, "with detection.enabled: write ledger.parquet (every sample's scores at every evaluation; 48 bytes a row on disk)"),
         Key("probe.activations_every", Int, 0, c => c.ProbeActivationsEvery, (c, v) => c with { ProbeActivationsEvery = v }, AtLeast(0), "activation probe (activations.csv) every N epochs and at the last; 0 = off"),
         Key("probe.set_size", Int, 500, c => c.ProbeSetSize, (c, v) => c with { ProbeSetSize = v }, AtLeast(1), "activation probe: fixed training samples, stratified by given class and clean/noisy"),
         Key("probe.layers", IntList, [], c => c.ProbeLayers, (c, v) => c with { ProbeLayers = v }, NonNegativeIndices, "activation probe: hidden activation layers by index from 0; empty = all"),

@@ -132,6 +132,7 @@ public sealed record ExperimentConfig
     public int SelectForgetEpochs { get; init; }
     public bool DetectionEnabled { get; init; }
     public int DetectionSuspects { get; init; }
+    public bool DetectionLedger { get; init; }
     public int ProbeActivationsEvery { get; init; }
     public int ProbeSetSize { get; init; }
     public IReadOnlyList<int> ProbeLayers { get; init; } = [];

@@ -237,7 +237,7 @@ public sealed class ExperimentRunner : IExperimentRunner
             perSample = new PerSampleWeighting(gradients, rule, c.PerSampleMode == "naive", c.BatchSize);
             loss.PerSample = gradients;
         }
-        callbacks.Add(new RobustReport(new RobustSettings(c.RobustLoss, c.PruneKind, c.SelectKind, c.PerSampleMode, c.DetectionEnabled, c.DetectionSuspects),
+        callbacks.Add(new RobustReport(new RobustSettings(c.RobustLoss, c.PruneKind, c.SelectKind, c.PerSampleMode, c.DetectionEnabled, c.DetectionSuspects, c.DetectionLedger),
             train, loss, perSample is not null, batchNorm ? "per-sample gradients are undefined under BatchNorm in training mode (it mixes the samples of a batch); model.norm: group has them" : null));
         return (loss, weightings, perSample);
     }

@@ -7,7 +7,7 @@ using LabelNoiseLab.Training;
 namespace LabelNoiseLab.Robust;
 
 /// <summary>What the robust report writes into summary.json → robust (the settings as configured).</summary>
-public sealed record RobustSettings(string Loss, string Prune, string Select, string PerSampleMode, bool Detection, int Suspects);
+public sealed record RobustSettings(string Loss, string Prune, string Select, string PerSampleMode, bool Detection, int Suspects, bool Ledger = true);
 
 /// <summary>
 /// What robust training did, and which samples look mislabelled (<c>detection</c>):
@@ -163,7 +163,8 @@ public sealed class RobustReport : ITrainingCallback
             aum[i] = Unnegated(_scores[Aum][i]);
             forgetting[i] = (float)_scores[Forgetting][i];
         }
-        _ledger.Add(epoch, step, loss, margin, norm, (float[])_weights.Clone(), aum, forgetting);
+        if (_settings.Ledger)
+            _ledger.Add(epoch, step, loss, margin, norm, (float[])_weights.Clone(), aum, forgetting);
     }
 
     // A score negated for ranking, back as the value itself (NaN kept as the one NaN).
@@ -214,7 +215,8 @@ public sealed class RobustReport : ITrainingCallback
         {
             FillDynamics();
             WriteCurves(run);
-            run.Directory.WriteFile(DetectionLedger.FileName, stream => _ledger.Write(stream));
+            if (_settings.Ledger)
+                run.Directory.WriteFile(DetectionLedger.FileName, stream => _ledger.Write(stream));
         }
         if (_settings.Suspects > 0)
             WriteSuspects(run);

@@ -104,6 +104,7 @@ public sealed class RobustPreset : IPreset
         DataSubset = quick ? 3000 : 0,
         EvalTrainSamples = quick ? 3000 : 10000,
         DetectionEnabled = true,
+        DetectionLedger = false, // about 50 MB a run on the full set; --set detection.ledger=true for it
     };
 
     /// <summary>Runs the grid (<paramref name="config"/>, <paramref name="methods"/>, <paramref name="settings"/> from <see cref="Resolve"/>); <paramref name="quick"/> marks the claims.</summary>
