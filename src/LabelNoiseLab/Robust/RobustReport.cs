@@ -153,6 +153,12 @@ public sealed class RobustReport : ITrainingCallback
             _detection.Append(string.Create(CultureInfo.InvariantCulture, $"{epoch},{step},{Scores[s]},{auroc:G6},{ap:G6}\n"));
         }
         run.Directory.WriteText("detection.csv", _detection.ToString());
+        if (_settings.Ledger)
+            AddLedgerRecord(epoch, step);
+    }
+
+    private void AddLedgerRecord(int epoch, long step)
+    {
         int n = _train.Count;
         var (loss, margin, norm, aum, forgetting) = (new float[n], new float[n], new float[n], new float[n], new float[n]);
         for (int i = 0; i < n; i++)
@@ -163,8 +169,7 @@ public sealed class RobustReport : ITrainingCallback
             aum[i] = Unnegated(_scores[Aum][i]);
             forgetting[i] = (float)_scores[Forgetting][i];
         }
-        if (_settings.Ledger)
-            _ledger.Add(epoch, step, loss, margin, norm, (float[])_weights.Clone(), aum, forgetting);
+        _ledger.Add(epoch, step, loss, margin, norm, (float[])_weights.Clone(), aum, forgetting);
     }
 
     // A score negated for ranking, back as the value itself (NaN kept as the one NaN).
