@@ -248,6 +248,8 @@ public sealed class SpectralTailPreset : IPreset
                     ["trunc_test_acc_at_best_d"] = Num(row["trunc_test_acc_at_best_d"]),
                 },
             });
+            if (run.Status == RunStatus.Interrupted)
+                return run.Result with { Reason = $"{config.Name}: {run.Result.Reason}" }; // a signal: the runs so far are in results.csv
             log(string.Create(CultureInfo.InvariantCulture,
                 $"[{i + 1}/{runs.Count}] {config.Name}: full {Num(row["full_test_acc"]):F4}, trunc at d={row["best_d_by_val"]} {Num(row["trunc_test_acc_at_best_d"]):F4}, early stop {Num(row["best_early_stop_test_acc"]):F4}, erank {Num(row["effective_rank"]):F1} (init {Num(row["effective_rank_at_init"]):F1}), probe best d {row["probe_best_d"]}; {runClock.Elapsed.TotalSeconds:F0} s"));
         }
