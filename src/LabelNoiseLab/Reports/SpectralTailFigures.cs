@@ -110,8 +110,10 @@ public static partial class HtmlReport
         var values = new JsonArray();
         foreach (var g in points.GroupBy(p => (p.Group, p.X)).OrderBy(g => g.Key.Group, StringComparer.Ordinal).ThenBy(g => g.Key.X))
         {
-            var (mean, std) = Studies.Claims.MeanStd([.. g.Select(p => p.Y)]);
-            values.Add(new JsonObject { ["x"] = g.Key.X, ["c"] = g.Key.Group, ["mean"] = mean, ["lo"] = mean - (std ?? 0), ["hi"] = mean + (std ?? 0) });
+            var ys = g.Select(p => p.Y).ToList();
+            double mean = ys.Average();
+            double std = ys.Count < 2 ? 0 : Math.Sqrt(ys.Sum(y => (y - mean) * (y - mean)) / (ys.Count - 1));
+            values.Add(new JsonObject { ["x"] = g.Key.X, ["c"] = g.Key.Group, ["mean"] = mean, ["lo"] = mean - std, ["hi"] = mean + std });
         }
         return WithErrors(title, values, xTitle, yTitle, xScale, colorTitle, mark, band: true);
     }
