@@ -94,7 +94,7 @@ public static class LnlabCli
         {
             preset, quick, presetOut, presetSet, presetOverwrite, presetDataDir, presetSeeds,
         };
-        run.SetAction(p => new PresetWorker(stdout, host.RunsRoot, host.Runner).Run(new PresetOptions
+        run.SetAction(p => new PresetWorker(stdout, host.RunsRoot, host.Runner, host.Cancellation).Run(new PresetOptions
         {
             Preset = p.GetRequiredValue(preset),
             Quick = p.GetValue(quick),

@@ -28,9 +28,11 @@ public sealed record PresetOptions
 /// Runs a built-in preset (<see cref="Presets.All"/>) into a run directory and writes its final
 /// status. Knows nothing of the parser; errors are thrown and <see cref="LnlabCli"/> reports them.
 /// Each preset checks its settings (<see cref="IPreset.Prepare"/>) before the run directory
-/// exists, so bad input leaves nothing behind.
+/// exists, so bad input leaves nothing behind. A signal (<paramref name="cancellation"/>) reaches
+/// the running sub-run, which checkpoints and ends interrupted; the preset stops there and ends
+/// interrupted (exit 5).
 /// </summary>
-public sealed class PresetWorker(TextWriter stdout, string runsRoot = "runs", IExperimentRunner? runner = null)
+public sealed class PresetWorker(TextWriter stdout, string runsRoot = "runs", IExperimentRunner? runner = null, CancellationToken cancellation = default)
 {
     public int Run(PresetOptions options)
     {
@@ -44,7 +46,7 @@ public sealed class PresetWorker(TextWriter stdout, string runsRoot = "runs", IE
         using var dir = RunDirectory.Create(options.OutDir, plan.RunName, options.Overwrite, runsRoot);
         dir.Publish(); // the settings are valid; a preset's sub-runs are folders inside dir.Path, so it replaces an older run at once
         stdout.WriteLine($"run directory: {dir.Path}");
-        var context = new PresetContext(runner ?? new ExperimentRunner(), options.DataDir, stdout.WriteLine);
-        return RunEnding.Run(dir, stdout, () => plan.Run(dir, context));
+        var context = new PresetContext(runner ?? new ExperimentRunner(), options.DataDir, stdout.WriteLine, cancellation);
+        return RunEnding.Run(dir, stdout, () => plan.Run(dir, context), resumable: false);
     }
 }

@@ -32,7 +32,9 @@ public sealed record VerifyOptions
 /// one table of their claims, writes claims.csv and report.html. A preset that cannot be read or
 /// run is one line on stderr naming it, and the others still run and are listed. Exit code: 2 when
 /// some input was bad (an unknown --only name, a --from folder that is not a preset's), else 4 when
-/// a preset run failed, else 6 with --strict when a claim failed, else 0.
+/// a preset run failed, else 6 with --strict when a claim failed, else 0. A signal (SIGINT, SIGTERM,
+/// SIGHUP) reaches the running preset, which ends interrupted as under <c>lnlab run</c>; verify
+/// starts no further preset, writes its table and files for what ran, and exits 5.
 /// </summary>
 public sealed class VerifyWorker(TextWriter stdout, TextWriter stderr, CliHost host)
 {
@@ -70,7 +72,14 @@ public sealed class VerifyWorker(TextWriter stdout, TextWriter stderr, CliHost h
             Directory.CreateDirectory(outDir);
             stdout.WriteLine($"verify: {known.Count} preset(s){(options.Quick ? " (quick)" : "")} into {outDir}");
             for (int i = 0; i < known.Count; i++)
+            {
+                if (host.Cancellation.IsCancellationRequested)
+                {
+                    results.Add(PresetClaims.Failed(known[i], Path.Combine(outDir, known[i]), $"preset {known[i]}: not started (verify was interrupted)"));
+                    continue;
+                }
                 results.Add(RunOne(known[i], Path.Combine(outDir, known[i]), options, $"[{i + 1}/{known.Count}]"));
+            }
         }
         results = [.. results.OrderBy(r => Presets.Names.Contains(r.Preset) ? Presets.Names.ToList().IndexOf(r.Preset) : -1)];
 
@@ -84,6 +93,11 @@ public sealed class VerifyWorker(TextWriter stdout, TextWriter stderr, CliHost h
         stdout.WriteLine(Verify.WriteMarkdown(outDir, results, options.Quick || results.Any(r => r.Claims.Any(c => c.Quick))));
         stdout.WriteLine(Verify.WritePage(outDir, results, options.Quick || results.Any(r => r.Claims.Any(c => c.Quick))));
 
+        if (options.From is null && host.Cancellation.IsCancellationRequested)
+        {
+            stdout.WriteLine($"verify: interrupted; the presets that finished are in {outDir}");
+            return ExitCodes.Interrupted;
+        }
         if (results.Any(r => r.BadInput))
             return ExitCodes.BadInput;
         if (results.Any(r => r.Problem is not null))
@@ -104,7 +118,7 @@ public sealed class VerifyWorker(TextWriter stdout, TextWriter stderr, CliHost h
             using var lines = new LineWriter(log);
             try
             {
-                code = new PresetWorker(lines, host.RunsRoot, host.Runner).Run(new PresetOptions
+                code = new PresetWorker(lines, host.RunsRoot, host.Runner, host.Cancellation).Run(new PresetOptions
                 {
                     Preset = name,
                     Quick = options.Quick,

@@ -108,4 +108,99 @@ public sealed class ReportFiguresTests : IDisposable
         // A robust run's own report has its heatmap too.
         ReportRendered(Path.Combine(outDir, "runs", "ce_symmetric0.4_s0"), 5, "realised transition matrix");
     }
+
+    /// <summary>The Vega-Lite specs embedded in a report page, and the one titled <paramref name="title"/>.</summary>
+    private static JsonObject Chart(string html, string title)
+    {
+        int start = html.IndexOf("var specs=", StringComparison.Ordinal) + "var specs=".Length;
+        int end = html.IndexOf(";\n", start, StringComparison.Ordinal);
+        var specs = JsonNode.Parse(html[start..end].Replace("<\\/", "</", StringComparison.Ordinal))!.AsArray();
+        return specs.Single(s => s!["title"]!.GetValue<string>() == title)!.AsObject();
+    }
+
+    private static List<JsonObject> Values(JsonObject chart) => [.. chart["data"]!["values"]!.AsArray().Select(v => v!.AsObject())];
+
+    private static double Num(JsonNode? node) => node!.GetValue<double>();
+
+    [Fact]
+    public void The_double_descent_report_draws_the_papers_figures()
+    {
+        string outDir = Path.Combine(_dir, "dd");
+        var (code, stdout, stderr) = Cli("run", "double-descent", "--quick", "--out", outDir, "--set", "data.name=gaussian-mixture", "--set", "epochs=3");
+        Assert.True(code == 0, stderr + stdout);
+        // test error, error and loss split four ways, separation per layer, ratio and largest |a|; then
+        // ablation.csv, layers.csv, metrics.csv (2) and phases.csv
+        string html = ReportRendered(outDir, 11, "test error against epoch, per network", "error split four ways, per network", "loss split four ways, per network",
+            "clean/noisy cosine per hidden layer against epoch (0 = initialisation)", "the large activation in the shallowest probed layer");
+
+        // Test error on a log epoch axis: one point per network and evaluation, 1 − test_acc of that run's metrics.csv.
+        var test = Chart(html, "test error against epoch, per network");
+        Assert.Equal("log", test["encoding"]!["x"]!["scale"]!["type"]!.GetValue<string>());
+        var rows = Values(test);
+        Assert.Equal(9, rows.Count); // 3 networks × 3 epochs
+        var mlp7 = File.ReadAllLines(Path.Combine(outDir, "mlp7", "metrics.csv"));
+        int testAcc = Array.IndexOf(mlp7[0].Split(','), "test_acc");
+        double last = double.Parse(mlp7[^1].Split(',')[testAcc], System.Globalization.CultureInfo.InvariantCulture);
+        Assert.Equal(1 - last, Num(rows.Single(r => r["c"]!.GetValue<string>() == "mlp7" && Num(r["x"]) == 3)["y"]), 12);
+        // The decomposition: four parts per network and epoch, one panel per network.
+        var split = Chart(html, "error split four ways, per network");
+        Assert.Equal("f", split["facet"]!["column"]!["field"]!.GetValue<string>());
+        Assert.Equal(36, Values(split).Count);
+        Assert.Equal(["clean training samples", "noisy, given label", "noisy, true label", "test"], Values(split).Select(r => r["c"]!.GetValue<string>()).Distinct().Order());
+
+        // Separation: every layers.csv row, by given and by true label (2 + 4 + 6 hidden layers, epochs 0..3).
+        var cosine = Values(Chart(html, "clean/noisy cosine per hidden layer against epoch (0 = initialisation)"));
+        Assert.Equal(2 * 12 * 4, cosine.Count);
+        Assert.Equal(["layer 0", "layer 1", "layer 2", "layer 3", "layer 4", "layer 5"], cosine.Select(r => r["c"]!.GetValue<string>()).Distinct().Order());
+        // The large activation: the shallowest layer only, one row per network and evaluation.
+        var ratio = Values(Chart(html, "top unit's largest |activation| / median |activation|"));
+        Assert.Equal(12, ratio.Count);
+        var layers = File.ReadAllLines(Path.Combine(outDir, "layers.csv")).Skip(1).Select(l => l.Split(',')).Where(c => c[0] == "mlp5" && c[2] == "0").ToList();
+        var header = File.ReadAllLines(Path.Combine(outDir, "layers.csv"))[0].Split(',');
+        Assert.Equal(layers.Select(c => double.Parse(c[Array.IndexOf(header, "max_to_median_ratio")], System.Globalization.CultureInfo.InvariantCulture)),
+            ratio.Where(r => r["c"]!.GetValue<string>() == "mlp5").Select(r => Num(r["y"])));
+    }
+
+    [Fact]
+    public void The_spectral_tail_report_draws_the_papers_figures()
+    {
+        string outDir = Path.Combine(_dir, "st");
+        var (code, stdout, stderr) = Cli("run", "spectral-tail", "--quick", "--out", outDir,
+            "--set", "spectral_tail.data=gaussian-mixture", "--set", "spectral_tail.subset=0", "--set", "spectral_tail.epochs=3", "--set", "spectral_tail.seeds=2");
+        Assert.True(code == 0, stderr + stdout);
+        // probe against d, truncation vs full vs early stopping, tail energy against width; then
+        // aggregate.csv, metrics.csv, per_d.csv, per_d_early_stopped.csv, results.csv, widths.csv
+        string html = ReportRendered(outDir, 9, "probe test accuracy against d, per noise rate", // the specs' JSON writes ± as \u00B1
+            "test accuracy against noise rate", "tail energy at d = classes against width", "explicit spectral truncation against the full model and early stopping");
+
+        // The probe: width 128 only (not the width sweep's 32), mean and std over the two seeds per (noise rate, d), log d axis.
+        var probe = Chart(html, "probe test accuracy against d, per noise rate (mean ± std over seeds)");
+        Assert.Equal("log", probe["encoding"]!["x"]!["scale"]!["type"]!.GetValue<string>());
+        var perD = File.ReadAllLines(Path.Combine(outDir, "per_d.csv"));
+        int acc = Array.IndexOf(perD[0].Split(','), "probe_test_acc");
+        double At(string run, int d) => double.Parse(perD.Single(l => l.StartsWith(run + "," + d + ",", StringComparison.Ordinal)).Split(',')[acc], System.Globalization.CultureInfo.InvariantCulture);
+        double a = At("mlp-w128-noise40", 5), b = At("mlp-w128-noise40-s1", 5);
+        var point = Values(probe).Single(r => r["c"]!.GetValue<string>() == "noise 0.4" && Num(r["x"]) == 5);
+        Assert.Equal((a + b) / 2, Num(point["mean"]), 12);
+        Assert.Equal((a + b) / 2 + Math.Abs(a - b) / Math.Sqrt(2), Num(point["hi"]), 12);
+        Assert.Equal(["noise 0", "noise 0.4"], Values(probe).Select(r => r["c"]!.GetValue<string>()).Distinct().Order());
+
+        // Truncation vs full vs early stopping: aggregate.csv's means and stds at width 128, as error bars.
+        var compare = Chart(html, "test accuracy against noise rate (mean ± std over seeds)");
+        Assert.Equal("errorbar", compare["layer"]![0]!["mark"]!["type"]!.GetValue<string>());
+        var bars = Values(compare);
+        Assert.Equal(6, bars.Count); // 3 models × 2 noise rates
+        var aggregate = File.ReadAllLines(Path.Combine(outDir, "aggregate.csv"));
+        var cols = aggregate[0].Split(',');
+        var row = aggregate.Skip(1).Select(l => l.Split(',')).Single(c => c[1] == "128" && c[2] == "0.4");
+        double F(string column) => double.Parse(row[Array.IndexOf(cols, column)], System.Globalization.CultureInfo.InvariantCulture);
+        var trunc = bars.Single(r => r["c"]!.GetValue<string>() == "truncation (d on noisy validation)" && Num(r["x"]) == 0.4);
+        Assert.Equal(F("trunc_test_acc_at_best_d_mean"), Num(trunc["mean"]), 12);
+        Assert.Equal(F("trunc_test_acc_at_best_d_mean") - F("trunc_test_acc_at_best_d_std"), Num(trunc["lo"]), 12);
+
+        // Tail energy against width (32 and 128 at 40%): all, clean and noisy samples.
+        var tail = Values(Chart(html, "tail energy at d = classes against width"));
+        Assert.Equal(6, tail.Count);
+        Assert.Equal([32.0, 128.0], tail.Select(r => Num(r["x"])).Distinct().Order());
+    }
 }

@@ -46,6 +46,15 @@ public sealed class TwoPhaseFmnistPresetTests : IDisposable
                 Assert.True(double.IsFinite(m.GetProperty(key).GetDouble()), $"{method}.{key}");
         }
         Assert.True(summary.RootElement.TryGetProperty("final_norm_ratio_label_noise_over_sgd", out _));
+        // The paper's claims, in the contract, measured from the same figures.
+        var claims = Claims.Read(System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(outDir, "summary.json")))!.AsObject(), "summary.json")!;
+        Assert.Equal(["label_noise_norms_shrink", "label_noise_shrinks_more_than_sgd"], claims.Select(c => c.Id));
+        double ratio = methods.GetProperty("label_noise_sgd").GetProperty("final_neuron_norm_ratio").GetDouble();
+        double relative = summary.RootElement.GetProperty("final_norm_ratio_label_noise_over_sgd").GetDouble();
+        Assert.Equal(ratio, claims[0].Measured, 12);
+        Assert.Equal(relative, claims[1].Measured, 12);
+        Assert.Equal([ratio < 1, relative < 1], claims.Select(c => c.Pass));
+        Assert.All(claims, c => Assert.True(c.Quick && c.Seeds == 1 && double.IsNaN(c.Spread)));
         Assert.StartsWith("epoch,step,lr,train_loss", File.ReadLines(Path.Combine(outDir, "metrics.csv")).First());
         // The label-noise run really had noise: its trainer summary reports the realised rate.
         using var ln = JsonDocument.Parse(File.ReadAllText(Path.Combine(outDir, "label_noise_sgd", "summary.json")));

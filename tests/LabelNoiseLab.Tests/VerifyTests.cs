@@ -190,4 +190,45 @@ public sealed class VerifyTests : IDisposable
         Assert.DoesNotContain("data-empty=", dom);
         Assert.DoesNotContain("data-errors=", dom);
     }
+
+    [System.Runtime.InteropServices.DllImport("libc", SetLastError = true)]
+    private static extern int kill(int pid, int sig);
+
+    [Fact]
+    public void Ctrl_C_during_verify_interrupts_the_running_preset_starts_no_other_and_writes_what_finished()
+    {
+        MachineTools.RequireFashionMnist();
+        string outDir = Path.Combine(_dir, "signalled");
+        var output = new System.Text.StringBuilder();
+        using (var process = TestCli.Start(null, output, "verify", "--quick", "--only", "two-phase,spectral-tail,double-descent", "--out", outDir))
+        {
+            // two-phase finished, spectral-tail's first run training (its first evaluation written): then SIGINT.
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            string metrics = Path.Combine(outDir, "spectral-tail", "runs", "mlp-w128-noise0", "metrics.csv");
+            while ((!File.Exists(metrics) || File.ReadAllLines(metrics).Length < 2) && clock.Elapsed.TotalSeconds < 300 && !process.HasExited)
+                Thread.Sleep(20);
+            Assert.False(process.HasExited, "verify ended before it could be signalled");
+            Assert.Equal(0, kill(process.Id, 2));
+            Assert.True(process.WaitForExit(120_000));
+            process.WaitForExit();
+            Assert.True(process.ExitCode == 5, output.ToString());
+        }
+        Assert.Equal("complete", File.ReadAllLines(Path.Combine(outDir, "two-phase", "status"))[0]);
+        // The preset ended interrupted with the run the signal reached, which wrote its checkpoint.
+        var status = File.ReadAllLines(Path.Combine(outDir, "spectral-tail", "status"));
+        Assert.Equal("interrupted", status[0]);
+        Assert.Matches("^mlp-w(128|32)-noise(0|40): interrupted at step ", status[1]);
+        string run = Path.Combine(outDir, "spectral-tail", "runs", status[1].Split(':')[0]);
+        Assert.Equal("interrupted", File.ReadAllLines(Path.Combine(run, "status"))[0]);
+        Assert.NotEmpty(Directory.GetFiles(Path.Combine(run, "checkpoints"), "epoch-*.safetensors"));
+        // No further preset started; the table and files hold what finished.
+        Assert.False(Directory.Exists(Path.Combine(outDir, "double-descent")));
+        var csv = File.ReadAllLines(Path.Combine(outDir, "claims.csv"));
+        Assert.Contains(csv, l => l.StartsWith("two-phase,", StringComparison.Ordinal));
+        Assert.DoesNotContain(csv, l => l.StartsWith("spectral-tail,", StringComparison.Ordinal));
+        Assert.True(File.Exists(Path.Combine(outDir, "report.html")));
+        string text = output.ToString();
+        Assert.Contains("preset double-descent: not started (verify was interrupted)", text);
+        Assert.Contains("ended interrupted", text);
+    }
 }

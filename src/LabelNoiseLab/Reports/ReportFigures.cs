@@ -8,7 +8,7 @@ namespace LabelNoiseLab.Reports;
 /// The figures a reader looks for first, ahead of the generic CSV charts: the summary card (best
 /// and last test accuracy, memorisation, noise realised, claims held), the realised transition
 /// matrix as a heatmap, and each preset's own figures on its paper's axes (two-phase,
-/// two-phase-paper, robust; double-descent and spectral-tail still get only the generic charts).
+/// two-phase-paper, robust, double-descent, spectral-tail).
 /// </summary>
 public static partial class HtmlReport
 {
@@ -119,6 +119,12 @@ public static partial class HtmlReport
             }
             case "robust" when File.Exists(Path.Combine(dir, "results.csv")):
                 AddRobustFigures(charts, page, dir, ReadCsv(Path.Combine(dir, "results.csv")));
+                break;
+            case "double-descent" when File.Exists(Path.Combine(dir, "phases.csv")):
+                AddDoubleDescentFigures(charts, page, dir, ReadCsv(Path.Combine(dir, "phases.csv")));
+                break;
+            case "spectral-tail" when File.Exists(Path.Combine(dir, "results.csv")):
+                AddSpectralTailFigures(charts, page, dir, ReadCsv(Path.Combine(dir, "results.csv")));
                 break;
         }
     }

@@ -150,6 +150,8 @@ public sealed class RobustPreset : IPreset
                     if (run.Report is { } report)
                         metrics.Add(run, report.Final is { } last ? [last] : [], c.Name);
                     dir.WriteText(RunDirectory.MetricsFile, metrics.Text);
+                    if (result.Status == RunStatus.Interrupted)
+                        return result with { Reason = $"{c.Name}: {result.Reason}" }; // a signal: the runs so far are in results.csv
                     var row = MakeRow(run.Report, method, kind, rate, seed);
                     rows.Add(row);
                     csv.Append(string.Create(CultureInfo.InvariantCulture,

@@ -248,6 +248,8 @@ public sealed class SpectralTailPreset : IPreset
                     ["trunc_test_acc_at_best_d"] = Num(row["trunc_test_acc_at_best_d"]),
                 },
             });
+            if (run.Status == RunStatus.Interrupted)
+                return run.Result with { Reason = $"{config.Name}: {run.Result.Reason}" }; // a signal: the runs so far are in results.csv
             log(string.Create(CultureInfo.InvariantCulture,
                 $"[{i + 1}/{runs.Count}] {config.Name}: full {Num(row["full_test_acc"]):F4}, trunc at d={row["best_d_by_val"]} {Num(row["trunc_test_acc_at_best_d"]):F4}, early stop {Num(row["best_early_stop_test_acc"]):F4}, erank {Num(row["effective_rank"]):F1} (init {Num(row["effective_rank_at_init"]):F1}), probe best d {row["probe_best_d"]}; {runClock.Elapsed.TotalSeconds:F0} s"));
         }
@@ -386,6 +388,8 @@ public sealed class SpectralTailPreset : IPreset
     {
         var done = rows.Where(r => !double.IsNaN(Num(r["full_test_acc"]))).ToList();
         var atSweep = done.Where(r => (string)r["model"]! == "mlp" && Math.Abs(Num(r["noise_rate"]) - o.SweepNoise) < 1e-9).OrderBy(r => Num(r["width"])).ToList();
+        // Keyed by width: the width sweep's seed only (with several seeds the grid's width appears once per seed at this noise rate).
+        var widthSweep = atSweep.Where(r => (int)r["seed"]! == o.Seed).ToList();
         return new Dictionary<string, object?>
         {
             ["probe_best_d_by_run"] = done.ToDictionary(r => (string)r["run"]!, r => r["probe_best_d"]),
@@ -393,9 +397,9 @@ public sealed class SpectralTailPreset : IPreset
             ["trunc_minus_full_at_sweep_noise"] = atSweep.ToDictionary(r => (string)r["run"]!, r => Num(r["trunc_test_acc_at_best_d"]) - Num(r["full_test_acc"])),
             ["trunc_minus_early_stop_at_sweep_noise"] = atSweep.ToDictionary(r => (string)r["run"]!, r => Num(r["trunc_test_acc_at_best_d"]) - Num(r["best_early_stop_test_acc"])),
             ["noisy_minus_clean_tail_energy_at_k"] = done.ToDictionary(r => (string)r["run"]!, r => Num(r["noisy_tail_energy_at_k"]) - Num(r["clean_tail_energy_at_k"])),
-            ["width_effective_rank_at_sweep_noise"] = atSweep.ToDictionary(r => F((int)r["width"]!), r => Num(r["effective_rank"])),
-            ["width_clean_tail_energy_at_k_at_sweep_noise"] = atSweep.ToDictionary(r => F((int)r["width"]!), r => Num(r["clean_tail_energy_at_k"])),
-            ["width_full_test_acc_at_sweep_noise"] = atSweep.ToDictionary(r => F((int)r["width"]!), r => Num(r["full_test_acc"])),
+            ["width_effective_rank_at_sweep_noise"] = widthSweep.ToDictionary(r => F((int)r["width"]!), r => Num(r["effective_rank"])),
+            ["width_clean_tail_energy_at_k_at_sweep_noise"] = widthSweep.ToDictionary(r => F((int)r["width"]!), r => Num(r["clean_tail_energy_at_k"])),
+            ["width_full_test_acc_at_sweep_noise"] = widthSweep.ToDictionary(r => F((int)r["width"]!), r => Num(r["full_test_acc"])),
         };
     }
 

@@ -129,7 +129,7 @@ public sealed class TwoPhasePaperPreset : IPreset
         {
             string method = Methods[mi];
             if (context.Cancellation.IsCancellationRequested)
-                return RunResult.Failed("interrupted");
+                return new RunResult(RunStatus.Interrupted, $"interrupted before {method}");
             var result = RunMethod(method, mi, o, initial, x, y, xTest, yTest, classes, curves, metrics);
             dir.WriteText(CurvesFile, curves.ToString());
             finals[method] = result;

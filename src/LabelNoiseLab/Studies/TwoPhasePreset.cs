@@ -160,10 +160,11 @@ public sealed class TwoPhasePreset : IPreset
         foreach (var set in request.Sets)
             settings = settings.With(set);
         settings.Validate();
-        return new PresetPlan(request.Quick ? "two-phase-quick" : "two-phase", (dir, context) => Run(settings, dir, context.Log, request.Quick));
+        return new PresetPlan(request.Quick ? "two-phase-quick" : "two-phase", (dir, context) => Run(settings, dir, context.Log, request.Quick, context.Cancellation));
     }
 
-    public static RunResult Run(TwoPhaseOptions o, RunDirectory dir, Action<string>? log = null, bool quick = false)
+    /// <summary>Every method in turn; a signal (<paramref name="cancellation"/>) ends it interrupted at the next evaluation.</summary>
+    public static RunResult Run(TwoPhaseOptions o, RunDirectory dir, Action<string>? log = null, bool quick = false, CancellationToken cancellation = default)
     {
         o.Validate();
         dir.WriteText(RunDirectory.ConfigFile, o.ToYaml());
@@ -248,6 +249,11 @@ public sealed class TwoPhasePreset : IPreset
                     }
                     if (last)
                         break;
+                    if (cancellation.IsCancellationRequested)
+                    {
+                        dir.WriteText("dynamics.csv", csv.ToString());
+                        return new RunResult(RunStatus.Interrupted, $"{method}: interrupted at step {step}");
+                    }
                 }
                 // Train up to the next evaluation without leaving the fused kernel.
                 long until = Math.Min(o.Steps, (step / o.EvalEvery + 1) * o.EvalEvery);
