@@ -107,6 +107,13 @@ public sealed class Tape
         return buffer.AsSpan(0, length);
     }
 
+    /// <summary>
+    /// Floats of unfolded input a convolution processes at once (<see cref="Conv2dOp"/> works
+    /// through the batch in chunks of samples this size, so the chunk stays in cache). Default
+    /// 2^20 (4 MB).
+    /// </summary>
+    internal int ConvChunkFloats { get; set; } = 1 << 20;
+
     /// <summary>A pooled tensor object that shares <paramref name="source"/>'s storage under another shape.</summary>
     public Tensor View(Tensor source, ReadOnlySpan<int> shape)
     {
