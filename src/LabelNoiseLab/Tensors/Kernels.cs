@@ -113,30 +113,13 @@ public static class Kernels
         return (sg, sgx);
     }
 
-    /// <summary>dst (+)= a·g + b·x + c (a normalisation's input gradient, per channel).</summary>
+    /// <summary>dst (+)= a·g + b·x + c (a normalisation's input gradient, per channel; meant for spans that fit in L1).</summary>
     public static void AffineCombine(ReadOnlySpan<float> g, ReadOnlySpan<float> x, float a, float b, float c, Span<float> dst, bool accumulate)
     {
         CheckSame(g.Length, x.Length, dst.Length);
-        ref float gr = ref System.Runtime.InteropServices.MemoryMarshal.GetReference(g);
-        ref float xr = ref System.Runtime.InteropServices.MemoryMarshal.GetReference(x);
-        ref float dr = ref System.Runtime.InteropServices.MemoryMarshal.GetReference(dst);
-        int i = 0, n = g.Length;
-        if (Vector256.IsHardwareAccelerated)
-        {
-            Vector256<float> av = Vector256.Create(a), bv = Vector256.Create(b), cv = Vector256.Create(c);
-            for (; i <= n - Vector256<float>.Count; i += Vector256<float>.Count)
-            {
-                var v = av * Vector256.LoadUnsafe(ref gr, (nuint)i) + bv * Vector256.LoadUnsafe(ref xr, (nuint)i) + cv;
-                if (accumulate)
-                    v += Vector256.LoadUnsafe(ref dr, (nuint)i);
-                v.StoreUnsafe(ref dr, (nuint)i);
-            }
-        }
-        for (; i < n; i++)
-        {
-            float v = a * Unsafe.Add(ref gr, i) + b * Unsafe.Add(ref xr, i) + c;
-            Unsafe.Add(ref dr, i) = accumulate ? Unsafe.Add(ref dr, i) + v : v;
-        }
+        ScaleInto(g, a, dst, accumulate);
+        TensorPrimitives.FusedMultiplyAdd(x, b, dst, dst);
+        TensorPrimitives.Add(dst, c, dst);
     }
 
     /// <summary>Copies <paramref name="row"/> into every row of the rows×row.Length matrix <paramref name="dst"/>.</summary>
