@@ -13,7 +13,7 @@ public struct TapeEntry
     public Tensor? A;
     public Tensor? B;
     public Tensor? C;
-    /// <summary>A workspace the forward filled for the backward (softmax, mask, im2col...).</summary>
+    /// <summary>A workspace the forward filled for the backward (softmax, dropout mask, max-pool argmax...).</summary>
     public Tensor? Saved;
     /// <summary>Non-tensor state: labels, layer geometry, a hook.</summary>
     public object? State;
