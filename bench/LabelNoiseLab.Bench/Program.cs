@@ -22,6 +22,8 @@ switch (args.Length > 0 ? args[0] : "")
         return StudyBench.Run(args[1..]);
     case "resnet-step":
         return ResNetStepBench.Run(args[1..]);
+    case "vit-step":
+        return ResNetStepBench.Run(args[1..], vit: true);
     case "resnet-profile":
         return ResNetProfileBench.Run(args[1..]);
     case "two-phase-paper":
@@ -29,6 +31,6 @@ switch (args.Length > 0 ? args[0] : "")
     case "audit":
         return AuditBench.Run(args[1..]);
     default:
-        Console.Error.WriteLine("usage: LabelNoiseLab.Bench <benchmark>   (benchmarks: gemm, mlp-epoch, data-load, online-linear, study, spectral, per-sample-norms, activation-probe, two-phase-paper, resnet-step, resnet-profile, audit)");
+        Console.Error.WriteLine("usage: LabelNoiseLab.Bench <benchmark>   (benchmarks: gemm, mlp-epoch, data-load, online-linear, study, spectral, per-sample-norms, activation-probe, two-phase-paper, resnet-step, resnet-profile, audit, vit-step)");
         return 2;
 }

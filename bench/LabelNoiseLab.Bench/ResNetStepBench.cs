@@ -10,13 +10,15 @@ namespace LabelNoiseLab.Bench;
 
 /// <summary>
 /// A ResNet-20 (BatchNorm) training step at batch 128 on 28×28×1 random inputs, SGD momentum 0.9,
-/// softmax cross-entropy: the setting of ../shared/peers/torch_resnet_epoch.py. Prints the median
+/// softmax cross-entropy: the setting of ../shared/peers/torch_resnet_epoch.py; <c>vit-step</c>
+/// (<c>vit: true</c>) times the default ViT (patch 7, dimension 64, 4 blocks, 4 heads) in the same
+/// setting, against bench/peers/torch_vit_step.py. Prints the median
 /// step time after 5 warm-up steps, the 60,000-sample epoch extrapolated from it (epoch_s=), and
 /// the managed bytes a warm step allocates, and the process's peak working set. Options: <c>--steps N</c>, <c>--channels C</c>, <c>--size S</c>.
 /// </summary>
 public static class ResNetStepBench
 {
-    public static int Run(string[] args)
+    public static int Run(string[] args, bool vit = false)
     {
         int steps = 20, channels = 1, size = 28;
         for (int i = 0; i + 1 < args.Length; i += 2)
@@ -28,13 +30,13 @@ public static class ResNetStepBench
                 case "--channels": channels = v; break;
                 case "--size": size = v; break;
                 default:
-                    Console.Error.WriteLine("usage: LabelNoiseLab.Bench resnet-step [--steps N] [--channels C] [--size S]");
+                    Console.Error.WriteLine("usage: LabelNoiseLab.Bench resnet-step|vit-step [--steps N] [--channels C] [--size S]");
                     return 2;
             }
         }
         const int batch = 128;
         var rng = new Rng(0);
-        var model = new ResNet(channels, size, 10, depth: 20);
+        Model model = vit ? new VisionTransformer(channels, size, 10) : new ResNet(channels, size, 10, depth: 20);
         Init.Apply(model, InitKind.Default, rng);
         var optimizer = new Sgd(model.Parameters(), 0.05f, 0.9f, nesterov: false, weightDecay: 0f);
         var x = new Tensor(batch, channels * size * size);
@@ -64,7 +66,7 @@ public static class ResNetStepBench
         }
         double median = times.Order().ElementAt(times.Count / 2);
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"resnet-20 step ({Blas.Backend}, {Blas.Threads} threads, batch {batch}, {channels}x{size}x{size}): step_ms={median:F1} epoch_s={median * 60_000 / batch / 1000:F0} allocated_bytes_per_step={allocated} peak_working_set_mb={Process.GetCurrentProcess().PeakWorkingSet64 / (1024 * 1024)}"));
+            $"{(vit ? "vit" : "resnet-20")} step ({Blas.Backend}, {Blas.Threads} threads, batch {batch}, {channels}x{size}x{size}): step_ms={median:F1} epoch_s={median * 60_000 / batch / 1000:F0} allocated_bytes_per_step={allocated} peak_working_set_mb={Process.GetCurrentProcess().PeakWorkingSet64 / (1024 * 1024)}"));
         return 0;
     }
 }

@@ -81,4 +81,59 @@ public class ConvKernelTests
             Assert.True(Math.Abs(actual - sum) <= 1e-4 * (1 + Math.Abs(sum)), $"y[{i},{o},{oy},{ox}] = {actual}, direct {sum}");
         }
     }
+
+    /// <summary>
+    /// Working through the batch in chunks of samples (one per chunk; two, with a shorter last
+    /// chunk; the whole batch at once) gives the same output and the same input, weight and bias
+    /// gradients, writing and accumulating into them.
+    /// </summary>
+    [Theory]
+    [InlineData(3, 3, 1, 1, true)]
+    [InlineData(3, 3, 2, 1, false)]
+    [InlineData(1, 1, 2, 0, true)]
+    public void Conv2d_in_chunks_of_samples_matches_the_whole_batch(int k, int kw, int s, int p, bool bias)
+    {
+        var rng = new Rng((ulong)(k * 10 + s + p));
+        int n = 5, c = 3, co = 4;
+        var x = GradCheck.Random(rng, [n, c, 9, 8]);
+        var weight = GradCheck.Random(rng, [co, c, k, kw]);
+        var b = bias ? GradCheck.Random(rng, [co]) : null;
+        var g = Conv2dOp.Geometry.Of(x, weight, s, p);
+        Tensor[] inputs = b is null ? [x, weight] : [x, weight, b];
+        var prior = inputs.Select(t => GradCheck.Random(rng, [t.Length])).ToArray();
+        (float[] Y, float[][] Grads) Run(int budget, bool accumulate)
+        {
+            var tape = new Tape { ConvChunkFloats = budget };
+            for (int i = 0; i < inputs.Length; i++)
+            {
+                inputs[i].RequiresGrad = true;
+                inputs[i].ZeroGrad();
+                if (accumulate)
+                {
+                    prior[i].Span.CopyTo(inputs[i].EnsureGrad().Span);
+                    inputs[i].GradIsZero = false;
+                }
+            }
+            var y = Conv2dOp.Forward(tape, x, weight, b, s, p);
+            var r = GradCheck.Random(new Rng(5), y.Shape.ToArray());
+            tape.Backward(SumOp.Forward(tape, MulOp.Forward(tape, y, r)));
+            return (y.Span.ToArray(), inputs.Select(t => t.GradSpan().ToArray()).ToArray());
+        }
+        foreach (bool accumulate in new[] { false, true })
+        {
+            var whole = Run(1 << 20, accumulate);
+            Assert.Equal(n, Conv2dOp.ChunkSamples(g, 1 << 20));
+            foreach (int budget in new[] { 1, 2 * g.Patch * g.OutPlane })
+            {
+                Assert.Equal(budget == 1 ? 1 : 2, Conv2dOp.ChunkSamples(g, budget));
+                var chunked = Run(budget, accumulate);
+                for (int j = 0; j < whole.Y.Length; j++)
+                    Assert.True(Math.Abs(whole.Y[j] - chunked.Y[j]) <= 1e-5f * (1 + Math.Abs(whole.Y[j])), $"y[{j}]: {whole.Y[j]} vs {chunked.Y[j]}");
+                for (int i = 0; i < inputs.Length; i++)
+                for (int j = 0; j < whole.Grads[i].Length; j++)
+                    Assert.True(Math.Abs(whole.Grads[i][j] - chunked.Grads[i][j]) <= 1e-5f * (1 + Math.Abs(whole.Grads[i][j])),
+                        $"input {i}, gradient [{j}]: whole batch {whole.Grads[i][j]}, chunks of {budget} floats {chunked.Grads[i][j]}");
+            }
+        }
+    }
 }

@@ -32,7 +32,23 @@ public class KernelTests
                 Kernels.ScaleInto(y, 1.5f, d, acc);
                 for (int i = 0; i < n; i++)
                     Close((acc ? d0[i] : 0f) + y[i] * 1.5f, d[i]);
+
+                d = (float[])d0.Clone();
+                Kernels.AffineCombine(y, g, 0.7f, -1.3f, 0.25f, d, acc);
+                for (int i = 0; i < n; i++)
+                    Close((acc ? d0[i] : 0f) + 0.7 * y[i] - 1.3 * g[i] + 0.25, d[i], 1e-5);
             }
+            double ssd = 0, sg = 0, sgx = 0;
+            for (int i = 0; i < n; i++)
+            {
+                ssd += (y[i] - 0.3) * (y[i] - 0.3);
+                sg += g[i];
+                sgx += g[i] * (y[i] - 0.3);
+            }
+            Close(ssd, Kernels.SumSquaredDeviations(y, 0.3f), 1e-4);
+            var (sumG, sumGx) = Kernels.SumAndCenteredDot(g, y, 0.3f);
+            Close(sg, sumG, 1e-4);
+            Close(sgx, sumGx, 1e-4);
         }
     }
 

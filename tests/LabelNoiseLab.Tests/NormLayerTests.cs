@@ -50,6 +50,78 @@ public class NormLayerTests(ITestOutputHelper output)
             t => BatchNormOp.Forward(t, x, w, b, 1e-5f, default, default, runningMean, runningVar), [x, w, b]);
     }
 
+    /// <summary>
+    /// The vectorised BatchNorm (planes of 49 and 1: vector loops and scalar tails) against its
+    /// definition in double precision: output, batch statistics, and the backward for a given
+    /// upstream gradient, in training and evaluation, writing and accumulating.
+    /// </summary>
+    [Theory]
+    [InlineData(true, false)]
+    [InlineData(true, true)]
+    [InlineData(false, false)]
+    public void Batch_norm_matches_its_definition(bool training, bool image)
+    {
+        int[] shape = image ? [5, 3, 7, 7] : [37, 3];
+        int n = shape[0], c = shape[1], plane = image ? 49 : 1;
+        var x = GradCheck.Random(_rng, shape, 2f);
+        for (int i = 0; i < x.Length; i++)
+            x[i] += 0.7f; // a mean away from zero
+        var w = Affine(c, 1f);
+        var b = Affine(c, 0f);
+        var upstream = GradCheck.Random(_rng, shape);
+        var runningMean = new float[] { 0.5f, -0.2f, 0.9f };
+        var runningVar = new float[] { 1.5f, 0.8f, 4f };
+        var mean = new float[c];
+        var variance = new float[c];
+        x.RequiresGrad = w.RequiresGrad = b.RequiresGrad = true;
+        foreach (bool accumulate in new[] { false, true })
+        {
+            var tape = new Tape();
+            var y = training
+                ? BatchNormOp.Forward(tape, x, w, b, 1e-5f, mean, variance)
+                : BatchNormOp.Forward(tape, x, w, b, 1e-5f, default, default, runningMean, runningVar);
+            var prior = GradCheck.Random(_rng, shape);
+            foreach (var t in new[] { x, w, b })
+                t.GradIsZero = true;
+            if (accumulate)
+            {
+                prior.Span.CopyTo(x.EnsureGrad().Span);
+                x.GradIsZero = false;
+            }
+            upstream.Span.CopyTo(y.EnsureGrad().Span);
+            y.GradIsZero = false;
+            var entry = tape.Entries[0];
+            entry.Op.Backward(tape, in entry);
+            for (int ch = 0; ch < c; ch++)
+            {
+                var idx = Enumerable.Range(0, n).SelectMany(i => Enumerable.Range((i * c + ch) * plane, plane)).ToArray();
+                double mu = training ? idx.Average(k => (double)x[k]) : runningMean[ch];
+                double v = training ? idx.Average(k => (x[k] - mu) * (x[k] - mu)) : runningVar[ch];
+                if (training)
+                {
+                    Assert.Equal(mu, mean[ch], 1e-5);
+                    Assert.Equal(v, variance[ch], 1e-4);
+                }
+                double inv = 1 / Math.Sqrt(v + 1e-5), sg = 0, sgx = 0;
+                foreach (int k in idx)
+                {
+                    double h = (x[k] - mu) * inv;
+                    Assert.Equal(w[ch] * h + b[ch], y[k], 1e-4);
+                    sg += upstream[k];
+                    sgx += upstream[k] * h;
+                }
+                Assert.Equal(sgx, w.Grad![ch], 1e-3);
+                Assert.Equal(sg, b.Grad![ch], 1e-3);
+                foreach (int k in idx)
+                {
+                    double h = (x[k] - mu) * inv;
+                    double d = w[ch] * inv * (training ? upstream[k] - sg / idx.Length - h * sgx / idx.Length : upstream[k]);
+                    Assert.Equal((accumulate ? prior[k] : 0) + d, x.Grad![k], 1e-4);
+                }
+            }
+        }
+    }
+
     [Theory]
     [InlineData(1)]
     [InlineData(2)]

@@ -3,11 +3,13 @@ using LabelNoiseLab.Tensors;
 namespace LabelNoiseLab.Autograd;
 
 /// <summary>
-/// 2-D convolution by im2col + one GEMM over the whole batch: x [N, C, H, W], weight
-/// [Co, C, KH, KW], optional bias [Co] → y [N, Co, OH, OW]. The unfolded input (one column per
-/// output position of every sample, [C·KH·KW, N·OH·OW]) is saved for the weight gradient; the
-/// channel-major output, its gradient and the unfolded input gradient are transient and live in
-/// the tape's scratch, so the step holds one of each, not one per layer.
+/// 2-D convolution by im2col + GEMM: x [N, C, H, W], weight [Co, C, KH, KW], optional bias [Co]
+/// → y [N, Co, OH, OW]. The batch is processed in chunks of samples whose unfolded input
+/// ([C·KH·KW, n·OH·OW], one column per output position) fits <see cref="Tape.ConvChunkFloats"/>:
+/// each chunk is unfolded into the tape's scratch, multiplied, and its channel-major product
+/// copied out while it is still in cache. Nothing activation-sized is saved: the backward
+/// unfolds each chunk of the input again for the weight gradient, so a step holds one chunk's
+/// unfolded input, not one full unfolding per layer.
 /// </summary>
 public sealed class Conv2dOp : Op
 {
@@ -20,15 +22,21 @@ public sealed class Conv2dOp : Op
         if (bias is not null && bias.Length != weight.Dim(0))
             throw new ShapeException($"conv2d: bias {bias.Describe()} does not fit weight {weight.Describe()}");
         var g = Geometry.Of(x, weight, stride, padding);
-        int positions = g.N * g.OutPlane;
-        var col = tape.Workspace(g.Patch, positions);
-        Im2Col(x.Span, col.Span, g);
-        var yt = tape.Scratch(1, g.Co * positions); // [Co, N·OH·OW]
-        Blas.Sgemm(false, false, g.Co, positions, g.Patch, 1f, weight.Span, g.Patch, col.Span, positions, 0f, yt, positions);
         var y = tape.Workspace(g.N, g.Co, g.OH, g.OW);
-        ChannelMajorToBatchMajor(yt, y.Span, g, bias is null ? ReadOnlySpan<float>.Empty : bias.Span);
+        int chunk = ChunkSamples(g, tape.ConvChunkFloats);
+        var col = tape.Scratch(0, g.Patch * chunk * g.OutPlane);
+        var yt = tape.Scratch(1, g.Co * chunk * g.OutPlane); // [Co, n·OH·OW]
+        var bs = bias is null ? ReadOnlySpan<float>.Empty : bias.Span;
+        for (int n0 = 0; n0 < g.N; n0 += chunk)
+        {
+            var gc = g with { N = Math.Min(chunk, g.N - n0) };
+            int positions = gc.N * g.OutPlane;
+            Im2Col(x.Span.Slice(n0 * g.InSample, gc.N * g.InSample), col, gc);
+            Blas.Sgemm(false, false, g.Co, positions, g.Patch, 1f, weight.Span, g.Patch, col, positions, 0f, yt, positions);
+            ChannelMajorToBatchMajor(yt, y.Span.Slice(n0 * g.OutSample, gc.N * g.OutSample), gc, bs);
+        }
         if (tape.Tracks(x, weight) || (bias is not null && tape.Tracks(bias)))
-            tape.Record(new TapeEntry { Op = Instance, Output = y, A = x, B = weight, C = bias, Saved = col, Int0 = stride, Int1 = padding });
+            tape.Record(new TapeEntry { Op = Instance, Output = y, A = x, B = weight, C = bias, Int0 = stride, Int1 = padding });
         return y;
     }
 
@@ -36,38 +44,52 @@ public sealed class Conv2dOp : Op
     {
         Tensor x = e.A!, w = e.B!;
         var g = Geometry.Of(x, w, e.Int0, e.Int1);
-        int positions = g.N * g.OutPlane;
-        var gt = tape.Scratch(1, g.Co * positions);
-        BatchMajorToChannelMajor(e.Output.Grad!.Span, gt, g);
-        if (w.RequiresGrad)
+        int chunk = ChunkSamples(g, tape.ConvChunkFloats);
+        var col = tape.Scratch(0, g.Patch * chunk * g.OutPlane); // the chunk's unfolded input, then its gradient
+        var gt = tape.Scratch(1, g.Co * chunk * g.OutPlane);
+        var dy = e.Output.Grad!.Span;
+        var dw = w.RequiresGrad ? GradTarget.For(w) : default;
+        var db = e.C is { RequiresGrad: true } b ? GradTarget.For(b) : default;
+        var dx = x.RequiresGrad ? GradTarget.For(x) : default;
+        if (x.RequiresGrad && !dx.Accumulate)
+            dx.Span.Clear();
+        for (int n0 = 0; n0 < g.N; n0 += chunk)
         {
-            var dw = GradTarget.For(w); // dW (+)= G·colᵀ
-            Blas.Sgemm(false, true, g.Co, g.Patch, positions, 1f, gt, positions, e.Saved!.Span, positions, dw.Beta, dw.Span, g.Patch);
-        }
-        if (e.C is { RequiresGrad: true } b)
-        {
-            var db = GradTarget.For(b);
-            for (int c = 0; c < g.Co; c++)
+            var gc = g with { N = Math.Min(chunk, g.N - n0) };
+            int positions = gc.N * g.OutPlane;
+            bool first = n0 == 0;
+            BatchMajorToChannelMajor(dy.Slice(n0 * g.OutSample, gc.N * g.OutSample), gt, gc);
+            if (w.RequiresGrad)
             {
-                float s = System.Numerics.Tensors.TensorPrimitives.Sum(gt.Slice(c * positions, positions));
-                db.Span[c] = db.Accumulate ? db.Span[c] + s : s;
+                // dW (+)= G·colᵀ, summed over the chunks.
+                Im2Col(x.Span.Slice(n0 * g.InSample, gc.N * g.InSample), col, gc);
+                Blas.Sgemm(false, true, g.Co, g.Patch, positions, 1f, gt, positions, col, positions, first ? dw.Beta : 1f, dw.Span, g.Patch);
+            }
+            if (!db.Span.IsEmpty)
+                for (int c = 0; c < g.Co; c++)
+                {
+                    float s = System.Numerics.Tensors.TensorPrimitives.Sum(gt.Slice(c * positions, positions));
+                    db.Span[c] = first && !db.Accumulate ? s : db.Span[c] + s;
+                }
+            if (x.RequiresGrad)
+            {
+                // dcol = Wᵀ·G, folded back onto the chunk's input gradient.
+                Blas.Sgemm(true, false, g.Patch, positions, g.Co, 1f, w.Span, g.Patch, gt, positions, 0f, col, positions);
+                Col2ImAdd(col, dx.Span.Slice(n0 * g.InSample, gc.N * g.InSample), gc);
             }
         }
-        if (x.RequiresGrad)
-        {
-            var dcol = tape.Scratch(0, g.Patch * positions); // dcol = Wᵀ·G
-            Blas.Sgemm(true, false, g.Patch, positions, g.Co, 1f, w.Span, g.Patch, gt, positions, 0f, dcol, positions);
-            var dx = GradTarget.For(x);
-            if (!dx.Accumulate)
-                dx.Span.Clear();
-            Col2ImAdd(dcol, dx.Span, g);
-        }
     }
+
+    /// <summary>Samples per chunk: as many as keep the unfolded input within <paramref name="budget"/> floats (at least one).</summary>
+    internal static int ChunkSamples(in Geometry g, int budget) =>
+        Math.Clamp(budget / Math.Max(1, g.Patch * g.OutPlane), 1, Math.Max(1, g.N));
 
     internal readonly record struct Geometry(int N, int C, int H, int W, int Co, int KH, int KW, int Stride, int Padding, int OH, int OW)
     {
         public int Patch => C * KH * KW;
         public int OutPlane => OH * OW;
+        public int InSample => C * H * W;
+        public int OutSample => Co * OH * OW;
 
         public static Geometry Of(Tensor x, Tensor weight, int stride, int padding)
         {

@@ -7,7 +7,9 @@ namespace LabelNoiseLab.Autograd;
 /// y = γ_c·x̂ + β_c with x̂ = (x − μ_c)/√(σ²_c + ε). In training μ, σ² are the batch's (biased
 /// variance, over N·H·W values) and are handed back so the layer can update its running
 /// statistics; in evaluation the running statistics are passed in and used as constants. The
-/// forward saves x̂ and 1/√(σ²+ε) for the backward.
+/// forward saves μ and 1/√(σ²+ε) per channel; the backward recomputes x̂ from the input, so no
+/// activation-sized buffer is kept. Every pass is one vectorised loop per (sample, channel) plane
+/// (<see cref="Kernels"/>), accumulated per channel in double.
 /// </summary>
 public sealed class BatchNormOp : Op
 {
@@ -30,9 +32,7 @@ public sealed class BatchNormOp : Op
         if (training && count < 2)
             throw new ShapeException($"batchnorm: training needs more than one value per channel, got input {x.Describe()}");
         var y = tape.Workspace(x.Shape);
-        bool track = tape.Tracks(x, weight) || tape.Tracks(bias);
-        var xhat = track ? tape.Workspace(x.Shape) : null;
-        var invStd = tape.Workspace(c);
+        var stats = tape.Workspace(2 * c); // μ_c, then 1/√(σ²_c + ε)
         var xs = x.Span;
         var ys = y.Span;
         for (int ch = 0; ch < c; ch++)
@@ -42,12 +42,11 @@ public sealed class BatchNormOp : Op
             {
                 double s = 0;
                 for (int i = 0; i < n; i++)
-                    s += Sum(xs.Slice((i * c + ch) * plane, plane));
+                    s += System.Numerics.Tensors.TensorPrimitives.Sum(xs.Slice((i * c + ch) * plane, plane));
                 mean = s / count;
                 double v = 0;
                 for (int i = 0; i < n; i++)
-                    foreach (float value in xs.Slice((i * c + ch) * plane, plane))
-                        v += (value - mean) * (value - mean);
+                    v += Kernels.SumSquaredDeviations(xs.Slice((i * c + ch) * plane, plane), (float)mean);
                 variance = v / count;
                 batchMean[ch] = (float)mean;
                 batchVariance[ch] = (float)variance;
@@ -57,23 +56,21 @@ public sealed class BatchNormOp : Op
                 mean = runningMean[ch];
                 variance = runningVariance[ch];
             }
-            float inv = (float)(1.0 / Math.Sqrt(variance + eps));
-            invStd.Span[ch] = inv;
-            float m = (float)mean, gamma = weight.Span[ch], beta = bias.Span[ch];
+            float inv = (float)(1.0 / Math.Sqrt(variance + eps)), m = (float)mean;
+            stats.Span[ch] = m;
+            stats.Span[c + ch] = inv;
+            // y = γ·(x − μ)·inv + β = x·a + b.
+            float a = weight.Span[ch] * inv, b = bias.Span[ch] - m * a;
             for (int i = 0; i < n; i++)
             {
                 int o = (i * c + ch) * plane;
-                for (int k = o; k < o + plane; k++)
-                {
-                    float h = (xs[k] - m) * inv;
-                    if (xhat is not null)
-                        xhat.Span[k] = h;
-                    ys[k] = gamma * h + beta;
-                }
+                var yPlane = ys.Slice(o, plane); // two passes over one plane, in L1
+                System.Numerics.Tensors.TensorPrimitives.Multiply(xs.Slice(o, plane), a, yPlane);
+                System.Numerics.Tensors.TensorPrimitives.Add(yPlane, b, yPlane);
             }
         }
-        if (track)
-            tape.Record(new TapeEntry { Op = Instance, Output = y, A = x, B = weight, C = bias, Saved = xhat, State = invStd, Int0 = training ? 1 : 0 });
+        if (tape.Tracks(x, weight) || tape.Tracks(bias))
+            tape.Record(new TapeEntry { Op = Instance, Output = y, A = x, B = weight, C = bias, State = stats, Int0 = training ? 1 : 0 });
         return y;
     }
 
@@ -82,23 +79,23 @@ public sealed class BatchNormOp : Op
         Tensor x = e.A!, weight = e.B!, bias = e.C!;
         var (n, c, plane) = Layout("batchnorm", x, weight, bias);
         var g = e.Output.Grad!.Span;
-        var xhat = e.Saved!.Span;
-        var invStd = ((Tensor)e.State!).Span;
+        var xs = x.Span;
+        var stats = ((Tensor)e.State!).Span;
         bool training = e.Int0 == 1;
-        var sumG = new double[c];
-        var sumGx = new double[c];
-        for (int i = 0; i < n; i++)
+        Span<double> sumG = c <= 256 ? stackalloc double[c] : new double[c];
+        Span<double> sumGx = c <= 256 ? stackalloc double[c] : new double[c];
         for (int ch = 0; ch < c; ch++)
         {
-            int o = (i * c + ch) * plane;
             double s = 0, sx = 0;
-            for (int k = o; k < o + plane; k++)
+            for (int i = 0; i < n; i++)
             {
-                s += g[k];
-                sx += g[k] * (double)xhat[k];
+                int o = (i * c + ch) * plane;
+                var (sg, sgx) = Kernels.SumAndCenteredDot(g.Slice(o, plane), xs.Slice(o, plane), stats[ch]);
+                s += sg;
+                sx += sgx;
             }
-            sumG[ch] += s;
-            sumGx[ch] += sx;
+            sumG[ch] = s;
+            sumGx[ch] = sx * stats[c + ch]; // Σ g·x̂
         }
         AffineGradients(weight, bias, sumG, sumGx);
         if (!x.RequiresGrad)
@@ -107,24 +104,22 @@ public sealed class BatchNormOp : Op
         int count = n * plane;
         for (int ch = 0; ch < c; ch++)
         {
-            float scale = weight.Span[ch] * invStd[ch];
+            float m = stats[ch], inv = stats[c + ch], scale = weight.Span[ch] * inv;
             // Training: dx = γ/σ·(g − mean(g) − x̂·mean(g·x̂)); evaluation: dx = γ/σ·g.
+            // With x̂ = (x − μ)·inv that is dx = a·g + b·x + k.
             float meanG = training ? (float)(sumG[ch] / count) : 0f;
             float meanGx = training ? (float)(sumGx[ch] / count) : 0f;
+            float b = -scale * inv * meanGx, k = -scale * meanG - b * m;
             for (int i = 0; i < n; i++)
             {
                 int o = (i * c + ch) * plane;
-                for (int k = o; k < o + plane; k++)
-                {
-                    float d = scale * (g[k] - meanG - xhat[k] * meanGx);
-                    dx.Span[k] = dx.Accumulate ? dx.Span[k] + d : d;
-                }
+                Kernels.AffineCombine(g.Slice(o, plane), xs.Slice(o, plane), scale, b, k, dx.Span.Slice(o, plane), dx.Accumulate);
             }
         }
     }
 
     /// <summary>dγ_c (+)= Σ g·x̂, dβ_c (+)= Σ g over the channel.</summary>
-    internal static void AffineGradients(Tensor weight, Tensor bias, double[] sumG, double[] sumGx)
+    internal static void AffineGradients(Tensor weight, Tensor bias, ReadOnlySpan<double> sumG, ReadOnlySpan<double> sumGx)
     {
         if (weight.RequiresGrad)
         {

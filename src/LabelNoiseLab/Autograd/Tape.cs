@@ -13,7 +13,7 @@ public struct TapeEntry
     public Tensor? A;
     public Tensor? B;
     public Tensor? C;
-    /// <summary>A workspace the forward filled for the backward (softmax, mask, im2col...).</summary>
+    /// <summary>A workspace the forward filled for the backward (softmax, dropout mask, max-pool argmax...).</summary>
     public Tensor? Saved;
     /// <summary>Non-tensor state: labels, layer geometry, a hook.</summary>
     public object? State;
@@ -106,6 +106,13 @@ public sealed class Tape
             buffer = new float[length];
         return buffer.AsSpan(0, length);
     }
+
+    /// <summary>
+    /// Floats of unfolded input a convolution processes at once (<see cref="Conv2dOp"/> works
+    /// through the batch in chunks of samples this size, so the chunk stays in cache). Default
+    /// 2^20 (4 MB).
+    /// </summary>
+    internal int ConvChunkFloats { get; set; } = 1 << 20;
 
     /// <summary>A pooled tensor object that shares <paramref name="source"/>'s storage under another shape.</summary>
     public Tensor View(Tensor source, ReadOnlySpan<int> shape)

@@ -58,6 +58,70 @@ public static class Kernels
             TensorPrimitives.Multiply(a, s, dst);
     }
 
+    /// <summary>Σ (x − mean)² (the normalisations' variance pass).</summary>
+    public static float SumSquaredDeviations(ReadOnlySpan<float> x, float mean)
+    {
+        ref float xr = ref System.Runtime.InteropServices.MemoryMarshal.GetReference(x);
+        int i = 0, n = x.Length;
+        float s = 0;
+        if (Vector256.IsHardwareAccelerated && n >= Vector256<float>.Count)
+        {
+            var m = Vector256.Create(mean);
+            var acc = Vector256<float>.Zero;
+            for (; i <= n - Vector256<float>.Count; i += Vector256<float>.Count)
+            {
+                var d = Vector256.LoadUnsafe(ref xr, (nuint)i) - m;
+                acc += d * d;
+            }
+            s = Vector256.Sum(acc);
+        }
+        for (; i < n; i++)
+        {
+            float d = Unsafe.Add(ref xr, i) - mean;
+            s += d * d;
+        }
+        return s;
+    }
+
+    /// <summary>Σ g and Σ g·(x − mean) in one pass (a normalisation's backward statistics).</summary>
+    public static (float SumG, float SumGCentered) SumAndCenteredDot(ReadOnlySpan<float> g, ReadOnlySpan<float> x, float mean)
+    {
+        CheckSame(g.Length, x.Length, x.Length);
+        ref float gr = ref System.Runtime.InteropServices.MemoryMarshal.GetReference(g);
+        ref float xr = ref System.Runtime.InteropServices.MemoryMarshal.GetReference(x);
+        int i = 0, n = g.Length;
+        float sg = 0, sgx = 0;
+        if (Vector256.IsHardwareAccelerated && n >= Vector256<float>.Count)
+        {
+            var m = Vector256.Create(mean);
+            Vector256<float> accG = Vector256<float>.Zero, accGx = Vector256<float>.Zero;
+            for (; i <= n - Vector256<float>.Count; i += Vector256<float>.Count)
+            {
+                var gv = Vector256.LoadUnsafe(ref gr, (nuint)i);
+                accG += gv;
+                accGx += gv * (Vector256.LoadUnsafe(ref xr, (nuint)i) - m);
+            }
+            sg = Vector256.Sum(accG);
+            sgx = Vector256.Sum(accGx);
+        }
+        for (; i < n; i++)
+        {
+            float gv = Unsafe.Add(ref gr, i);
+            sg += gv;
+            sgx += gv * (Unsafe.Add(ref xr, i) - mean);
+        }
+        return (sg, sgx);
+    }
+
+    /// <summary>dst (+)= a·g + b·x + c (a normalisation's input gradient, per channel; meant for spans that fit in L1).</summary>
+    public static void AffineCombine(ReadOnlySpan<float> g, ReadOnlySpan<float> x, float a, float b, float c, Span<float> dst, bool accumulate)
+    {
+        CheckSame(g.Length, x.Length, dst.Length);
+        ScaleInto(g, a, dst, accumulate);
+        TensorPrimitives.FusedMultiplyAdd(x, b, dst, dst);
+        TensorPrimitives.Add(dst, c, dst);
+    }
+
     /// <summary>Copies <paramref name="row"/> into every row of the rows×row.Length matrix <paramref name="dst"/>.</summary>
     public static void BroadcastRows(ReadOnlySpan<float> row, Span<float> dst, int rows)
     {
