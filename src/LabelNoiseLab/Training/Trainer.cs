@@ -18,8 +18,10 @@ namespace LabelNoiseLab.Training;
 /// </summary>
 public sealed class Trainer
 {
+    /// <summary>The metrics.csv columns the trainer adds after the standard ones.</summary>
     public static readonly IReadOnlyList<string> ExtraColumns = ["val_loss", "val_acc", "eval_seconds"];
 
+    /// <summary>Trains <paramref name="setup"/> into <paramref name="dir"/> (from a checkpoint when <see cref="RunContext.ResumeFrom"/> is set) and returns how it ended with what it measured; the caller writes the final status (e.g. <c>RunOutcome.Record</c>).</summary>
     public RunResult Run(TrainingSetup setup, RunDirectory dir, RunContext context)
     {
         ArgumentNullException.ThrowIfNull(setup);
