@@ -29,6 +29,10 @@ public sealed class Trainer
         ArgumentNullException.ThrowIfNull(context);
         var clock = Stopwatch.StartNew();
         var o = setup.Options;
+        if (o.Epochs < 1)
+            throw new ArgumentOutOfRangeException(nameof(setup), $"TrainingOptions.Epochs is {o.Epochs}; expected at least 1");
+        if (o.BatchSize < 1)
+            throw new ArgumentOutOfRangeException(nameof(setup), $"TrainingOptions.BatchSize is {o.BatchSize}; expected at least 1");
         if (o.Threads > 0)
             Blas.Threads = o.Threads;
         var (data, model, optimizer) = (setup.Data, setup.Model, setup.Optimizer);
