@@ -30,7 +30,7 @@ public abstract class Op
 
 /// <summary>
 /// Reverse-mode autograd tape. A training step is <c>Reset(); forward...; Backward(loss)</c>.
-/// Every tensor an op creates comes from <see cref="Workspace"/>, a pool indexed by call order,
+/// Every tensor an op creates comes from <see cref="Workspace(int)"/> (and its overloads), a pool indexed by call order,
 /// so for a fixed batch shape the k-th op of a step gets the same buffer every step and a step
 /// allocates nothing once warm. Consequence: a tensor returned by an op is valid only until the
 /// same tape is reset and run again; copy what must outlive the step.

@@ -7,10 +7,10 @@ public static class Synthetic
 {
     /// <summary>
     /// Gaussian-mixture classification: class c has mean μ_c = separation · u_c with u_c a
-    /// random unit vector (drawn once from <paramref name="meansRng"/>), and a sample is
-    /// μ_c + N(0, I). Classes are balanced (sample i has class i mod k) and the samples come in a
-    /// random order. Train and test sets must share <paramref name="meansRng"/>'s draw: call
-    /// <see cref="MixtureMeans"/> once and pass the means to both.
+    /// random unit vector (<paramref name="means"/>, drawn once by <see cref="MixtureMeans"/>), and a
+    /// sample is μ_c + N(0, I) drawn from <paramref name="rng"/>. Classes are balanced (sample i has
+    /// class i mod k) and the samples come in a random order. Train and test sets must share the
+    /// means: call <see cref="MixtureMeans"/> once and pass the means to both.
     /// </summary>
     public static Dataset GaussianMixture(float[] means, int classes, int dimension, int n, Rng rng, string name = "gaussian-mixture")
     {

@@ -12,6 +12,7 @@ public sealed class MseOp : Op
 {
     private static readonly MseOp Instance = new();
 
+    /// <summary>Mean squared error against regression targets of the predictions' shape, times <paramref name="factor"/>, optionally weighted per sample.</summary>
     public static LossOutput Forward(Tape tape, Tensor predictions, Tensor targets, float factor = 1f, Tensor? weights = null)
     {
         if (targets.Length != predictions.Length)
@@ -66,6 +67,7 @@ public sealed class MseOp : Op
         return new LossOutput(mean, perSample);
     }
 
+    /// <inheritdoc/>
     public override void Backward(Tape tape, in TapeEntry e)
     {
         Tensor pred = e.A!;

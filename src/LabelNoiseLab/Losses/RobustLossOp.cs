@@ -7,6 +7,7 @@ namespace LabelNoiseLab.Losses;
 /// <summary>The noise-robust classification losses on logits.</summary>
 public enum RobustLossKind
 {
+    /// <summary>Plain softmax cross-entropy (the other kinds' reference).</summary>
     CrossEntropy,
     /// <summary>Generalised cross-entropy (1 − p_y^q)/q (Zhang and Sabuncu 2018).</summary>
     Gce,
@@ -44,6 +45,7 @@ public sealed class RobustLossOp : Op
 {
     private static readonly RobustLossOp Instance = new();
 
+    /// <summary>The robust loss <paramref name="spec"/> of the logits against the labels (first B entries), optionally weighted per sample.</summary>
     public static LossOutput Forward(Tape tape, Tensor logits, int[] labels, RobustLossSpec spec, Tensor? weights = null)
     {
         int batch = logits.Rows, classes = logits.RowLength;
@@ -69,6 +71,7 @@ public sealed class RobustLossOp : Op
         return new LossOutput(mean, perSample);
     }
 
+    /// <inheritdoc/>
     public override void Backward(Tape tape, in TapeEntry e)
     {
         Tensor logits = e.A!, grad = e.Saved!;

@@ -92,6 +92,7 @@ public sealed class SoftmaxCrossEntropyOp : Op
         return new LossOutput(mean, perSample);
     }
 
+    /// <inheritdoc/>
     public override void Backward(Tape tape, in TapeEntry e)
     {
         Tensor logits = e.A!, probs = e.Saved!;

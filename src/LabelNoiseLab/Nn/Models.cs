@@ -29,6 +29,7 @@ public sealed class Mlp : Model
     public Mlp(int inputs, IReadOnlyList<int> hidden, int outputs, ActivationKind activation = ActivationKind.Relu,
         float dropout = 0f, Rng? dropoutRng = null, bool bias = true)
     {
+        ArgumentNullException.ThrowIfNull(hidden);
         _layers = RegisterModule("layers", new Sequential());
         int width = inputs;
         foreach (int h in hidden)

@@ -11,6 +11,7 @@ public sealed class Tensor
 
     public Tensor(params int[] shape)
     {
+        ArgumentNullException.ThrowIfNull(shape);
         _shape = (int[])shape.Clone();
         Length = CheckedLength(shape);
         Data = new float[Length];
@@ -18,6 +19,8 @@ public sealed class Tensor
 
     public Tensor(float[] data, params int[] shape)
     {
+        ArgumentNullException.ThrowIfNull(data);
+        ArgumentNullException.ThrowIfNull(shape);
         _shape = (int[])shape.Clone();
         Length = CheckedLength(shape);
         if (data.Length < Length)
@@ -172,5 +175,8 @@ public sealed class Tensor
     }
 }
 
-/// <summary>Thrown when tensor shapes do not fit an operation; the message names both shapes.</summary>
-public sealed class ShapeException(string message) : Exception(message);
+/// <summary>
+/// Thrown when tensor shapes do not fit an operation (an <see cref="ArgumentException"/>: the
+/// arguments' shapes are wrong); the message names the operation and both shapes.
+/// </summary>
+public sealed class ShapeException(string message) : ArgumentException(message);

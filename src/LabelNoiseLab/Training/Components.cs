@@ -21,16 +21,22 @@ public sealed class ComponentState
     /// <summary>The state of a component that keeps nothing between steps: say so explicitly.</summary>
     public static ComponentState Empty => new();
 
+    /// <summary>Named text values.</summary>
     public Dictionary<string, string> Values { get; init; } = [];
 
+    /// <summary>Named float arrays (checkpoint tensors <c>state.&lt;component&gt;.&lt;name&gt;</c>).</summary>
     public Dictionary<string, float[]> Arrays { get; init; } = [];
 
+    /// <summary>Stores a double exactly (round-trip format); returns this state.</summary>
     public ComponentState Set(string key, double value) => Put(key, value.ToString("R", CultureInfo.InvariantCulture));
 
+    /// <summary>Stores a long; returns this state.</summary>
     public ComponentState Set(string key, long value) => Put(key, value.ToString(CultureInfo.InvariantCulture));
 
+    /// <summary>Stores a text value; returns this state.</summary>
     public ComponentState Set(string key, string value) => Put(key, value);
 
+    /// <summary>Stores unsigned longs (e.g. a generator's state); returns this state.</summary>
     public ComponentState Set(string key, ulong[] values) =>
         Put(key, string.Join(",", values.Select(v => v.ToString(CultureInfo.InvariantCulture))));
 
@@ -43,6 +49,7 @@ public sealed class ComponentState
         return Put(key, Convert.ToBase64String(bytes));
     }
 
+    /// <summary>Stores ints exactly (their bytes, base64); returns this state.</summary>
     public ComponentState Set(string key, int[] values)
     {
         ArgumentNullException.ThrowIfNull(values);
@@ -54,25 +61,31 @@ public sealed class ComponentState
     /// <summary>Any JSON-serialisable value (records, lists); non-finite numbers allowed.</summary>
     public ComponentState SetJson<T>(string key, T value) => Put(key, JsonSerializer.Serialize(value, JsonOptions));
 
+    /// <summary>Stores a float array as a checkpoint tensor; returns this state.</summary>
     public ComponentState SetArray(string key, float[] values)
     {
         Arrays[key] = values;
         return this;
     }
 
+    /// <summary>The text value <paramref name="key"/>; <see cref="InvalidDataException"/> when absent.</summary>
     public string Text(string key) => Values.TryGetValue(key, out var v) ? v
         : throw new InvalidDataException($"component state has no '{key}'");
 
+    /// <summary>The double <paramref name="key"/>, as stored.</summary>
     public double Double(string key) => double.Parse(Text(key), NumberStyles.Float, CultureInfo.InvariantCulture);
 
+    /// <summary>The long <paramref name="key"/>.</summary>
     public long Long(string key) => long.Parse(Text(key), NumberStyles.Integer, CultureInfo.InvariantCulture);
 
+    /// <summary>The unsigned longs <paramref name="key"/>.</summary>
     public ulong[] ULongs(string key)
     {
         string text = Text(key);
         return text.Length == 0 ? [] : [.. text.Split(',').Select(p => ulong.Parse(p, CultureInfo.InvariantCulture))];
     }
 
+    /// <summary>The doubles <paramref name="key"/>, bit-identical to those stored.</summary>
     public double[] Doubles(string key)
     {
         var bytes = Convert.FromBase64String(Text(key));
@@ -81,6 +94,7 @@ public sealed class ComponentState
         return values;
     }
 
+    /// <summary>The ints <paramref name="key"/>.</summary>
     public int[] Ints(string key)
     {
         var bytes = Convert.FromBase64String(Text(key));
@@ -89,9 +103,11 @@ public sealed class ComponentState
         return values;
     }
 
+    /// <summary>The JSON value <paramref name="key"/> read back as <typeparamref name="T"/>.</summary>
     public T Json<T>(string key) => JsonSerializer.Deserialize<T>(Text(key), JsonOptions)
         ?? throw new InvalidDataException($"component state '{key}' is null");
 
+    /// <summary>The float array <paramref name="key"/>; <see cref="InvalidDataException"/> when absent.</summary>
     public float[] Array(string key) => Arrays.TryGetValue(key, out var v) ? v
         : throw new InvalidDataException($"component state has no array '{key}'");
 
@@ -116,8 +132,10 @@ public interface ITrainingComponent
     /// <summary>How often it acted: steps in which it changed something (labels redrawn, samples down-weighted, an ascent taken), or for a probe, the measurements taken.</summary>
     long Acted { get; }
 
+    /// <summary>What the component carries to the next step, for a checkpoint (<see cref="ComponentState.Empty"/> when nothing).</summary>
     ComponentState SaveState();
 
+    /// <summary>Restores what <see cref="SaveState"/> returned, on resume.</summary>
     void RestoreState(ComponentState state);
 }
 
@@ -131,6 +149,7 @@ public sealed class StepContext
     private readonly float[] _weights;
     private readonly float[] _final;
 
+    /// <summary>A context over <paramref name="batch"/>'s buffers (the trainer makes one per run).</summary>
     public StepContext(Batcher batch)
     {
         ArgumentNullException.ThrowIfNull(batch);
@@ -141,6 +160,7 @@ public sealed class StepContext
         WeightTensor = new Tensor(_final, batch.BatchSize);
     }
 
+    /// <summary>The batcher holding the step's samples, given labels, true labels and indices.</summary>
     public Batcher Batch { get; }
 
     /// <summary>The global step (0-based, before the update).</summary>
@@ -213,12 +233,14 @@ public sealed class StepContext
 /// <summary>Changes the labels or targets of a step before the forward (label-noise SGD). Runs once per step.</summary>
 public interface ITargetStep : ITrainingComponent
 {
+    /// <summary>Rewrites <see cref="StepContext.Labels"/> or sets <see cref="StepContext.Targets"/> for this step.</summary>
     void Apply(StepContext step);
 }
 
 /// <summary>The loss of a step against <see cref="StepContext.Labels"/> (or its targets), weighted when <see cref="StepContext.Weighted"/> and the weights are not applied after the backward. One per run.</summary>
 public interface ILossStep : ITrainingComponent
 {
+    /// <summary>The scalar loss to back-propagate, recorded on <paramref name="tape"/>, for the model's <paramref name="output"/>.</summary>
     Tensor Loss(Tape tape, Tensor output, StepContext step);
 
     /// <summary>Before a step's first forward (e.g. estimate a transition matrix at an epoch boundary).</summary>
@@ -228,6 +250,7 @@ public interface ILossStep : ITrainingComponent
 /// <summary>Per-sample weights from the step's output, before the loss (small-loss selection, co-teaching). First pass only.</summary>
 public interface ISampleWeighting : ITrainingComponent
 {
+    /// <summary>Multiplies per-sample weights into <see cref="StepContext.Weights"/> from the first pass's <paramref name="output"/>.</summary>
     void Weigh(Tensor output, StepContext step);
 }
 
@@ -237,8 +260,10 @@ public interface ISampleWeighting : ITrainingComponent
 /// </summary>
 public interface IGradientWeighting : ITrainingComponent
 {
+    /// <summary>Before each pass's loss: prepares per-sample gradient bookkeeping on <paramref name="output"/>.</summary>
     void BeforeLoss(Tensor output, StepContext step);
 
+    /// <summary>After each pass's backward: reweights the parameter gradients per sample.</summary>
     void AfterBackward(StepContext step);
 
     /// <summary>After training (restore what was changed on the model).</summary>

@@ -25,20 +25,25 @@ public interface IProgressSink
 /// <summary>Discards everything: for tests and library use.</summary>
 public sealed class NullProgressSink : IProgressSink
 {
+    /// <summary>The one instance.</summary>
     public static NullProgressSink Instance { get; } = new();
 
+    /// <inheritdoc/>
     public void OnRunStart(int totalEpochs, int stepsPerEpoch)
     {
     }
 
+    /// <inheritdoc/>
     public void OnStep(int epoch, long step, double loss)
     {
     }
 
+    /// <inheritdoc/>
     public void OnEvaluation(MetricsRow row)
     {
     }
 
+    /// <inheritdoc/>
     public void OnMessage(string message)
     {
     }

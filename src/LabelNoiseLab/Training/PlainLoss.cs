@@ -11,14 +11,18 @@ public sealed class PlainLoss(LossKind kind, int targetLength) : ILossStep
 {
     private readonly Tensor? _targets = targetLength > 0 ? new Tensor(0, targetLength) : null;
 
+    /// <inheritdoc/>
     public string Name => "loss";
 
+    /// <inheritdoc/>
     public long Acted => 0;
 
+    /// <inheritdoc/>
     public void BeforeStep(StepContext step)
     {
     }
 
+    /// <inheritdoc/>
     public Tensor Loss(Tape tape, Tensor output, StepContext step)
     {
         ArgumentNullException.ThrowIfNull(step);
@@ -37,8 +41,10 @@ public sealed class PlainLoss(LossKind kind, int targetLength) : ILossStep
             : SoftmaxCrossEntropyOp.Forward(tape, output, step.Labels).Mean;
     }
 
+    /// <inheritdoc/>
     public ComponentState SaveState() => ComponentState.Empty;
 
+    /// <inheritdoc/>
     public void RestoreState(ComponentState state)
     {
     }

@@ -18,11 +18,13 @@ public sealed record RunResult(RunStatus Status, string? Reason = null)
     /// <summary>What the trainer measured (null for runners that do not train, or a run that failed early).</summary>
     public TrainingReport? Report { get; init; }
 
+    /// <summary>A run that ended complete.</summary>
     public static RunResult Complete { get; } = new(RunStatus.Complete);
 
     /// <summary>A NaN or infinite loss: <c>RunResult.Diverged(step)</c> → "diverged at step 123".</summary>
     public static RunResult Diverged(long step) => new(RunStatus.Diverged, $"diverged at step {step}");
 
+    /// <summary>A run that failed for <paramref name="reason"/>.</summary>
     public static RunResult Failed(string reason) => new(RunStatus.Failed, reason);
 
     /// <summary>Stopped by a signal after writing a checkpoint: "interrupted at step 123".</summary>

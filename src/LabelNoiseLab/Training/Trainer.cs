@@ -18,8 +18,10 @@ namespace LabelNoiseLab.Training;
 /// </summary>
 public sealed class Trainer
 {
+    /// <summary>The metrics.csv columns the trainer adds after the standard ones.</summary>
     public static readonly IReadOnlyList<string> ExtraColumns = ["val_loss", "val_acc", "eval_seconds"];
 
+    /// <summary>Trains <paramref name="setup"/> into <paramref name="dir"/> (from a checkpoint when <see cref="RunContext.ResumeFrom"/> is set) and returns how it ended with what it measured; the caller writes the final status (e.g. <c>RunOutcome.Record</c>).</summary>
     public RunResult Run(TrainingSetup setup, RunDirectory dir, RunContext context)
     {
         ArgumentNullException.ThrowIfNull(setup);
@@ -27,6 +29,10 @@ public sealed class Trainer
         ArgumentNullException.ThrowIfNull(context);
         var clock = Stopwatch.StartNew();
         var o = setup.Options;
+        if (o.Epochs < 1)
+            throw new ArgumentOutOfRangeException(nameof(setup), $"TrainingOptions.Epochs is {o.Epochs}; expected at least 1");
+        if (o.BatchSize < 1)
+            throw new ArgumentOutOfRangeException(nameof(setup), $"TrainingOptions.BatchSize is {o.BatchSize}; expected at least 1");
         if (o.Threads > 0)
             Blas.Threads = o.Threads;
         var (data, model, optimizer) = (setup.Data, setup.Model, setup.Optimizer);

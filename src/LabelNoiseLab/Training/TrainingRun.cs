@@ -8,7 +8,9 @@ namespace LabelNoiseLab.Training;
 /// <summary>How the loss is scored in evaluation (and, for the plain loss, trained).</summary>
 public enum LossKind
 {
+    /// <summary>Softmax cross-entropy.</summary>
     CrossEntropy,
+    /// <summary>Mean squared error (one-hot targets for classification).</summary>
     Mse,
 }
 
@@ -18,8 +20,10 @@ public sealed record TrainingOptions
     /// <summary>The run's name (summary.json).</summary>
     public string Name { get; init; } = "run";
 
+    /// <summary>Epochs to train (the cap when early stopping is on).</summary>
     public int Epochs { get; init; } = 1;
 
+    /// <summary>Samples per minibatch (the last batch of an epoch may be smaller).</summary>
     public int BatchSize { get; init; } = 32;
 
     /// <summary>The base learning rate the schedule scales.</summary>
@@ -46,6 +50,7 @@ public sealed record TrainingOptions
     /// <summary>Training samples scored at each evaluation (0 = all).</summary>
     public int EvalTrainSamples { get; init; }
 
+    /// <summary>The loss used for evaluation, and for training when <see cref="TrainingSetup.Loss"/> is null.</summary>
     public LossKind LossKind { get; init; } = LossKind.CrossEntropy;
 
     /// <summary>Evaluate only at log-spaced epochs (<see cref="EvaluationSchedule.IsLogEpoch"/>) and the last, instead of after every epoch.</summary>
@@ -83,10 +88,15 @@ public sealed record TrainingRun(
 /// </summary>
 public sealed record TrainingSetup
 {
+    /// <summary>The trainer's settings.</summary>
     public required TrainingOptions Options { get; init; }
+    /// <summary>The prepared data (noise injected, normalised).</summary>
     public required PreparedData Data { get; init; }
+    /// <summary>The model to train (initialised: see <c>Init.Apply</c>).</summary>
     public required Model Model { get; init; }
+    /// <summary>The optimizer over the model's parameters.</summary>
     public required Optimizer Optimizer { get; init; }
+    /// <summary>The learning-rate schedule (<see cref="LrSchedule.Constant"/> for none).</summary>
     public required LrSchedule Schedule { get; init; }
 
     /// <summary>Label-noise SGD and the like, applied in order before the forward.</summary>
@@ -95,13 +105,16 @@ public sealed record TrainingSetup
     /// <summary>The loss (null = cross-entropy or MSE per <see cref="TrainingOptions.LossKind"/>).</summary>
     public ILossStep? Loss { get; init; }
 
+    /// <summary>Sample weighting (small-loss selection, co-teaching), applied in order on the first pass.</summary>
     public IReadOnlyList<ISampleWeighting> Weightings { get; init; } = [];
 
+    /// <summary>Per-sample gradient weighting (pruning), or null.</summary>
     public IGradientWeighting? GradientWeighting { get; init; }
 
     /// <summary>SAM around the optimizer (null = plain steps).</summary>
     public SharpnessAware? Sam { get; init; }
 
+    /// <summary>Callbacks (probes), called in order.</summary>
     public IReadOnlyList<ITrainingCallback> Callbacks { get; init; } = [];
 }
 
