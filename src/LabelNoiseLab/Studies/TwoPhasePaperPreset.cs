@@ -6,6 +6,7 @@ using LabelNoiseLab.Experiments;
 using LabelNoiseLab.RunFiles;
 using LabelNoiseLab.Tensors;
 using LabelNoiseLab.Training;
+using static LabelNoiseLab.Experiments.PresetValues;
 
 namespace LabelNoiseLab.Studies;
 
@@ -68,19 +69,8 @@ public sealed record TwoPhasePaperOptions
             throw new ConfigException("two_phase_paper.rho", $"expected a finite value > 0, got {F(Rho)}");
     }
 
-    public string ToYaml()
-    {
-        var sb = new StringBuilder("# two-phase-paper preset (the label-noise SGD paper's real-data notebook), fully resolved\n");
-        foreach (var (k, get, _) in Table)
-            sb.Append(k).Append(": ").Append(get(this)).Append('\n');
-        return sb.ToString();
-    }
+    public string ToYaml() => PresetSettings.ToYaml(this, "two-phase-paper preset (the label-noise SGD paper's real-data notebook)", Table);
 
-    private static string F(double v) => ConfigTypes.FormatDouble(v);
-    private static string F(long v) => v.ToString(CultureInfo.InvariantCulture);
-    private static int I(string s) => int.Parse(s, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture);
-    private static long L(string s) => long.Parse(s, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture);
-    private static double D(string s) => double.Parse(s, NumberStyles.Float, CultureInfo.InvariantCulture);
 }
 
 /// <summary>
