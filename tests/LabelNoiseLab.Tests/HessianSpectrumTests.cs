@@ -97,7 +97,7 @@ public sealed class HessianSpectrumTests : IDisposable
     }
 
     [Fact]
-    public void Tridiagonal_jacobi_matches_lapack()
+    public void Tridiagonal_eigenvalues_match_the_dense_decomposition()
     {
         double[] alpha = [2, -1, 0.5, 3, 1.5, -2];
         double[] beta = [1, 0.3, -0.7, 2, 0.1];
@@ -115,6 +115,36 @@ public sealed class HessianSpectrumTests : IDisposable
         for (int i = 0; i < m; i++)
             Assert.Equal(expected[i], sorted[i], 4);
         Assert.Equal(1.0, first.Sum(f => f * f), 10); // first components of an orthonormal basis
+    }
+
+    [Fact]
+    public void Tridiagonal_eigen_by_dstev_and_by_the_managed_fallback_agree_and_solve_the_problem()
+    {
+        var native = Lapack.OpenBlas as OpenBlasLapack;
+        if (native is not { HasTridiagonal: true })
+            Assert.Skip(MachineTools.NoOpenBlasLapack);
+        const int m = 30;
+        var rng = new Rng(11);
+        double[] d = [.. Enumerable.Range(0, m).Select(_ => rng.NextNormal())];
+        double[] e = [.. Enumerable.Range(0, m - 1).Select(_ => rng.NextNormal())];
+        var (lv, lz) = native.TridiagonalEigen(d, e);
+        var (mv, mz) = ManagedLapack.TridiagonalEigen(d, e);
+        for (int j = 0; j < m; j++)
+        {
+            Assert.Equal(mv[j], lv[j], 10);
+            if (j > 0)
+                Assert.True(lv[j] >= lv[j - 1]); // ascending
+            double dot = 0;
+            for (int i = 0; i < m; i++)
+                dot += lz[j * m + i] * mz[j * m + i];
+            Assert.Equal(1.0, Math.Abs(dot), 8); // the same unit vector up to sign
+            foreach (var z in new[] { lz, mz })
+                for (int i = 0; i < m; i++)
+                {
+                    double tv = d[i] * z[j * m + i] + (i > 0 ? e[i - 1] * z[j * m + i - 1] : 0) + (i + 1 < m ? e[i] * z[j * m + i + 1] : 0);
+                    Assert.Equal(lv[j] * z[j * m + i], tv, 10); // T·v = λ·v
+                }
+        }
     }
 
     [Fact]

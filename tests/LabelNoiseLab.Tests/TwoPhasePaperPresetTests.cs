@@ -162,6 +162,28 @@ public sealed class TwoPhasePaperPresetTests : IDisposable
     }
 
     [Fact]
+    public void The_methods_on_threads_of_their_own_give_the_digits_of_one_at_a_time()
+    {
+        var rng = new Rng(9);
+        int n = 16, d = 40, m = 24, k = 4;
+        var x = Random(n * d, rng);
+        var xTest = Random(n * d, rng);
+        int[] y = [.. Enumerable.Range(0, n).Select(i => i % k)];
+        var initial = ErfNet.Initialise(d, m, k, rng);
+        var o = new TwoPhasePaperOptions { Width = m, Lr = 0.05, Steps = 30, EvalEvery = 10 };
+        var sequential = TwoPhasePaperPreset.RunMethods(o, initial, x, y, xTest, y, k, concurrent: false, CancellationToken.None)!;
+        var concurrent = TwoPhasePaperPreset.RunMethods(o, initial, x, y, xTest, y, k, concurrent: true, CancellationToken.None)!;
+        Assert.Equal(3, concurrent.Length);
+        for (int mi = 0; mi < 3; mi++)
+        {
+            Assert.Equal(4, sequential[mi].Curves.Split('\n', StringSplitOptions.RemoveEmptyEntries).Length); // steps 0, 10, 20, 30
+            Assert.Equal(sequential[mi].Curves, concurrent[mi].Curves);
+            Assert.Equal(sequential[mi].Result with { Seconds = 0 }, concurrent[mi].Result with { Seconds = 0 });
+        }
+        Assert.NotEqual(sequential[0].Curves.Split('\n')[3].Split(',')[2], sequential[1].Curves.Split('\n')[3].Split(',')[2]); // gd and label noise differ
+    }
+
+    [Fact]
     public void The_preset_runs_on_small_idx_files_and_reports_curves_and_claims()
     {
         using var files = new DataTestFiles();

@@ -82,7 +82,7 @@ public sealed class ErfOp : UnaryOp
     public override void Apply(ReadOnlySpan<float> x, Span<float> y)
     {
         for (int i = 0; i < x.Length; i++)
-            y[i] = (float)Kernels.Erf(x[i]);
+            y[i] = Kernels.ErfSingle(x[i]);
     }
 
     protected override void Derivative(ReadOnlySpan<float> x, ReadOnlySpan<float> y, ReadOnlySpan<float> g, Span<float> dx, bool accumulate)

@@ -249,19 +249,7 @@ public static class DataSources
             throw new ArgumentException("the csv data set needs a file path", Option(nameof(DataOptions.CsvPath)));
         var trainTable = CsvLoader.Parse(options.CsvPath, options.Csv);
         if (options.CsvTestPath is null)
-        {
-            if (!(options.TestFraction > 0 && options.TestFraction < 1))
-                throw new ArgumentOutOfRangeException(Option(nameof(DataOptions.TestFraction)),
-                    $"test fraction {options.TestFraction}; expected a value in (0, 1)");
-            var all = CsvLoader.ToDataset(trainTable, "csv", trainTable.MaxLabel + 1);
-            int testCount = (int)Math.Round(all.Count * options.TestFraction);
-            if (testCount == 0 || testCount == all.Count)
-                throw new DataException(options.CsvPath,
-                    $"{all.Count} rows are too few to hold out a test fraction of {options.TestFraction} (give a test file or more rows)");
-            var (train, test) = Splits.TrainValidation(all, options.TestFraction, Rng.ForPurpose(options.Seed, "test-split"),
-                "csv/train", "csv/test", Option(nameof(DataOptions.TestFraction)));
-            return new DataSplits(train, test);
-        }
+            return HoldOutTest(options, "csv", "rows", () => CsvLoader.ToDataset(trainTable, "csv", trainTable.MaxLabel + 1));
         var testTable = CsvLoader.Parse(options.CsvTestPath, options.Csv);
         if (testTable.FeatureCount != trainTable.FeatureCount)
             throw new DataException(options.CsvTestPath,
@@ -277,18 +265,8 @@ public static class DataSources
         var trainArrays = NpyLoader.ReadArrays(options.CsvPath);
         if (options.CsvTestPath is null)
         {
-            if (!(options.TestFraction > 0 && options.TestFraction < 1))
-                throw new ArgumentOutOfRangeException(Option(nameof(DataOptions.TestFraction)),
-                    $"test fraction {options.TestFraction}; expected a value in (0, 1)");
-            var all = ToDataset(trainArrays, "npy", trainArrays.MaxLabel + 1);
-            int testCount = (int)Math.Round(all.Count * options.TestFraction);
-            if (testCount == 0 || testCount == all.Count)
-                throw new DataException(options.CsvPath,
-                    $"{all.Count} samples are too few to hold out a test fraction of {options.TestFraction} (give a test file or more samples)");
-            var (train, test) = Splits.TrainValidation(all, options.TestFraction, Rng.ForPurpose(options.Seed, "test-split"),
-                "npy/train", "npy/test", Option(nameof(DataOptions.TestFraction)));
-            test = CleanCopy(test);
-            return new DataSplits(train, test);
+            var split = HoldOutTest(options, "npy", "samples", () => ToDataset(trainArrays, "npy", trainArrays.MaxLabel + 1));
+            return split with { Test = CleanCopy(split.Test) };
         }
         var testArrays = NpyLoader.ReadArrays(options.CsvTestPath);
         if (!testArrays.SampleShape.AsSpan().SequenceEqual(trainArrays.SampleShape))
@@ -296,6 +274,25 @@ public static class DataSources
                 $"has samples of shape [{string.Join(", ", testArrays.SampleShape)}]; expected [{string.Join(", ", trainArrays.SampleShape)}] like {Path.GetFileName(options.CsvPath)}");
         int k = Math.Max(trainArrays.MaxLabel, testArrays.MaxLabel) + 1;
         return new DataSplits(ToDataset(trainArrays, "npy/train", k), CleanCopy(ToDataset(testArrays, "npy/test", k)));
+    }
+
+    /// <summary>
+    /// A file's data set without a test file: <c>test_fraction</c> of its <paramref name="unit"/>
+    /// (rows, samples) held out by the seed as <paramref name="format"/>/test, the rest <paramref name="format"/>/train.
+    /// </summary>
+    private static DataSplits HoldOutTest(DataOptions options, string format, string unit, Func<Dataset> load)
+    {
+        if (!(options.TestFraction > 0 && options.TestFraction < 1))
+            throw new ArgumentOutOfRangeException(Option(nameof(DataOptions.TestFraction)),
+                $"test fraction {options.TestFraction}; expected a value in (0, 1)");
+        var all = load();
+        int testCount = (int)Math.Round(all.Count * options.TestFraction);
+        if (testCount == 0 || testCount == all.Count)
+            throw new DataException(options.CsvPath!,
+                $"{all.Count} {unit} are too few to hold out a test fraction of {options.TestFraction} (give a test file or more {unit})");
+        var (train, test) = Splits.TrainValidation(all, options.TestFraction, Rng.ForPurpose(options.Seed, "test-split"),
+            $"{format}/train", $"{format}/test", Option(nameof(DataOptions.TestFraction)));
+        return new DataSplits(train, test);
     }
 
     /// <summary>A data set of npy arrays: given labels, and the true labels when the file has them (then <see cref="Dataset.TruthKnown"/>).</summary>

@@ -29,4 +29,24 @@ public static class PresetSettings
         }
         throw new ConfigException(key, $"unknown key for the {preset} preset; known: " + string.Join(", ", table.Select(t => t.Key)));
     }
+
+    /// <summary>The settings as YAML, one <c>key: value</c> line per table entry, after the comment <paramref name="title"/>.</summary>
+    public static string ToYaml<T>(T settings, string title, IReadOnlyList<(string Key, Func<T, string> Get, Func<T, string, T> Set)> table)
+    {
+        ArgumentNullException.ThrowIfNull(table);
+        var sb = new System.Text.StringBuilder("# ").Append(title).Append(", fully resolved\n");
+        foreach (var (k, get, _) in table)
+            sb.Append(k).Append(": ").Append(get(settings)).Append('\n');
+        return sb.ToString();
+    }
+}
+
+/// <summary>The value formats of the preset settings tables (<c>using static</c>): F formats, I/L/D parse.</summary>
+internal static class PresetValues
+{
+    public static string F(double v) => ConfigTypes.FormatDouble(v);
+    public static string F(long v) => v.ToString(System.Globalization.CultureInfo.InvariantCulture);
+    public static int I(string s) => int.Parse(s, System.Globalization.NumberStyles.AllowLeadingSign, System.Globalization.CultureInfo.InvariantCulture);
+    public static long L(string s) => long.Parse(s, System.Globalization.NumberStyles.AllowLeadingSign, System.Globalization.CultureInfo.InvariantCulture);
+    public static double D(string s) => double.Parse(s, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture);
 }

@@ -14,7 +14,7 @@ public readonly record struct QuadratureNode(int Vector, double Node, double Wei
 /// stochastic Lanczos quadrature (Ubaru, Chen and Saad 2017; PyHessian's method, Yao et al. 2020):
 /// for each Rademacher probe vector v, m Lanczos steps from v/‖v‖ give a tridiagonal T = UΘUᵀ,
 /// and the density is approximated by Σⱼ U₀ⱼ² δ(λ − θⱼ), averaged over the vectors.
-/// The vectors are float, dot products and T in double; T is diagonalised by cyclic Jacobi.
+/// The vectors are float, dot products and T in double; T is diagonalised by LAPACK's dstev (or MathNet).
 /// </summary>
 public static class Lanczos
 {
@@ -103,67 +103,16 @@ public static class Lanczos
         return ([.. alpha], [.. beta]);
     }
 
-    /// <summary>Eigenvalues of the symmetric tridiagonal (α, β) and the first component of each unit eigenvector (cyclic Jacobi in double).</summary>
+    /// <summary>Eigenvalues of the symmetric tridiagonal (α, β), ascending, and the first component of each unit eigenvector (<see cref="Lapack.TridiagonalEigen"/>, double precision).</summary>
     public static (double[] Values, double[] First) Tridiagonal(IReadOnlyList<double> alpha, IReadOnlyList<double> beta)
     {
         ArgumentNullException.ThrowIfNull(alpha);
         ArgumentNullException.ThrowIfNull(beta);
         int m = alpha.Count;
-        var a = new double[m, m];
-        var u = new double[m, m];
-        for (int i = 0; i < m; i++)
-        {
-            a[i, i] = alpha[i];
-            u[i, i] = 1;
-            if (i + 1 < m)
-                a[i, i + 1] = a[i + 1, i] = beta[i];
-        }
-        for (int sweep = 0; sweep < 100; sweep++)
-        {
-            double off = 0, diag = 0;
-            for (int i = 0; i < m; i++)
-            {
-                diag += a[i, i] * a[i, i];
-                for (int j = i + 1; j < m; j++)
-                    off += a[i, j] * a[i, j];
-            }
-            if (off <= 1e-30 * Math.Max(diag, 1e-300))
-                break;
-            for (int p = 0; p < m; p++)
-            for (int q = p + 1; q < m; q++)
-            {
-                if (a[p, q] == 0)
-                    continue;
-                double theta = (a[q, q] - a[p, p]) / (2 * a[p, q]);
-                double t = Math.Sign(theta == 0 ? 1 : theta) / (Math.Abs(theta) + Math.Sqrt(theta * theta + 1));
-                double c = 1 / Math.Sqrt(t * t + 1), s = t * c;
-                for (int r = 0; r < m; r++)
-                {
-                    double arp = a[r, p], arq = a[r, q];
-                    a[r, p] = c * arp - s * arq;
-                    a[r, q] = s * arp + c * arq;
-                }
-                for (int r = 0; r < m; r++)
-                {
-                    double apr = a[p, r], aqr = a[q, r];
-                    a[p, r] = c * apr - s * aqr;
-                    a[q, r] = s * apr + c * aqr;
-                }
-                for (int r = 0; r < m; r++)
-                {
-                    double urp = u[r, p], urq = u[r, q];
-                    u[r, p] = c * urp - s * urq;
-                    u[r, q] = s * urp + c * urq;
-                }
-            }
-        }
-        var values = new double[m];
+        var (values, vectors) = Lapack.TridiagonalEigen([.. alpha], [.. beta.Take(Math.Max(m - 1, 0))]);
         var first = new double[m];
         for (int j = 0; j < m; j++)
-        {
-            values[j] = a[j, j];
-            first[j] = u[0, j];
-        }
+            first[j] = vectors[j * m];
         return (values, first);
     }
 

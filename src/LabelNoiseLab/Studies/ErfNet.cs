@@ -158,7 +158,10 @@ internal sealed class ErfNet : FullBatchModel
     {
         var z = PreActivations(_x, _z);
         for (int i = 0; i < z.Length; i++)
-            _h[i] = (float)Kernels.Erf(z[i]);
+        {
+            _h[i] = Kernels.ErfSingle(z[i]);
+            _s[i] = (float)(TwoOverSqrtPi * Math.Exp(-(double)z[i] * z[i]));
+        }
         return Head(_h, _x.Length / D, _f);
     }
 
@@ -176,17 +179,15 @@ internal sealed class ErfNet : FullBatchModel
     {
         var h = new float[z.Length];
         for (int i = 0; i < z.Length; i++)
-            h[i] = (float)Kernels.Erf(z[i]);
+            h[i] = Kernels.ErfSingle(z[i]);
         return h;
     }
 
     protected override void Gradients(float[] r, float[][] grads)
     {
-        // At the weights the residual was taken at: TrainOutput just filled _z and _h.
+        // At the weights the residual was taken at: TrainOutput just filled _h and _s = erf'(z).
         int n = _x.Length / D;
-        var (z, h, s, g) = (_z, _h, _s, _g);
-        for (int i = 0; i < z.Length; i++)
-            s[i] = (float)(TwoOverSqrtPi * Math.Exp(-(double)z[i] * z[i]));
+        var (h, s, g) = (_h, _s, _g);
         Blas.Sgemm(true, false, K, M, n, 1f, r, K, h, M, 0f, grads[2], M);      // ∂W2 = rᵀh
         ColumnSums(r, n, K, grads[3]);                                          // ∂b2 = Σ r
         Blas.Sgemm(false, false, n, M, K, 1f, r, K, W2, M, 0f, g, M);           // r·W2

@@ -5,6 +5,7 @@ using LabelNoiseLab.Probes;
 using LabelNoiseLab.RunFiles;
 using LabelNoiseLab.Training;
 using LabelNoiseLab.Experiments;
+using static LabelNoiseLab.Experiments.PresetValues;
 
 namespace LabelNoiseLab.Studies;
 
@@ -137,18 +138,8 @@ public sealed record SpectralTailOptions
         return runs;
     }
 
-    public string ToYaml()
-    {
-        var sb = new StringBuilder("# spectral-tail preset (spectral linear probe and truncation under label noise), fully resolved\n");
-        foreach (var (k, get, _) in Table)
-            sb.Append(k).Append(": ").Append(get(this)).Append('\n');
-        return sb.ToString();
-    }
+    public string ToYaml() => PresetSettings.ToYaml(this, "spectral-tail preset (spectral linear probe and truncation under label noise)", Table);
 
-    private static string F(double v) => ConfigTypes.FormatDouble(v);
-    private static string F(long v) => v.ToString(CultureInfo.InvariantCulture);
-    private static int I(string s) => int.Parse(s, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture);
-    private static double D(string s) => double.Parse(s, NumberStyles.Float, CultureInfo.InvariantCulture);
     private static List<T> List<T>(string s, Func<string, T> parse) =>
         s.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).Select(parse).ToList();
 }

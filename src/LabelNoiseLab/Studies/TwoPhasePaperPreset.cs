@@ -6,6 +6,7 @@ using LabelNoiseLab.Experiments;
 using LabelNoiseLab.RunFiles;
 using LabelNoiseLab.Tensors;
 using LabelNoiseLab.Training;
+using static LabelNoiseLab.Experiments.PresetValues;
 
 namespace LabelNoiseLab.Studies;
 
@@ -68,19 +69,8 @@ public sealed record TwoPhasePaperOptions
             throw new ConfigException("two_phase_paper.rho", $"expected a finite value > 0, got {F(Rho)}");
     }
 
-    public string ToYaml()
-    {
-        var sb = new StringBuilder("# two-phase-paper preset (the label-noise SGD paper's real-data notebook), fully resolved\n");
-        foreach (var (k, get, _) in Table)
-            sb.Append(k).Append(": ").Append(get(this)).Append('\n');
-        return sb.ToString();
-    }
+    public string ToYaml() => PresetSettings.ToYaml(this, "two-phase-paper preset (the label-noise SGD paper's real-data notebook)", Table);
 
-    private static string F(double v) => ConfigTypes.FormatDouble(v);
-    private static string F(long v) => v.ToString(CultureInfo.InvariantCulture);
-    private static int I(string s) => int.Parse(s, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture);
-    private static long L(string s) => long.Parse(s, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture);
-    private static double D(string s) => double.Parse(s, NumberStyles.Float, CultureInfo.InvariantCulture);
 }
 
 /// <summary>
@@ -121,22 +111,25 @@ public sealed class TwoPhasePaperPreset : IPreset
         var (xTest, yTest, _) = FirstImages(splits.Test, o.Samples);
         context.Log($"two-phase-paper: {o.Data}, {o.Samples} train and {o.Samples} test images, width {o.Width}, {o.Steps} full-batch steps at lr {o.Lr}");
         var initial = ErfNet.Initialise(x.Length / o.Samples, o.Width, classes, Rng.ForPurpose(o.Seed, "two-phase-paper-init"));
+        var runs = RunMethods(o, initial, x, y, xTest, yTest, classes, concurrent: Environment.ProcessorCount >= 2, context.Cancellation);
+        if (runs is null)
+            return new RunResult(RunStatus.Interrupted, "interrupted before every method finished");
         var curves = new StringBuilder(CurvesHeader).Append('\n');
         var perMethod = new Dictionary<string, object?>();
         var finals = new Dictionary<string, MethodResult>();
         var metrics = dir.OpenMetrics(["method_id"]);
         for (int mi = 0; mi < Methods.Length; mi++)
         {
-            string method = Methods[mi];
-            if (context.Cancellation.IsCancellationRequested)
-                return new RunResult(RunStatus.Interrupted, $"interrupted before {method}");
-            var result = RunMethod(method, mi, o, initial, x, y, xTest, yTest, classes, curves, metrics);
-            dir.WriteText(CurvesFile, curves.ToString());
+            var (method, result) = (Methods[mi], runs[mi].Result);
+            curves.Append(runs[mi].Curves);
+            foreach (var row in runs[mi].Rows)
+                metrics.Append(row);
             finals[method] = result;
             perMethod[method] = result.ToDictionary();
             context.Log(string.Create(CultureInfo.InvariantCulture,
                 $"{method}: test loss {result.TestLoss:G5} (linearised {result.LinTestLoss:G5}), neuron-norm mean min/start {result.MinNormRatio:G8}, kernel distance {result.KernelDistance:G4} ({result.Seconds:F1} s)"));
         }
+        dir.WriteText(CurvesFile, curves.ToString());
         var claims = PaperClaims(finals, quick);
         dir.WriteSummary(new Dictionary<string, object?>
         {
@@ -201,7 +194,7 @@ public sealed class TwoPhasePaperPreset : IPreset
         return (x, data.Labels.AsSpan(0, n).ToArray(), data.NumClasses);
     }
 
-    private sealed record MethodResult(double TrainLossClean, double TestLoss, double LinTrainLossClean, double LinTestLoss,
+    internal sealed record MethodResult(double TrainLossClean, double TestLoss, double LinTrainLossClean, double LinTestLoss,
         double NormMeanStart, double NormMeanFinal, double NormMeanMin, double KernelDistance, double GapTrain, double GapTest, double Seconds)
     {
         public double MinNormRatio => NormMeanMin / NormMeanStart;
@@ -223,9 +216,54 @@ public sealed class TwoPhasePaperPreset : IPreset
         };
     }
 
-    private static MethodResult RunMethod(string method, int methodId, TwoPhasePaperOptions o, ErfNet initial, float[] x, int[] y, float[] xTest, int[] yTest,
-        int classes, StringBuilder curves, MetricsWriter metrics)
+    /// <summary>One method's run: its final figures, its curves.csv rows and its metrics rows.</summary>
+    internal sealed record MethodRun(MethodResult Result, string Curves, List<MetricsRow> Rows);
+
+    /// <summary>
+    /// Every method from the same initialisation, in <see cref="Methods"/> order; null when cancelled.
+    /// Matrix products run single-threaded throughout; <paramref name="concurrent"/> runs the methods
+    /// on threads of their own (each does the same arithmetic as alone, so the same digits).
+    /// </summary>
+    internal static MethodRun[]? RunMethods(TwoPhasePaperOptions o, ErfNet initial, float[] x, int[] y, float[] xTest, int[] yTest, int classes,
+        bool concurrent, CancellationToken cancellation)
     {
+        var runs = new MethodRun?[Methods.Length];
+        int threads = Blas.Threads;
+        Blas.Threads = 1;
+        try
+        {
+            if (concurrent)
+            {
+                var tasks = Enumerable.Range(0, Methods.Length).Select(mi => Task.Factory.StartNew(
+                    () => runs[mi] = RunMethod(Methods[mi], mi, o, initial, x, y, xTest, yTest, classes, cancellation),
+                    CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default)).ToArray();
+                try
+                {
+                    Task.WaitAll(tasks);
+                }
+                catch (AggregateException e)
+                {
+                    System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(e.InnerExceptions[0]).Throw();
+                }
+            }
+            else
+            {
+                for (int mi = 0; mi < Methods.Length && !cancellation.IsCancellationRequested; mi++)
+                    runs[mi] = RunMethod(Methods[mi], mi, o, initial, x, y, xTest, yTest, classes, cancellation);
+            }
+        }
+        finally
+        {
+            Blas.Threads = threads;
+        }
+        return runs.Any(r => r is null) ? null : [.. runs.Select(r => r!)];
+    }
+
+    private static MethodRun? RunMethod(string method, int methodId, TwoPhasePaperOptions o, ErfNet initial, float[] x, int[] y, float[] xTest, int[] yTest,
+        int classes, CancellationToken cancellation)
+    {
+        var curves = new StringBuilder();
+        var rows = new List<MetricsRow>();
         var clock = Stopwatch.StartNew();
         int n = y.Length;
         var net = initial.Clone().On(x);
@@ -240,6 +278,8 @@ public sealed class TwoPhasePaperPreset : IPreset
         {
             if (step % o.EvalEvery == 0 || step == o.Steps)
             {
+                if (cancellation.IsCancellationRequested)
+                    return null;
                 var f = net.Forward(x);
                 var ft = net.Forward(xTest);
                 var fl = twin.Forward(train: true);
@@ -249,7 +289,7 @@ public sealed class TwoPhasePaperPreset : IPreset
                 double kd = KernelDistance(kernel0, net.Kernel(x));
                 last = new MethodResult(Mse(f, targets), Mse(ft, OneHot(yTest, classes)), Mse(fl, targets), Mse(flt, OneHot(yTest, classes)),
                     normStart, mean, normMin, kd, Rms(f, fl), Rms(ft, flt), clock.Elapsed.TotalSeconds);
-                metrics.Append(new MetricsRow
+                rows.Add(new MetricsRow
                 {
                     Step = step, Lr = o.Lr, TrainLoss = last.TrainLossClean, TrainAcc = Accuracy(f, y, classes),
                     TestLoss = last.TestLoss, TestAcc = Accuracy(ft, yTest, classes), Seconds = clock.Elapsed.TotalSeconds,
@@ -282,7 +322,7 @@ public sealed class TwoPhasePaperPreset : IPreset
                 twin.Step(t, (float)o.Lr);
             }
         }
-        return last! with { Seconds = clock.Elapsed.TotalSeconds };
+        return new MethodRun(last! with { Seconds = clock.Elapsed.TotalSeconds }, curves.ToString(), rows);
     }
 
     internal static float[] OneHot(int[] labels, int classes)

@@ -11,6 +11,7 @@ using LabelNoiseLab.Tensors;
 using LabelNoiseLab.RunFiles;
 using LabelNoiseLab.Training;
 using LabelNoiseLab.Experiments;
+using static LabelNoiseLab.Experiments.PresetValues;
 
 namespace LabelNoiseLab.Studies;
 
@@ -105,13 +106,7 @@ public sealed record TwoPhaseOptions
             throw new ConfigException("two_phase.width", $"d×m = {(long)Dim * Width} is too large for this preset");
     }
 
-    public string ToYaml()
-    {
-        var sb = new StringBuilder("# two-phase preset (label-noise SGD on a two-layer linear network), fully resolved\n");
-        foreach (var (k, get, _) in Table)
-            sb.Append(k).Append(": ").Append(get(this)).Append('\n');
-        return sb.ToString();
-    }
+    public string ToYaml() => PresetSettings.ToYaml(this, "two-phase preset (label-noise SGD on a two-layer linear network)", Table);
 
     private static void Positive(string key, long value)
     {
@@ -119,11 +114,6 @@ public sealed record TwoPhaseOptions
             throw new ConfigException(key, $"expected a positive integer, got {value}");
     }
 
-    private static string F(double v) => ConfigTypes.FormatDouble(v);
-    private static string F(long v) => v.ToString(CultureInfo.InvariantCulture);
-    private static int I(string s) => int.Parse(s, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture);
-    private static long L(string s) => long.Parse(s, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture);
-    private static double D(string s) => double.Parse(s, NumberStyles.Float, CultureInfo.InvariantCulture);
 }
 
 /// <summary>What one method of the preset ended with (also written to <c>summary.json</c>).</summary>

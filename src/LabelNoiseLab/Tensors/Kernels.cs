@@ -172,6 +172,70 @@ public static class Kernels
         return x < 0 ? -r : r;
     }
 
+    /// <summary>
+    /// (float)<see cref="Erf"/>(x) to the last bit, without <see cref="Erf"/>'s series (tens of
+    /// divisions) in all but a few cases in 10⁵: erf's Taylor polynomial of degree 8 about the
+    /// nearest point of a 1/32 grid on [0, 6) (coefficients from erf's derivatives
+    /// 2/√π·(−1)ⁿ⁻¹Hₙ₋₁(x)e^(−x²), once), which agrees with <see cref="Erf"/> to ~1e-15 relative
+    /// (tested to 1e-13); when that value ± 1e-12 relative rounds to one float, so does
+    /// <see cref="Erf"/>'s, else <see cref="Erf"/> decides.
+    /// </summary>
+    internal static float ErfSingle(double x)
+    {
+        double ax = Math.Abs(x);
+        if (!(ax > 0 && ax < ErfTaylor.End))
+            return (float)Erf(x);
+        double y = ErfTaylor.Value(ax);
+        double tol = 1e-12 * y;
+        float lo = (float)(y - tol);
+        if (lo != (float)(y + tol))
+            return (float)Erf(x);
+        return x < 0 ? -lo : lo;
+    }
+
+    /// <summary>erf(x₀)⁽ⁿ⁾/n! for n &lt; <see cref="Terms"/> at x₀ = j/<see cref="PerUnit"/>, j = 0 … End·PerUnit, row-major.</summary>
+    internal static class ErfTaylor
+    {
+        public const int PerUnit = 32, Terms = 9;
+        public const double End = 6.0;
+        public static readonly double[] Coefficients = Build();
+
+        /// <summary>erf(x) for 0 ≤ x &lt; <see cref="End"/> by the Taylor polynomial about the nearest grid point.</summary>
+        public static double Value(double x)
+        {
+            int j = (int)(x * PerUnit + 0.5);
+            double delta = x - j * (1.0 / PerUnit);
+            var c = Coefficients.AsSpan(j * Terms, Terms);
+            double y = c[Terms - 1];
+            for (int n = Terms - 2; n >= 0; n--)
+                y = y * delta + c[n];
+            return y;
+        }
+
+        private static double[] Build()
+        {
+            int points = (int)(End * PerUnit) + 1;
+            var c = new double[points * Terms];
+            var hermite = new double[Terms];
+            for (int j = 0; j < points; j++)
+            {
+                double x0 = j * (1.0 / PerUnit);
+                hermite[0] = 1;
+                hermite[1] = 2 * x0;
+                for (int m = 1; m + 1 < Terms; m++)
+                    hermite[m + 1] = 2 * x0 * hermite[m] - 2 * m * hermite[m - 1];
+                double slope = 2 / Math.Sqrt(Math.PI) * Math.Exp(-x0 * x0), factorial = 1;
+                c[j * Terms] = Erf(x0);
+                for (int n = 1; n < Terms; n++)
+                {
+                    factorial *= n;
+                    c[j * Terms + n] = ((n - 1) % 2 == 0 ? 1 : -1) * hermite[n - 1] * slope / factorial;
+                }
+            }
+            return c;
+        }
+    }
+
     /// <summary>erfc for x &gt; 2 by its continued fraction (modified Lentz), relative error ~1e-14.</summary>
     private static double Erfc(double x)
     {

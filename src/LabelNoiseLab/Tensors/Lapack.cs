@@ -25,6 +25,17 @@ public static class Lapack
     public static void SymmetricEigen(ReadOnlySpan<float> a, int n, Span<float> eigenvalues, Span<float> eigenvectors)
         => Selected.SymmetricEigen(a, n, eigenvalues, eigenvectors);
 
+    /// <summary>
+    /// The symmetric tridiagonal matrix with <paramref name="diagonal"/> (n) and
+    /// <paramref name="offDiagonal"/> (n − 1), in double precision: eigenvalues ascending and unit
+    /// eigenvectors, vector j at [j·n, (j + 1)·n). OpenBLAS's <c>dstev_</c> when <see cref="Selected"/>
+    /// is OpenBLAS and has it, else MathNet.Numerics.
+    /// </summary>
+    internal static (double[] Values, double[] Vectors) TridiagonalEigen(ReadOnlySpan<double> diagonal, ReadOnlySpan<double> offDiagonal)
+        => Selected is OpenBlasLapack { HasTridiagonal: true } native
+            ? native.TridiagonalEigen(diagonal, offDiagonal)
+            : ManagedLapack.TridiagonalEigen(diagonal, offDiagonal);
+
     /// <inheritdoc cref="ILapackBackend.Svd"/>
     public static void Svd(ReadOnlySpan<float> a, int m, int n, Span<float> s, Span<float> u, Span<float> vt)
         => Selected.Svd(a, m, n, s, u, vt);
@@ -65,6 +76,16 @@ internal static class LapackArgs
         if (eigenvectorsLength < nn)
             throw new ArgumentException($"SymmetricEigen: eigenvectors has {eigenvectorsLength} elements; an {n}×{n} matrix needs {nn}", "eigenvectors");
         CheckFinite(a[..(int)nn], "SymmetricEigen");
+    }
+
+    public static void ValidateTridiagonal(ReadOnlySpan<double> diagonal, ReadOnlySpan<double> offDiagonal)
+    {
+        if (offDiagonal.Length != Math.Max(diagonal.Length - 1, 0))
+            throw new ArgumentException($"TridiagonalEigen: {offDiagonal.Length} off-diagonal values for a diagonal of {diagonal.Length}", nameof(offDiagonal));
+        foreach (double v in diagonal)
+            if (!double.IsFinite(v)) throw new ArgumentException("TridiagonalEigen: the diagonal has a non-finite value", nameof(diagonal));
+        foreach (double v in offDiagonal)
+            if (!double.IsFinite(v)) throw new ArgumentException("TridiagonalEigen: the off-diagonal has a non-finite value", nameof(offDiagonal));
     }
 
     public static void ValidateSvd(ReadOnlySpan<float> a, int m, int n, int sLength, int uLength, int vtLength)

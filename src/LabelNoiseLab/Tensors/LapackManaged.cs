@@ -15,6 +15,31 @@ internal sealed class ManagedLapack : ILapackBackend
 
     public BlasBackend Kind => BlasBackend.Managed;
 
+    /// <inheritdoc cref="Lapack.TridiagonalEigen"/>
+    public static (double[] Values, double[] Vectors) TridiagonalEigen(ReadOnlySpan<double> diagonal, ReadOnlySpan<double> offDiagonal)
+    {
+        LapackArgs.ValidateTridiagonal(diagonal, offDiagonal);
+        int n = diagonal.Length;
+        if (n == 0) return ([], []);
+        var t = Matrix<double>.Build.Dense(n, n);
+        for (int i = 0; i < n; i++)
+        {
+            t[i, i] = diagonal[i];
+            if (i + 1 < n)
+                t[i, i + 1] = t[i + 1, i] = offDiagonal[i];
+        }
+        Evd<double> evd = t.Evd(Symmetricity.Symmetric);
+        int[] order = [.. Enumerable.Range(0, n).OrderBy(j => evd.EigenValues[j].Real)];
+        var values = new double[n];
+        var vectors = new double[n * n];
+        for (int j = 0; j < n; j++)
+        {
+            values[j] = evd.EigenValues[order[j]].Real;
+            for (int i = 0; i < n; i++) vectors[j * n + i] = evd.EigenVectors[i, order[j]];
+        }
+        return (values, vectors);
+    }
+
     public void SymmetricEigen(ReadOnlySpan<float> a, int n, Span<float> eigenvalues, Span<float> eigenvectors)
     {
         LapackArgs.ValidateEigen(a, n, eigenvalues.Length, eigenvectors.Length);

@@ -49,6 +49,30 @@ internal sealed unsafe class OpenBlasLapack(OpenBlasLibrary library) : ILapackBa
         }
     }
 
+    public bool HasTridiagonal => library.Dstev != null;
+
+    /// <inheritdoc cref="Lapack.TridiagonalEigen"/>
+    public (double[] Values, double[] Vectors) TridiagonalEigen(ReadOnlySpan<double> diagonal, ReadOnlySpan<double> offDiagonal)
+    {
+        LapackArgs.ValidateTridiagonal(diagonal, offDiagonal);
+        int n = diagonal.Length;
+        var d = diagonal.ToArray();
+        var e = new double[Math.Max(n, 1)];
+        offDiagonal.CopyTo(e);
+        var z = new double[n * n];
+        var work = new double[Math.Max(1, 2 * n - 2)];
+        if (n == 0) return (d, z);
+        byte jobz = (byte)'V';
+        int nn = n, ldz = n, info = 0;
+        fixed (double* pd = d)
+        fixed (double* pe = e)
+        fixed (double* pz = z)
+        fixed (double* pwork = work)
+            library.Dstev(&jobz, &nn, pd, pe, pz, &ldz, pwork, &info, 1);
+        Check(info, "dstev_", n, n);
+        return (d, z); // ascending; column-major column j = vector j
+    }
+
     public void Svd(ReadOnlySpan<float> a, int m, int n, Span<float> s, Span<float> u, Span<float> vt)
     {
         LapackArgs.ValidateSvd(a, m, n, s.Length, u.Length, vt.Length);

@@ -50,6 +50,9 @@ internal sealed unsafe class OpenBlasLibrary
 
     public bool HasLapack => Ssyevd != null && Sgesdd != null;
 
+    /// <summary>dstev_(jobz, n, d, e, z, ldz, work, info, len(jobz)), double precision; null when absent.</summary>
+    public delegate* unmanaged<byte*, int*, double*, double*, double*, int*, double*, int*, nuint, void> Dstev { get; private set; }
+
     /// <summary>OpenBLAS's name for the kernels it chose (e.g. "Haswell", "SkylakeX"), or "unknown".</summary>
     public string Corename => GetCorename == null ? "unknown" : Marshal.PtrToStringUTF8((nint)GetCorename()) ?? "unknown";
 
@@ -102,6 +105,8 @@ internal sealed unsafe class OpenBlasLibrary
                 lib.Ssyevd = (delegate* unmanaged<byte*, byte*, int*, float*, int*, float*, float*, int*, int*, int*, int*, nuint, nuint, void>)syevd;
                 lib.Sgesdd = (delegate* unmanaged<byte*, int*, int*, float*, int*, float*, float*, int*, float*, int*, float*, int*, int*, int*, nuint, void>)gesdd;
             }
+            if (NativeLibrary.TryGetExport(handle, "dstev_", out nint stev))
+                lib.Dstev = (delegate* unmanaged<byte*, int*, double*, double*, double*, int*, double*, int*, nuint, void>)stev;
             tried.Add($"{path} (loaded)");
             return lib;
         }
