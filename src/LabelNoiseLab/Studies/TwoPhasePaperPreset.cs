@@ -222,7 +222,7 @@ public sealed class TwoPhasePaperPreset : IPreset
     /// <summary>
     /// Every method from the same initialisation, in <see cref="Methods"/> order; null when cancelled.
     /// Matrix products run single-threaded throughout; <paramref name="concurrent"/> runs the methods
-    /// on threads of their own (each does the same arithmetic as alone, so the same digits).
+    /// on one worker thread per core, longest first (each method does the same arithmetic as alone, so the same digits).
     /// </summary>
     internal static MethodRun[]? RunMethods(TwoPhasePaperOptions o, ErfNet initial, float[] x, int[] y, float[] xTest, int[] yTest, int classes,
         bool concurrent, CancellationToken cancellation)
@@ -234,8 +234,17 @@ public sealed class TwoPhasePaperPreset : IPreset
         {
             if (concurrent)
             {
-                var tasks = Enumerable.Range(0, Methods.Length).Select(mi => Task.Factory.StartNew(
-                    () => runs[mi] = RunMethod(Methods[mi], mi, o, initial, x, y, xTest, yTest, classes, cancellation),
+                // One worker per core (at most one per method), each taking the next method of the
+                // longest-first order: on 2 cores SAM (two gradients a step) runs on one and gd then
+                // label_noise on the other, instead of three threads sharing two cores.
+                int[] order = [.. Enumerable.Range(0, Methods.Length).OrderByDescending(mi => Methods[mi] == "sam" ? 2 : 1)];
+                int next = -1;
+                int workers = Math.Min(Environment.ProcessorCount, Methods.Length);
+                var tasks = Enumerable.Range(0, workers).Select(_ => Task.Factory.StartNew(() =>
+                    {
+                        for (int k; (k = Interlocked.Increment(ref next)) < order.Length && !cancellation.IsCancellationRequested;)
+                            runs[order[k]] = RunMethod(Methods[order[k]], order[k], o, initial, x, y, xTest, yTest, classes, cancellation);
+                    },
                     CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default)).ToArray();
                 try
                 {
