@@ -39,23 +39,11 @@ public static class Kneedle
         return best < 0 ? null : best;
     }
 
-    /// <summary>Centred moving average over <paramref name="window"/> points (odd; shrunk at the ends; 1 = unchanged).</summary>
+    /// <summary>Centred moving average over <paramref name="window"/> points (odd; shrunk at the ends; 1 = unchanged): <see cref="PhaseDetector.Smooth"/>.</summary>
     public static double[] Smooth(IReadOnlyList<double> y, int window)
     {
         ArgumentNullException.ThrowIfNull(y);
-        if (window < 1 || window % 2 == 0)
-            throw new ArgumentOutOfRangeException(nameof(window), window, "the window must be an odd number ≥ 1");
-        int half = window / 2, n = y.Count;
-        var s = new double[n];
-        for (int i = 0; i < n; i++)
-        {
-            int lo = Math.Max(0, i - half), hi = Math.Min(n - 1, i + half);
-            double sum = 0;
-            for (int j = lo; j <= hi; j++)
-                sum += y[j];
-            s[i] = sum / (hi - lo + 1);
-        }
-        return s;
+        return PhaseDetector.Smooth([.. y], window);
     }
 
     /// <summary>The knee of log(y) after smoothing (y &gt; 0): the x at it, or null.</summary>
