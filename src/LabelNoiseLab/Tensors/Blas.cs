@@ -12,8 +12,10 @@ namespace LabelNoiseLab.Tensors;
 /// </summary>
 public static class Blas
 {
-    public const string BackendEnvVar = "LNLAB_BLAS";
-    public const string OpenBlasPathEnvVar = "LNLAB_OPENBLAS";
+    /// <summary>Environment variable forcing the GEMM backend: <c>managed</c> or <c>openblas</c>.</summary>
+    internal const string BackendEnvVar = "LNLAB_BLAS";
+    /// <summary>Environment variable naming an OpenBLAS library file to try first.</summary>
+    internal const string OpenBlasPathEnvVar = "LNLAB_OPENBLAS";
 
     private static readonly Lazy<OpenBlasProbe> s_openBlas = new(LoadOpenBlas);
     private static readonly Lazy<IGemmBackend> s_selected = new(SelectFromEnvironment);

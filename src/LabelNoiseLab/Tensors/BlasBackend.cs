@@ -17,8 +17,10 @@ public enum BlasBackend
 /// </summary>
 public interface IGemmBackend
 {
+    /// <summary>Which implementation this is.</summary>
     BlasBackend Kind { get; }
 
+    /// <summary>C = alpha·op(A)·op(B) + beta·C, row-major with leading dimensions <paramref name="lda"/>, <paramref name="ldb"/>, <paramref name="ldc"/>; throws an <see cref="ArgumentException"/> for negative sizes, too-small leading dimensions or too-short spans.</summary>
     void Sgemm(bool transA, bool transB, int m, int n, int k,
         float alpha, ReadOnlySpan<float> a, int lda, ReadOnlySpan<float> b, int ldb,
         float beta, Span<float> c, int ldc);

@@ -26,6 +26,7 @@ public sealed unsafe class ManagedGemm : IGemmBackend
 
     private ManagedGemm() { }
 
+    /// <inheritdoc/>
     public BlasBackend Kind => BlasBackend.Managed;
 
     /// <summary>The micro-kernel in use on this machine (e.g. "V512 8x32").</summary>
@@ -38,6 +39,7 @@ public sealed unsafe class ManagedGemm : IGemmBackend
         }
     }
 
+    /// <inheritdoc/>
     public void Sgemm(bool transA, bool transB, int m, int n, int k,
         float alpha, ReadOnlySpan<float> a, int lda, ReadOnlySpan<float> b, int ldb,
         float beta, Span<float> c, int ldc)

@@ -44,6 +44,7 @@ public static class Lapack
 /// <summary>One implementation of the dense decompositions <see cref="Lapack"/> offers.</summary>
 public interface ILapackBackend
 {
+    /// <summary>Which implementation this is.</summary>
     BlasBackend Kind { get; }
 
     /// <summary>

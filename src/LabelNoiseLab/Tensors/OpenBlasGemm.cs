@@ -7,6 +7,7 @@ public sealed unsafe class OpenBlasGemm : IGemmBackend
 
     internal OpenBlasLibrary Library { get; }
 
+    /// <inheritdoc/>
     public BlasBackend Kind => BlasBackend.OpenBlas;
 
     /// <summary>The path OpenBLAS was loaded from.</summary>
@@ -18,6 +19,7 @@ public sealed unsafe class OpenBlasGemm : IGemmBackend
     /// <summary>OpenBLAS's name for the kernels it chose for this CPU.</summary>
     public string Corename => Library.Corename;
 
+    /// <inheritdoc/>
     public void Sgemm(bool transA, bool transB, int m, int n, int k,
         float alpha, ReadOnlySpan<float> a, int lda, ReadOnlySpan<float> b, int ldb,
         float beta, Span<float> c, int ldc)

@@ -12,6 +12,7 @@ public sealed class Rng
     private bool _hasSpareNormal;
     private double _spareNormal;
 
+    /// <summary>A generator whose state is expanded from <paramref name="seed"/> with SplitMix64; equal seeds give equal streams.</summary>
     public Rng(ulong seed)
     {
         ulong x = seed;
@@ -30,6 +31,7 @@ public sealed class Rng
         return new Rng(unchecked((ulong)seed * 0x9E3779B97F4A7C15UL ^ h));
     }
 
+    /// <summary>The next 64 uniformly random bits (xoshiro256**).</summary>
     public ulong NextUInt64()
     {
         ulong result = RotateLeft(_s1 * 5, 7) * 9;
@@ -104,6 +106,7 @@ public sealed class Rng
     public ulong[] GetState() =>
         [_s0, _s1, _s2, _s3, _hasSpareNormal ? 1UL : 0UL, (ulong)BitConverter.DoubleToInt64Bits(_spareNormal)];
 
+    /// <summary>Restores a state saved by <see cref="GetState"/>; throws an <see cref="ArgumentException"/> unless it has 6 words.</summary>
     public void SetState(ReadOnlySpan<ulong> state)
     {
         if (state.Length != 6)

@@ -9,6 +9,7 @@ public sealed class Tensor
 {
     private int[] _shape;
 
+    /// <summary>A zero-filled tensor of the given shape (no dimensions: a scalar). Throws a <see cref="ShapeException"/> for a negative dimension or more than 2^31 elements.</summary>
     public Tensor(params int[] shape)
     {
         ArgumentNullException.ThrowIfNull(shape);
@@ -17,6 +18,10 @@ public sealed class Tensor
         Data = new float[Length];
     }
 
+    /// <summary>
+    /// A tensor over <paramref name="data"/> (not copied; it may be longer than the shape needs).
+    /// Throws an <see cref="ArgumentException"/> when <paramref name="data"/> is shorter than the shape's element count.
+    /// </summary>
     public Tensor(float[] data, params int[] shape)
     {
         ArgumentNullException.ThrowIfNull(data);
@@ -31,10 +36,13 @@ public sealed class Tensor
     /// <summary>Backing store; may be longer than <see cref="Length"/>.</summary>
     public float[] Data { get; private set; }
 
+    /// <summary>Number of elements: the product of the dimensions.</summary>
     public int Length { get; private set; }
 
+    /// <summary>The dimensions, outermost first (row-major).</summary>
     public ReadOnlySpan<int> Shape => _shape;
 
+    /// <summary>Number of dimensions.</summary>
     public int Rank => _shape.Length;
 
     /// <summary>Optional name, used for parameters (<c>layers.0.weight</c>) and in error messages.</summary>
@@ -52,6 +60,7 @@ public sealed class Tensor
     /// </summary>
     public bool GradIsZero { get; set; } = true;
 
+    /// <summary>The elements, row-major (the first <see cref="Length"/> values of <see cref="Data"/>).</summary>
     public Span<float> Span => Data.AsSpan(0, Length);
 
     /// <summary>Size of dimension 0 (the batch dimension for activations).</summary>
@@ -60,20 +69,24 @@ public sealed class Tensor
     /// <summary>Elements per row: the product of all dimensions after the first.</summary>
     public int RowLength => _shape.Length == 0 ? 1 : (_shape[0] == 0 ? 0 : Length / _shape[0]);
 
+    /// <summary>Size of dimension <paramref name="axis"/>; a negative axis counts from the end (-1 is the last).</summary>
     public int Dim(int axis) => _shape[axis < 0 ? _shape.Length + axis : axis];
 
+    /// <summary>Element <paramref name="i"/> in row-major order.</summary>
     public float this[int i]
     {
         get => Span[i];
         set => Span[i] = value;
     }
 
+    /// <summary>Element (<paramref name="row"/>, <paramref name="col"/>) of the tensor seen as [<see cref="Rows"/>, <see cref="RowLength"/>].</summary>
     public float this[int row, int col]
     {
         get => Span[row * RowLength + col];
         set => Span[row * RowLength + col] = value;
     }
 
+    /// <summary>The gradient buffer (<see cref="Grad"/>), created or re-shaped to this tensor's shape when needed; its contents are meaningful only when <see cref="GradIsZero"/> is false.</summary>
     public Tensor EnsureGrad()
     {
         if (Grad is null || Grad.Data.Length < Length)
@@ -139,6 +152,7 @@ public sealed class Tensor
         return new Tensor(Data, shape) { Name = Name };
     }
 
+    /// <summary>A copy with its own storage, the same shape and name (no gradient).</summary>
     public Tensor Clone()
     {
         var t = new Tensor(_shape) { Name = Name };
@@ -146,18 +160,25 @@ public sealed class Tensor
         return t;
     }
 
+    /// <summary>The elements copied into a new array of length <see cref="Length"/>.</summary>
     public float[] ToArray() => Span.ToArray();
 
+    /// <summary>A zero-filled tensor of the given shape.</summary>
     public static Tensor Zeros(params int[] shape) => new(shape);
 
+    /// <summary>A tensor over <paramref name="data"/> (not copied); see <see cref="Tensor(float[], int[])"/>.</summary>
     public static Tensor FromArray(float[] data, params int[] shape) => new(data, shape);
 
+    /// <summary>The shape as text, e.g. "[128, 784]".</summary>
     public string ShapeString => "[" + string.Join(", ", _shape) + "]";
 
+    /// <summary>The name (or "tensor") and the shape, for error messages.</summary>
     public string Describe() => (Name is null ? "tensor " : Name + " ") + ShapeString;
 
+    /// <inheritdoc cref="Describe"/>
     public override string ToString() => Describe();
 
+    /// <summary>Whether <paramref name="other"/> has exactly this shape.</summary>
     public bool SameShape(Tensor other) => Shape.SequenceEqual(other.Shape);
 
     private static int CheckedLength(ReadOnlySpan<int> shape)
