@@ -10,6 +10,8 @@ public sealed class Adam : Optimizer
     private readonly float[][] _m;
     private readonly float[][] _v;
 
+    /// <summary>Adam over <paramref name="parameters"/> with PyTorch's defaults; throws an <see cref="ArgumentOutOfRangeException"/> for betas outside [0, 1), eps ≤ 0 or negative weight decay.</summary>
+    /// <param name="decoupled">True: AdamW's decoupled decay; false: L2 decay added to the gradient.</param>
     public Adam(IEnumerable<Tensor> parameters, float lr, float beta1 = 0.9f, float beta2 = 0.999f,
         float eps = 1e-8f, float weightDecay = 0f, bool decoupled = false)
         : base(parameters, lr)
@@ -25,12 +27,18 @@ public sealed class Adam : Optimizer
         _v = Parameters.Select(p => new float[p.Length]).ToArray();
     }
 
+    /// <summary>Decay rate of the first-moment (mean) estimate.</summary>
     public float Beta1 { get; }
+    /// <summary>Decay rate of the second-moment (uncentred variance) estimate.</summary>
     public float Beta2 { get; }
+    /// <summary>Added to the bias-corrected √v in the denominator.</summary>
     public float Eps { get; }
+    /// <summary>Weight-decay coefficient λ (0: none).</summary>
     public float WeightDecay { get; }
+    /// <summary>Whether the decay is decoupled (AdamW) rather than added to the gradient.</summary>
     public bool Decoupled { get; }
 
+    /// <inheritdoc/>
     public override void Step()
     {
         StepCount++;
@@ -61,6 +69,7 @@ public sealed class Adam : Optimizer
         }
     }
 
+    /// <summary>Each parameter's first and second moments, named <c>exp_avg.i</c> and <c>exp_avg_sq.i</c>.</summary>
     public override IEnumerable<(string Name, float[] Buffer)> StateBuffers()
     {
         for (int i = 0; i < _m.Length; i++)

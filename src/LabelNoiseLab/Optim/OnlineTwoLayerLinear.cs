@@ -18,7 +18,7 @@ namespace LabelNoiseLab.Optim;
 /// <see cref="Load"/> copies a model's weights in; <see cref="Store"/> writes them back (needed
 /// before anything reads the model). Sizes are fixed at construction.
 /// </summary>
-public sealed class OnlineTwoLayerLinear
+internal sealed class OnlineTwoLayerLinear
 {
     private readonly float[] _wt;   // [d, m]: _wt[j*m + i] = W[i, j]
     private readonly float[] _a;    // [m]

@@ -6,6 +6,7 @@ namespace LabelNoiseLab.Optim;
 /// </summary>
 public abstract class Optimizer
 {
+    /// <summary>Takes the parameters to update (at least one) and the base learning rate; throws an <see cref="ArgumentException"/> for no parameters and an <see cref="ArgumentOutOfRangeException"/> for a rate that is not positive.</summary>
     protected Optimizer(IEnumerable<Tensor> parameters, float lr)
     {
         Parameters = parameters.ToList();
@@ -16,6 +17,7 @@ public abstract class Optimizer
         LearningRate = lr;
     }
 
+    /// <summary>The tensors this optimizer updates, in the order their state buffers are indexed.</summary>
     public IReadOnlyList<Tensor> Parameters { get; }
 
     /// <summary>Current learning rate; a schedule sets it before each step.</summary>
@@ -24,6 +26,7 @@ public abstract class Optimizer
     /// <summary>Number of steps taken so far (restored from a checkpoint on resume: Adam's bias correction and SGD's first step read it).</summary>
     public long StepCount { get; protected internal set; }
 
+    /// <summary>Updates every parameter in place from its current gradient and increments <see cref="StepCount"/>.</summary>
     public abstract void Step();
 
     /// <summary>Resets every gradient lazily (no memory traffic).</summary>

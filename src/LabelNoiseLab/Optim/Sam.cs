@@ -14,6 +14,8 @@ public sealed class Sam
 {
     private readonly float[][] _saved;
 
+    /// <summary>SAM around <paramref name="baseOptimizer"/> with radius <paramref name="rho"/>; throws an <see cref="ArgumentOutOfRangeException"/> for ρ not finite and positive or η &lt; 0.</summary>
+    /// <param name="adaptive">True: ASAM's element-wise scaling T = |w| + η.</param>
     public Sam(Optimizer baseOptimizer, float rho, bool adaptive = false, float adaptiveEta = 0f)
     {
         ArgumentNullException.ThrowIfNull(baseOptimizer);
@@ -28,12 +30,16 @@ public sealed class Sam
         _saved = [.. Base.Parameters.Select(p => new float[p.Length])];
     }
 
+    /// <summary>The optimizer that takes the step with the gradient at the perturbed weights.</summary>
     public Optimizer Base { get; }
 
+    /// <summary>Radius ρ of the weight perturbation.</summary>
     public float Rho { get; set; }
 
+    /// <summary>Whether this is adaptive SAM (ASAM).</summary>
     public bool Adaptive { get; }
 
+    /// <summary>ASAM's η in T = |w| + η.</summary>
     public float AdaptiveEta { get; }
 
     /// <summary>‖ε̂‖-defining norm of the last step's first gradient (‖g‖ or ‖Tg‖).</summary>

@@ -3,17 +3,20 @@ namespace LabelNoiseLab.Optim;
 /// <summary>A learning-rate schedule: the rate for a step, given the base rate.</summary>
 public abstract class LrSchedule
 {
+    /// <summary>The learning rate for optimizer step <paramref name="step"/> (0-based) given the base rate <paramref name="baseLr"/>.</summary>
     public abstract float At(long step, float baseLr);
 
     /// <summary>lr constant.</summary>
     public sealed class Constant : LrSchedule
     {
+        /// <inheritdoc/>
         public override float At(long step, float baseLr) => baseLr;
     }
 
     /// <summary>lr · γ^⌊step / stepSize⌋ (stepSize in optimizer steps).</summary>
     public sealed class Step(long stepSize, float gamma) : LrSchedule
     {
+        /// <inheritdoc/>
         public override float At(long step, float baseLr) =>
             baseLr * MathF.Pow(gamma, step / Math.Max(1, stepSize));
     }
@@ -21,6 +24,7 @@ public abstract class LrSchedule
     /// <summary>Half-cosine from lr to 0 over <paramref name="totalSteps"/>, after a linear warm-up.</summary>
     public sealed class Cosine(long totalSteps, long warmup = 0) : LrSchedule
     {
+        /// <inheritdoc/>
         public override float At(long step, float baseLr)
         {
             if (step < warmup)
@@ -33,6 +37,7 @@ public abstract class LrSchedule
     /// <summary>lr · min((step+1)/warmup, √(warmup/(step+1))); with warmup 0, lr/√(step+1).</summary>
     public sealed class InverseSqrt(long warmup = 0) : LrSchedule
     {
+        /// <inheritdoc/>
         public override float At(long step, float baseLr)
         {
             double s = step + 1;

@@ -11,6 +11,7 @@ public sealed class Sgd : Optimizer
 {
     private readonly float[][] _velocity;
 
+    /// <summary>SGD over <paramref name="parameters"/>; throws an <see cref="ArgumentOutOfRangeException"/> for momentum outside [0, 1) or negative weight decay, and an <see cref="ArgumentException"/> for Nesterov without momentum.</summary>
     public Sgd(IEnumerable<Tensor> parameters, float lr, float momentum = 0f, bool nesterov = false, float weightDecay = 0f)
         : base(parameters, lr)
     {
@@ -26,10 +27,14 @@ public sealed class Sgd : Optimizer
         _velocity = Parameters.Select(p => momentum > 0 ? new float[p.Length] : []).ToArray();
     }
 
+    /// <summary>Momentum coefficient μ (0: plain SGD).</summary>
     public float Momentum { get; }
+    /// <summary>Whether the update uses Nesterov momentum.</summary>
     public bool Nesterov { get; }
+    /// <summary>L2 weight-decay coefficient λ, added to the gradient (0: none).</summary>
     public float WeightDecay { get; }
 
+    /// <inheritdoc/>
     public override void Step()
     {
         bool first = StepCount == 0;
@@ -79,6 +84,7 @@ public sealed class Sgd : Optimizer
         }
     }
 
+    /// <summary>Each parameter's momentum buffer, named <c>velocity.i</c> (none without momentum).</summary>
     public override IEnumerable<(string Name, float[] Buffer)> StateBuffers()
     {
         for (int i = 0; i < _velocity.Length; i++)
