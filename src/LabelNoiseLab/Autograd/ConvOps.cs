@@ -15,6 +15,11 @@ public sealed class Conv2dOp : Op
 {
     private static readonly Conv2dOp Instance = new();
 
+    /// <summary>
+    /// y [N, Co, OH, OW] with OH = (H + 2·padding − KH)/stride + 1 (likewise OW), zero padding.
+    /// Throws a <see cref="ShapeException"/> when the shapes do not fit or the kernel exceeds the padded input,
+    /// and an <see cref="ArgumentOutOfRangeException"/> for stride &lt; 1 or padding &lt; 0.
+    /// </summary>
     public static Tensor Forward(Tape tape, Tensor x, Tensor weight, Tensor? bias, int stride, int padding)
     {
         if (x.Rank != 4 || weight.Rank != 4 || weight.Dim(1) != x.Dim(1))
@@ -40,6 +45,7 @@ public sealed class Conv2dOp : Op
         return y;
     }
 
+    /// <inheritdoc/>
     public override void Backward(Tape tape, in TapeEntry e)
     {
         Tensor x = e.A!, w = e.B!;
@@ -279,6 +285,7 @@ public sealed class MaxPool2dOp : Op
 {
     private static readonly MaxPool2dOp Instance = new();
 
+    /// <summary>y [N, C, OH, OW], OH = (H − kernel)/stride + 1, each the maximum of its window; throws a <see cref="ShapeException"/> for an input that is not 4-D or smaller than the kernel.</summary>
     public static Tensor Forward(Tape tape, Tensor x, int kernel, int stride)
     {
         var (n, c, oh, ow) = PoolShape("maxpool2d", x, kernel, stride);
@@ -316,6 +323,7 @@ public sealed class MaxPool2dOp : Op
         return y;
     }
 
+    /// <inheritdoc/>
     public override void Backward(Tape tape, in TapeEntry e)
     {
         Tensor x = e.A!;
@@ -345,6 +353,7 @@ public sealed class AvgPool2dOp : Op
 {
     private static readonly AvgPool2dOp Instance = new();
 
+    /// <summary>y [N, C, OH, OW], OH = (H − kernel)/stride + 1, each the mean of its window; throws a <see cref="ShapeException"/> for an input that is not 4-D or smaller than the kernel.</summary>
     public static Tensor Forward(Tape tape, Tensor x, int kernel, int stride)
     {
         var (n, c, oh, ow) = MaxPool2dOp.PoolShape("avgpool2d", x, kernel, stride);
@@ -368,6 +377,7 @@ public sealed class AvgPool2dOp : Op
         return y;
     }
 
+    /// <inheritdoc/>
     public override void Backward(Tape tape, in TapeEntry e)
     {
         Tensor x = e.A!;
@@ -394,6 +404,7 @@ public sealed class GlobalAvgPool2dOp : Op
 {
     private static readonly GlobalAvgPool2dOp Instance = new();
 
+    /// <summary>y [N, C]; throws a <see cref="ShapeException"/> unless <paramref name="x"/> is [N, C, H, W].</summary>
     public static Tensor Forward(Tape tape, Tensor x)
     {
         if (x.Rank != 4)
@@ -407,6 +418,7 @@ public sealed class GlobalAvgPool2dOp : Op
         return y;
     }
 
+    /// <inheritdoc/>
     public override void Backward(Tape tape, in TapeEntry e)
     {
         var x = e.A!;

@@ -7,6 +7,7 @@ public sealed class DropoutOp : Op
 {
     private static readonly DropoutOp Instance = new();
 
+    /// <summary>y with the shape of <paramref name="x"/>, each element dropped with probability <paramref name="p"/> (mask drawn from <paramref name="rng"/>); throws an <see cref="ArgumentOutOfRangeException"/> for p outside [0, 1).</summary>
     public static Tensor Forward(Tape tape, Tensor x, float p, Rng rng)
     {
         if (p is < 0f or >= 1f)
@@ -23,6 +24,7 @@ public sealed class DropoutOp : Op
         return y;
     }
 
+    /// <inheritdoc/>
     public override void Backward(Tape tape, in TapeEntry e)
     {
         var dx = GradTarget.For(e.A!);
@@ -38,6 +40,7 @@ public sealed class Dropout2dOp : Op
 {
     private static readonly Dropout2dOp Instance = new();
 
+    /// <summary>y [N, C, H, W], each channel dropped with probability <paramref name="p"/>; throws an <see cref="ArgumentOutOfRangeException"/> for p outside [0, 1) and a <see cref="ShapeException"/> for an input that is not 4-D.</summary>
     public static Tensor Forward(Tape tape, Tensor x, float p, Rng rng)
     {
         if (p is < 0f or >= 1f)
@@ -58,6 +61,7 @@ public sealed class Dropout2dOp : Op
         return y;
     }
 
+    /// <inheritdoc/>
     public override void Backward(Tape tape, in TapeEntry e)
     {
         var dx = GradTarget.For(e.A!);

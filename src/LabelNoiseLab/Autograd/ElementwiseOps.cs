@@ -8,6 +8,7 @@ public sealed class AddOp : Op
 {
     private static readonly AddOp Instance = new();
 
+    /// <summary>a + b; throws a <see cref="ShapeException"/> when the shapes differ (no broadcasting).</summary>
     public static Tensor Forward(Tape tape, Tensor a, Tensor b)
     {
         RequireSameShape("add", a, b);
@@ -18,6 +19,7 @@ public sealed class AddOp : Op
         return c;
     }
 
+    /// <inheritdoc/>
     public override void Backward(Tape tape, in TapeEntry e)
     {
         var g = e.Output.Grad!.Span;
@@ -39,6 +41,7 @@ public sealed class MulOp : Op
 {
     private static readonly MulOp Instance = new();
 
+    /// <summary>a ⊙ b; throws a <see cref="ShapeException"/> when the shapes differ (no broadcasting).</summary>
     public static Tensor Forward(Tape tape, Tensor a, Tensor b)
     {
         AddOp.RequireSameShape("mul", a, b);
@@ -49,6 +52,7 @@ public sealed class MulOp : Op
         return c;
     }
 
+    /// <inheritdoc/>
     public override void Backward(Tape tape, in TapeEntry e)
     {
         var g = e.Output.Grad!.Span;
@@ -70,6 +74,7 @@ public sealed class ScaleOp : Op
 {
     private static readonly ScaleOp Instance = new();
 
+    /// <summary>s · a, same shape as <paramref name="a"/>.</summary>
     public static Tensor Forward(Tape tape, Tensor a, float s)
     {
         var c = tape.Workspace(a.Shape);
@@ -79,6 +84,7 @@ public sealed class ScaleOp : Op
         return c;
     }
 
+    /// <inheritdoc/>
     public override void Backward(Tape tape, in TapeEntry e)
     {
         var da = GradTarget.For(e.A!);
@@ -91,8 +97,10 @@ public sealed class SumOp : Op
 {
     private static readonly SumOp Instance = new();
 
+    /// <summary>The sum of all elements of <paramref name="a"/>, a tensor of shape [1].</summary>
     public static Tensor Forward(Tape tape, Tensor a) => Reduce(tape, a, 1f);
 
+    /// <summary>The mean of all elements of <paramref name="a"/>, a tensor of shape [1].</summary>
     public static Tensor Mean(Tape tape, Tensor a) => Reduce(tape, a, 1f / a.Length);
 
     private static Tensor Reduce(Tape tape, Tensor a, float scale)
@@ -104,6 +112,7 @@ public sealed class SumOp : Op
         return c;
     }
 
+    /// <inheritdoc/>
     public override void Backward(Tape tape, in TapeEntry e)
     {
         float v = e.Output.Grad!.Span[0] * e.Scalar;
@@ -123,11 +132,13 @@ public sealed class GradientHookOp : Op
 {
     private static readonly GradientHookOp Instance = new();
 
+    /// <summary>Records a hook on <paramref name="output"/>: during backward, <paramref name="hook"/> receives its gradient (reused by the next step: copy what must outlive it). Nothing is recorded when the tape does not track <paramref name="output"/>.</summary>
     public static void Attach(Tape tape, Tensor output, Action<Tensor> hook)
     {
         if (tape.IsRecording && output.RequiresGrad)
             tape.Record(new TapeEntry { Op = Instance, Output = output, State = hook });
     }
 
+    /// <inheritdoc/>
     public override void Backward(Tape tape, in TapeEntry e) => ((Action<Tensor>)e.State!)(e.Output.Grad!);
 }

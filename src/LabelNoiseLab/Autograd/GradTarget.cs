@@ -6,7 +6,9 @@ namespace LabelNoiseLab.Autograd;
 /// </summary>
 public readonly ref struct GradTarget
 {
+    /// <summary>The gradient buffer, the input's length.</summary>
     public readonly Span<float> Span;
+    /// <summary>True: add to <see cref="Span"/>; false: overwrite it.</summary>
     public readonly bool Accumulate;
 
     private GradTarget(Span<float> span, bool accumulate)
@@ -18,6 +20,7 @@ public readonly ref struct GradTarget
     /// <summary>GEMM beta for writing into this target.</summary>
     public float Beta => Accumulate ? 1f : 0f;
 
+    /// <summary>The target for <paramref name="t"/>'s gradient (created if needed); marks the gradient as written, so call it once per backward contribution.</summary>
     public static GradTarget For(Tensor t)
     {
         var g = t.EnsureGrad();

@@ -7,6 +7,7 @@ public sealed class LinearOp : Op
 {
     private static readonly LinearOp Instance = new();
 
+    /// <summary>y [B, out]; throws a <see cref="ShapeException"/> when <paramref name="x"/>, <paramref name="weight"/> or <paramref name="bias"/> do not fit.</summary>
     public static Tensor Forward(Tape tape, Tensor x, Tensor weight, Tensor? bias)
     {
         int batch = x.Rows, inputs = x.RowLength, outputs = weight.Rows;
@@ -27,6 +28,7 @@ public sealed class LinearOp : Op
         return y;
     }
 
+    /// <inheritdoc/>
     public override void Backward(Tape tape, in TapeEntry e)
     {
         Tensor x = e.A!, w = e.B!, g = e.Output.Grad!;
@@ -54,6 +56,7 @@ public sealed class MatMulOp : Op
 {
     private static readonly MatMulOp Instance = new();
 
+    /// <summary>C [m, n]; throws a <see cref="ShapeException"/> unless both are 2-D with matching inner dimensions.</summary>
     public static Tensor Forward(Tape tape, Tensor a, Tensor b)
     {
         if (a.Rank != 2 || b.Rank != 2 || a.Dim(1) != b.Dim(0))
@@ -66,6 +69,7 @@ public sealed class MatMulOp : Op
         return c;
     }
 
+    /// <inheritdoc/>
     public override void Backward(Tape tape, in TapeEntry e)
     {
         Tensor a = e.A!, b = e.B!, g = e.Output.Grad!;

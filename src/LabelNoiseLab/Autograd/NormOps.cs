@@ -74,6 +74,7 @@ public sealed class BatchNormOp : Op
         return y;
     }
 
+    /// <inheritdoc/>
     public override void Backward(Tape tape, in TapeEntry e)
     {
         Tensor x = e.A!, weight = e.B!, bias = e.C!;
@@ -164,6 +165,7 @@ public sealed class GroupNormOp : Op
 {
     private static readonly GroupNormOp Instance = new();
 
+    /// <summary>y, same shape as <paramref name="x"/>, with γ = <paramref name="weight"/> [C] and β = <paramref name="bias"/> [C]; throws a <see cref="ShapeException"/> for a wrong layout or when <paramref name="groups"/> does not divide C.</summary>
     public static Tensor Forward(Tape tape, Tensor x, Tensor weight, Tensor bias, int groups, float eps)
     {
         var (n, c, plane) = BatchNormOp.Layout("groupnorm", x, weight, bias);
@@ -199,6 +201,7 @@ public sealed class GroupNormOp : Op
         return y;
     }
 
+    /// <inheritdoc/>
     public override void Backward(Tape tape, in TapeEntry e)
     {
         Tensor x = e.A!, weight = e.B!, bias = e.C!;

@@ -5,6 +5,7 @@ public sealed class ReshapeOp : Op
 {
     private static readonly ReshapeOp Instance = new();
 
+    /// <summary>A view of <paramref name="x"/> with <paramref name="shape"/>; throws a <see cref="Tensors.ShapeException"/> when the element counts differ.</summary>
     public static Tensor Forward(Tape tape, Tensor x, ReadOnlySpan<int> shape)
     {
         var y = tape.View(x, shape);
@@ -16,6 +17,7 @@ public sealed class ReshapeOp : Op
     /// <summary>[N, ...] → [N, product of the rest].</summary>
     public static Tensor Flatten(Tape tape, Tensor x) => Forward(tape, x, [x.Rows, x.RowLength]);
 
+    /// <inheritdoc/>
     public override void Backward(Tape tape, in TapeEntry e)
     {
         // The source may have stopped requiring a gradient after the forward (a parameter whose

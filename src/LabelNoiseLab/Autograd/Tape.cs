@@ -8,23 +8,35 @@ namespace LabelNoiseLab.Autograd;
 /// </summary>
 public struct TapeEntry
 {
+    /// <summary>The op whose <see cref="Autograd.Op.Backward"/> this entry feeds.</summary>
     public Op Op;
+    /// <summary>The op's output; its gradient is complete when the backward runs.</summary>
     public Tensor Output;
+    /// <summary>First input (null when unused).</summary>
     public Tensor? A;
+    /// <summary>Second input (null when unused).</summary>
     public Tensor? B;
+    /// <summary>Third input (null when unused).</summary>
     public Tensor? C;
     /// <summary>A workspace the forward filled for the backward (softmax, dropout mask, max-pool argmax...).</summary>
     public Tensor? Saved;
     /// <summary>Non-tensor state: labels, layer geometry, a hook.</summary>
     public object? State;
+    /// <summary>A float the op saved (a scale, a dropout rate, eps...).</summary>
     public float Scalar;
+    /// <summary>An integer the op saved (a stride, a group count, a token count...).</summary>
     public int Int0;
+    /// <summary>A second integer the op saved.</summary>
     public int Int1;
 }
 
 /// <summary>An operation: its static forward records a <see cref="TapeEntry"/>, its backward reads it.</summary>
 public abstract class Op
 {
+    /// <summary>
+    /// Propagates <paramref name="e"/>'s output gradient to the gradients of its inputs that require one
+    /// (writing or accumulating through <see cref="GradTarget"/>).
+    /// </summary>
     public abstract void Backward(Tape tape, in TapeEntry e);
 }
 
@@ -50,11 +62,13 @@ public sealed class Tape
     /// <param name="recording">False for evaluation: ops run, nothing is recorded, no gradients.</param>
     public Tape(bool recording = true) => IsRecording = recording;
 
+    /// <summary>Whether ops record themselves for a backward (false: evaluation, no gradients).</summary>
     public bool IsRecording { get; set; }
 
     /// <summary>Number of recorded operations since the last <see cref="Reset"/>.</summary>
     public int Count => _count;
 
+    /// <summary>The operations recorded since the last <see cref="Reset"/>, in forward order.</summary>
     public ReadOnlySpan<TapeEntry> Entries => _entries.AsSpan(0, _count);
 
     /// <summary>Starts a new step: forgets recorded ops and rewinds the workspace pool.</summary>
@@ -85,10 +99,13 @@ public sealed class Tape
         return t;
     }
 
+    /// <summary>The next pooled buffer of shape [<paramref name="d0"/>]; contents unspecified.</summary>
     public Tensor Workspace(int d0) => Workspace([d0]);
 
+    /// <summary>The next pooled buffer of shape [<paramref name="d0"/>, <paramref name="d1"/>]; contents unspecified.</summary>
     public Tensor Workspace(int d0, int d1) => Workspace([d0, d1]);
 
+    /// <summary>The next pooled buffer of shape [d0, d1, d2, d3]; contents unspecified.</summary>
     public Tensor Workspace(int d0, int d1, int d2, int d3) => Workspace([d0, d1, d2, d3]);
 
     /// <summary>
@@ -139,8 +156,10 @@ public sealed class Tape
     /// <summary>Whether an op consuming <paramref name="input"/> must record itself.</summary>
     public bool Tracks(Tensor input) => IsRecording && input.RequiresGrad;
 
+    /// <summary>Whether an op consuming <paramref name="a"/> and <paramref name="b"/> must record itself.</summary>
     public bool Tracks(Tensor a, Tensor? b) => IsRecording && (a.RequiresGrad || (b?.RequiresGrad ?? false));
 
+    /// <summary>Appends <paramref name="entry"/> to the tape and marks its output as requiring a gradient.</summary>
     public void Record(in TapeEntry entry)
     {
         if (_count == _entries.Length)

@@ -13,6 +13,7 @@ public sealed class LayerNormOp : Op
 {
     private static readonly LayerNormOp Instance = new();
 
+    /// <summary>y, the shape of <paramref name="x"/> (any rank, rows of its last dimension D); throws a <see cref="ShapeException"/> when γ or β does not have D values.</summary>
     public static Tensor Forward(Tape tape, Tensor x, Tensor weight, Tensor bias, float eps)
     {
         int d = x.Dim(-1), rows = x.Length / d;
@@ -48,6 +49,7 @@ public sealed class LayerNormOp : Op
         return y;
     }
 
+    /// <inheritdoc/>
     public override void Backward(Tape tape, in TapeEntry e)
     {
         Tensor x = e.A!, weight = e.B!, bias = e.C!;
@@ -101,6 +103,7 @@ public sealed class PatchifyOp : Op
 {
     private static readonly PatchifyOp Instance = new();
 
+    /// <summary>Patches [N·T, C·p·p] for p = <paramref name="patch"/>; throws a <see cref="ShapeException"/> unless <paramref name="x"/> is 4-D with H and W divisible by p.</summary>
     public static Tensor Forward(Tape tape, Tensor x, int patch)
     {
         if (x.Rank != 4 || patch < 1 || x.Dim(2) % patch != 0 || x.Dim(3) % patch != 0)
@@ -114,6 +117,7 @@ public sealed class PatchifyOp : Op
         return y;
     }
 
+    /// <inheritdoc/>
     public override void Backward(Tape tape, in TapeEntry e)
     {
         var x = e.A!;
@@ -155,6 +159,7 @@ public sealed class TokenEmbedOp : Op
 {
     private static readonly TokenEmbedOp Instance = new();
 
+    /// <summary>Tokens [N·T', D] for T = <paramref name="tokens"/> patches per image; throws a <see cref="ShapeException"/> when the shapes do not fit.</summary>
     public static Tensor Forward(Tape tape, Tensor patches, int tokens, Tensor? cls, Tensor pos)
     {
         int d = patches.Dim(-1), n = patches.Length / d / tokens, extra = cls is null ? 0 : 1, total = tokens + extra;
@@ -175,6 +180,7 @@ public sealed class TokenEmbedOp : Op
         return y;
     }
 
+    /// <inheritdoc/>
     public override void Backward(Tape tape, in TapeEntry e)
     {
         Tensor patches = e.A!, pos = e.B!;
@@ -229,6 +235,7 @@ public sealed class SelfAttentionOp : Op
 {
     private static readonly SelfAttentionOp Instance = new();
 
+    /// <summary>y [N·T, D] for T = <paramref name="tokens"/>; throws a <see cref="ShapeException"/> when <paramref name="qkv"/> is not [N·T, 3D] or <paramref name="heads"/> does not divide D.</summary>
     public static Tensor Forward(Tape tape, Tensor qkv, int tokens, int heads)
     {
         if (qkv.Rank != 2 || qkv.Dim(1) % 3 != 0 || tokens < 1 || qkv.Rows % tokens != 0)
@@ -284,6 +291,7 @@ public sealed class SelfAttentionOp : Op
         return y;
     }
 
+    /// <inheritdoc/>
     public override void Backward(Tape tape, in TapeEntry e)
     {
         var qkv = e.A!;
@@ -345,6 +353,7 @@ public sealed class TokenPoolOp : Op
 {
     private static readonly TokenPoolOp Instance = new();
 
+    /// <summary>[N, D] for T = <paramref name="tokens"/>: each sample's first token when <paramref name="first"/>, else the mean of its tokens; throws a <see cref="ShapeException"/> when <paramref name="x"/> is not [N·T, D].</summary>
     public static Tensor Forward(Tape tape, Tensor x, int tokens, bool first)
     {
         int d = x.Dim(-1), n = x.Length / d / tokens;
@@ -374,6 +383,7 @@ public sealed class TokenPoolOp : Op
         return y;
     }
 
+    /// <inheritdoc/>
     public override void Backward(Tape tape, in TapeEntry e)
     {
         var x = e.A!;
