@@ -11,6 +11,7 @@ public enum InitKind
     Ntk,
 }
 
+/// <summary>Weight initialisation of a model's layers (<see cref="InitKind"/>), and the fills it uses.</summary>
 public static class Init
 {
     /// <summary>Initialises every Linear and Conv2d of <paramref name="model"/> in parameter order (and a vision transformer's embeddings).</summary>
@@ -48,12 +49,14 @@ public static class Init
         }
     }
 
+    /// <summary>Fills <paramref name="values"/> with draws from U(−<paramref name="bound"/>, <paramref name="bound"/>).</summary>
     public static void Uniform(Span<float> values, float bound, Rng rng)
     {
         for (int i = 0; i < values.Length; i++)
             values[i] = (2f * rng.NextFloat() - 1f) * bound;
     }
 
+    /// <summary>Fills <paramref name="values"/> with draws from N(0, <paramref name="std"/>²).</summary>
     public static void Normal(Span<float> values, float std, Rng rng)
     {
         for (int i = 0; i < values.Length; i++)

@@ -12,8 +12,10 @@ public abstract class Model : Module
     /// <summary>The penultimate representation (the head's input).</summary>
     public abstract Tensor Features(Tape tape, Tensor x);
 
+    /// <summary>The final linear layer, features → class scores.</summary>
     public abstract Linear Head { get; }
 
+    /// <summary>Class scores [N, classes]: <see cref="Head"/> applied to <see cref="Features"/>.</summary>
     protected override Tensor ForwardCore(Tape tape, Tensor x) => Head.Forward(tape, Features(tape, x));
 }
 
@@ -26,6 +28,12 @@ public sealed class Mlp : Model
 {
     private readonly Sequential _layers;
 
+    /// <summary>
+    /// An MLP (zero weights until <see cref="Init.Apply"/>); images [N, ...] are flattened to [N, inputs].
+    /// Throws an <see cref="ArgumentNullException"/> when <paramref name="dropout"/> &gt; 0 without <paramref name="dropoutRng"/>.
+    /// </summary>
+    /// <param name="hidden">Widths of the hidden layers (empty: a linear model).</param>
+    /// <param name="dropout">Dropout rate after each hidden activation (0: none).</param>
     public Mlp(int inputs, IReadOnlyList<int> hidden, int outputs, ActivationKind activation = ActivationKind.Relu,
         float dropout = 0f, Rng? dropoutRng = null, bool bias = true)
     {
@@ -44,12 +52,16 @@ public sealed class Mlp : Model
         Hidden = [.. hidden];
     }
 
+    /// <summary>Widths of the hidden layers.</summary>
     public IReadOnlyList<int> Hidden { get; }
 
+    /// <summary>The layers in order (Linear, Activation, optional Dropout, ..., the head last).</summary>
     public IReadOnlyList<Module> Layers => _layers.Layers;
 
+    /// <inheritdoc/>
     public override Linear Head => (Linear)_layers.Layers[^1];
 
+    /// <inheritdoc/>
     public override Tensor Features(Tape tape, Tensor x)
     {
         if (x.Rank > 2)
@@ -71,6 +83,7 @@ public sealed class TwoLayerLinear : Model
     private readonly Linear _first;
     private readonly Linear _second;
 
+    /// <summary>f with W [<paramref name="width"/>, <paramref name="inputs"/>] and a [<paramref name="outputs"/>, <paramref name="width"/>] (zero until <see cref="Init.Apply"/>).</summary>
     public TwoLayerLinear(int inputs, int width, int outputs = 1)
     {
         _first = RegisterModule("first", new Linear(inputs, width, bias: false));
@@ -83,12 +96,16 @@ public sealed class TwoLayerLinear : Model
     /// <summary>Second-layer weights a [outputs, m].</summary>
     public Tensor A => _second.Weight;
 
+    /// <summary>Input dimension d.</summary>
     public int InputDim => _first.Inputs;
 
+    /// <summary>Hidden width m.</summary>
     public int Width => _first.Outputs;
 
+    /// <inheritdoc/>
     public override Linear Head => _second;
 
+    /// <summary>Wx [N, m]; images are flattened first.</summary>
     public override Tensor Features(Tape tape, Tensor x) => _first.Forward(tape, x.Rank > 2 ? ReshapeOp.Flatten(tape, x) : x);
 
     /// <summary>The effective linear predictor θ = Wᵀa (length d; first output).</summary>
@@ -111,6 +128,13 @@ public sealed class SmallCnn : Model
     private readonly Sequential _features;
     private readonly Linear _head;
 
+    /// <summary>
+    /// The network for <paramref name="channels"/>×<paramref name="imageSize"/>² images (zero weights until <see cref="Init.Apply"/>);
+    /// throws an <see cref="ArgumentOutOfRangeException"/> when <paramref name="imageSize"/> is not divisible by 4.
+    /// </summary>
+    /// <param name="width">Channels of the first convolution (the second has twice as many).</param>
+    /// <param name="hidden">Units of the hidden layer (the features' width).</param>
+    /// <param name="averagePooling">Average instead of max pooling.</param>
     public SmallCnn(int channels, int imageSize, int classes, int width = 16, int hidden = 128,
         ActivationKind activation = ActivationKind.Relu, bool averagePooling = false)
     {
@@ -128,14 +152,19 @@ public sealed class SmallCnn : Model
         ImageSize = imageSize;
     }
 
+    /// <summary>Input image channels.</summary>
     public int Channels { get; }
 
+    /// <summary>Input image side, in pixels.</summary>
     public int ImageSize { get; }
 
+    /// <summary>The feature extractor's layers in order (the head is not among them).</summary>
     public IReadOnlyList<Module> Layers => _features.Layers;
 
+    /// <inheritdoc/>
     public override Linear Head => _head;
 
+    /// <summary>Features [N, hidden] of images [N, C, H, W] or flattened [N, C·H·W].</summary>
     public override Tensor Features(Tape tape, Tensor x)
     {
         if (x.Rank == 2)

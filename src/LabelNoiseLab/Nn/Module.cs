@@ -22,6 +22,7 @@ public abstract class Module
     private readonly List<BackwardHook> _backwardHooks = [];
     private Action<Tensor>? _gradientRelay;
 
+    /// <summary>True in training mode (dropout active, batch statistics), false in evaluation; set with <see cref="SetTraining"/>. Starts true.</summary>
     public bool Training { get; private set; } = true;
 
     /// <summary>Runs the layer, then its hooks.</summary>
@@ -42,14 +43,19 @@ public abstract class Module
         return y;
     }
 
+    /// <summary>The layer's own computation on <paramref name="x"/>, recorded on <paramref name="tape"/>; <see cref="Forward"/> calls it and then the hooks.</summary>
     protected abstract Tensor ForwardCore(Tape tape, Tensor x);
 
+    /// <summary>Adds a hook called after every forward of this module with its input and output.</summary>
     public void AddForwardHook(ForwardHook hook) => _forwardHooks.Add(hook);
 
+    /// <summary>Removes a hook added by <see cref="AddForwardHook"/> (nothing if absent).</summary>
     public void RemoveForwardHook(ForwardHook hook) => _forwardHooks.Remove(hook);
 
+    /// <summary>Adds a hook called during backward with the gradient of the loss with respect to this module's output.</summary>
     public void AddBackwardHook(BackwardHook hook) => _backwardHooks.Add(hook);
 
+    /// <summary>Removes a hook added by <see cref="AddBackwardHook"/> (nothing if absent).</summary>
     public void RemoveBackwardHook(BackwardHook hook) => _backwardHooks.Remove(hook);
 
     /// <summary>Switches this module and every sub-module between training and evaluation (dropout).</summary>
@@ -60,6 +66,7 @@ public abstract class Module
             child.SetTraining(training);
     }
 
+    /// <summary>Registers <paramref name="tensor"/> as a trained parameter named <paramref name="name"/>: it requires a gradient and is seen by optimizers and checkpoints. Returns it.</summary>
     protected Tensor RegisterParameter(string name, Tensor tensor)
     {
         tensor.RequiresGrad = true;
@@ -80,6 +87,7 @@ public abstract class Module
         return tensor;
     }
 
+    /// <summary>Registers <paramref name="module"/> as the child <paramref name="name"/> (its parameters get the prefix <c>name.</c>; training mode propagates to it). Returns it.</summary>
     protected T RegisterModule<T>(string name, T module) where T : Module
     {
         _children.Add((name, module));
@@ -133,7 +141,9 @@ public abstract class Module
                 yield return nm;
     }
 
+    /// <summary>Every parameter, in the order of <see cref="NamedParameters"/> (what an optimizer takes).</summary>
     public IReadOnlyList<Tensor> Parameters() => NamedParameters().Select(p => p.Tensor).ToList();
 
+    /// <summary>Total number of parameter elements.</summary>
     public long ParameterCount() => NamedParameters().Sum(p => (long)p.Tensor.Length);
 }

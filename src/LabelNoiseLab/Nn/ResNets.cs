@@ -41,6 +41,7 @@ public sealed class BasicBlock : Module
     private readonly Sequential _shortcut;
     private readonly Activation _relu;
 
+    /// <summary>A block from <paramref name="inChannels"/> to <paramref name="outChannels"/> channels whose first convolution has stride <paramref name="stride"/>.</summary>
     public BasicBlock(int inChannels, int outChannels, int stride, NormKind norm)
     {
         _conv1 = RegisterModule("conv1", new Conv2d(inChannels, outChannels, 3, stride, padding: 1, bias: false));
@@ -53,6 +54,7 @@ public sealed class BasicBlock : Module
         _relu = RegisterModule("relu", new Activation(ActivationKind.Relu)); // the block's output (activation probe); no parameters
     }
 
+    /// <inheritdoc/>
     protected override Tensor ForwardCore(Tape tape, Tensor x)
     {
         var h = ReluOp.Instance.Forward(tape, _bn1.Forward(tape, _conv1.Forward(tape, x)));
@@ -77,6 +79,11 @@ public sealed class ResNet : Model
     private readonly Linear _linear;
     private readonly Activation _relu;
 
+    /// <summary>
+    /// The network for <paramref name="channels"/>×<paramref name="imageSize"/>² images; throws an
+    /// <see cref="ArgumentOutOfRangeException"/> for a depth that is not 6n + 2 (n ≥ 1) or a width that is not positive.
+    /// </summary>
+    /// <param name="width">Channel multiplier (rounded, at least one channel).</param>
     public ResNet(int channels, int imageSize, int classes, int depth = 20, double width = 1.0, NormKind norm = NormKind.Batch)
     {
         if (depth < 8 || (depth - 2) % 6 != 0)
@@ -106,12 +113,17 @@ public sealed class ResNet : Model
         _linear = RegisterModule("linear", new Linear(widths[2], classes));
     }
 
+    /// <summary>Input image channels.</summary>
     public int Channels { get; }
+    /// <summary>Input image side, in pixels.</summary>
     public int ImageSize { get; }
+    /// <summary>Number of weighted layers, 6n + 2.</summary>
     public int Depth { get; }
 
+    /// <inheritdoc/>
     public override Linear Head => _linear;
 
+    /// <summary>Pooled features [N, 64·width] of images [N, C, H, W] or flattened [N, C·H·W].</summary>
     public override Tensor Features(Tape tape, Tensor x)
     {
         x = Norms.AsImages(tape, x, Channels, ImageSize, ImageSize);
@@ -132,6 +144,7 @@ public sealed class ResNet : Model
 /// </summary>
 public sealed class Cnn9 : Model
 {
+    /// <summary>Rate of the two Dropout2d layers (0.25).</summary>
     public const float DropoutRate = 0.25f;
     private static readonly int[] BaseChannels = [128, 128, 128, 256, 256, 256, 512, 256, 128];
     private readonly Conv2d[] _convs = new Conv2d[9];
@@ -142,6 +155,11 @@ public sealed class Cnn9 : Model
     private readonly Dropout2d _drop2;
     private readonly Linear _head;
 
+    /// <summary>
+    /// The network for <paramref name="channels"/>×<paramref name="imageSize"/>² images, dropout masks from <paramref name="dropoutRng"/>;
+    /// throws an <see cref="ArgumentOutOfRangeException"/> for images smaller than 28 or a width that is not positive.
+    /// </summary>
+    /// <param name="width">Channel multiplier (rounded, at least one channel; 1 is the paper's network).</param>
     public Cnn9(int channels, int imageSize, int classes, Rng dropoutRng, double width = 0.25, NormKind norm = NormKind.Batch)
     {
         if (imageSize / 4 < 7)
@@ -166,11 +184,15 @@ public sealed class Cnn9 : Model
         _drop2 = RegisterModule("dropout2", new Dropout2d(DropoutRate, dropoutRng));
     }
 
+    /// <summary>Input image channels.</summary>
     public int Channels { get; }
+    /// <summary>Input image side, in pixels.</summary>
     public int ImageSize { get; }
 
+    /// <inheritdoc/>
     public override Linear Head => _head;
 
+    /// <summary>Pooled features [N, 128·width] of images [N, C, H, W] or flattened [N, C·H·W].</summary>
     public override Tensor Features(Tape tape, Tensor x)
     {
         var h = Norms.AsImages(tape, x, Channels, ImageSize, ImageSize);

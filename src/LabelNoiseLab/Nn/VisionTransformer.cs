@@ -5,8 +5,10 @@ namespace LabelNoiseLab.Nn;
 /// <summary>PyTorch's nn.LayerNorm(D): over the last dimension, affine weight (1) and bias (0), ε = 1e-5.</summary>
 public sealed class LayerNorm : Module
 {
+    /// <summary>ε added to the variance (1e-5).</summary>
     public const float Eps = 1e-5f;
 
+    /// <summary>Normalisation over a last dimension of size <paramref name="dim"/>; throws an <see cref="ArgumentOutOfRangeException"/> when it is not positive.</summary>
     public LayerNorm(int dim)
     {
         if (dim <= 0)
@@ -16,9 +18,12 @@ public sealed class LayerNorm : Module
         Weight.Span.Fill(1f);
     }
 
+    /// <summary>γ [D] (<c>weight</c>), starts at 1.</summary>
     public Tensor Weight { get; }
+    /// <summary>β [D] (<c>bias</c>), starts at 0.</summary>
     public Tensor Bias { get; }
 
+    /// <inheritdoc/>
     protected override Tensor ForwardCore(Tape tape, Tensor x) => LayerNormOp.Forward(tape, x, Weight, Bias, Eps);
 }
 
@@ -31,16 +36,20 @@ public sealed class PatchEmbed : Module
 {
     private readonly Conv2d _proj;
 
+    /// <summary>Embeds <paramref name="patch"/>×<paramref name="patch"/> patches of <paramref name="channels"/>-channel images into <paramref name="dim"/> features.</summary>
     public PatchEmbed(int channels, int dim, int patch)
     {
         Patch = patch;
         _proj = RegisterModule("proj", new Conv2d(channels, dim, patch, patch));
     }
 
+    /// <summary>Patch side p, in pixels.</summary>
     public int Patch { get; }
 
+    /// <summary>The projection, a Conv2d with weight [D, C, p, p] and bias [D].</summary>
     public Conv2d Proj => _proj;
 
+    /// <summary>[N, C, H, W] → [N·T, D]; throws a <see cref="Tensors.ShapeException"/> unless H and W are divisible by p.</summary>
     protected override Tensor ForwardCore(Tape tape, Tensor x)
     {
         var patches = PatchifyOp.Forward(tape, x, Patch);
@@ -59,9 +68,12 @@ public sealed class TokenEmbedding(int patches, Tensor? cls, Tensor pos) : Modul
 {
     /// <summary>Patch tokens per image (without the class token).</summary>
     public int Patches { get; } = patches;
+    /// <summary>The class token [1, 1, D], or null without one.</summary>
     public Tensor? Cls { get; } = cls;
+    /// <summary>The position embeddings [1, T', D].</summary>
     public Tensor Pos { get; } = pos;
 
+    /// <summary>Patch embeddings [N·T, D] → tokens [N·T', D] (see <see cref="TokenEmbedOp"/>).</summary>
     protected override Tensor ForwardCore(Tape tape, Tensor x) => TokenEmbedOp.Forward(tape, x, Patches, Cls, Pos);
 }
 
@@ -74,6 +86,7 @@ public sealed class MultiHeadAttention : Module
     private readonly Linear _qkv;
     private readonly Linear _proj;
 
+    /// <summary>Attention over <paramref name="tokens"/> tokens of dimension <paramref name="dim"/> in <paramref name="heads"/> heads; throws an <see cref="ArgumentOutOfRangeException"/> unless the heads divide the dimension.</summary>
     public MultiHeadAttention(int dim, int heads, int tokens)
     {
         if (heads <= 0 || dim % heads != 0)
@@ -84,9 +97,12 @@ public sealed class MultiHeadAttention : Module
         _proj = RegisterModule("proj", new Linear(dim, dim));
     }
 
+    /// <summary>Number of heads H.</summary>
     public int Heads { get; }
+    /// <summary>Tokens per sample T (the input has N·T rows).</summary>
     public int Tokens { get; }
 
+    /// <summary>[N·T, D] → [N·T, D].</summary>
     protected override Tensor ForwardCore(Tape tape, Tensor x) =>
         _proj.Forward(tape, SelfAttentionOp.Forward(tape, _qkv.Forward(tape, x), Tokens, Heads));
 }
@@ -97,12 +113,14 @@ public sealed class TransformerMlp : Module
     private readonly Linear _fc1;
     private readonly Linear _fc2;
 
+    /// <summary>An MLP D → <paramref name="hidden"/> → D for D = <paramref name="dim"/>.</summary>
     public TransformerMlp(int dim, int hidden)
     {
         _fc1 = RegisterModule("fc1", new Linear(dim, hidden));
         _fc2 = RegisterModule("fc2", new Linear(hidden, dim));
     }
 
+    /// <summary>[R, D] → [R, D].</summary>
     protected override Tensor ForwardCore(Tape tape, Tensor x) =>
         _fc2.Forward(tape, GeluOp.Instance.Forward(tape, _fc1.Forward(tape, x)));
 }
@@ -116,6 +134,7 @@ public sealed class TransformerBlock : Module
     private readonly TransformerMlp _mlp;
     private readonly Activation _out;
 
+    /// <summary>A block on <paramref name="tokens"/> tokens of dimension <paramref name="dim"/>, with <paramref name="heads"/> attention heads and an MLP of width <paramref name="hidden"/>.</summary>
     public TransformerBlock(int dim, int heads, int hidden, int tokens)
     {
         Tokens = tokens;
@@ -126,6 +145,7 @@ public sealed class TransformerBlock : Module
         _out = RegisterModule("out", new Activation(ActivationKind.Identity));
     }
 
+    /// <summary>Tokens per sample T (the input has N·T rows).</summary>
     public int Tokens { get; }
 
     /// <summary>
@@ -157,6 +177,7 @@ public sealed class TransformerBlock : Module
 /// </summary>
 public sealed class VisionTransformer : Model
 {
+    /// <summary>Standard deviation of the class token's and position embeddings' initial values (0.02).</summary>
     public const float EmbeddingStd = 0.02f;
     private readonly Tensor? _clsToken;
     private readonly Tensor _posEmbed;
@@ -166,6 +187,16 @@ public sealed class VisionTransformer : Model
     private readonly LayerNorm _norm;
     private readonly Linear _head;
 
+    /// <summary>
+    /// The network for <paramref name="channels"/>×<paramref name="imageSize"/>² images (linear, convolution and embedding weights zero until <see cref="Init.Apply"/>);
+    /// throws an <see cref="ArgumentOutOfRangeException"/> when the patch does not divide the image side, the dimension or depth is not
+    /// positive, the heads do not divide the dimension, or <paramref name="mlpRatio"/> gives no hidden unit.
+    /// </summary>
+    /// <param name="patch">Patch side p, in pixels.</param>
+    /// <param name="dim">Token dimension D.</param>
+    /// <param name="depth">Number of transformer blocks.</param>
+    /// <param name="mlpRatio">Hidden width of each block's MLP, as a multiple of D.</param>
+    /// <param name="classToken">Prepend a class token and pool it (false: mean over the patch tokens).</param>
     public VisionTransformer(int channels, int imageSize, int classes, int patch = 7, int dim = 64, int depth = 4,
         int heads = 4, double mlpRatio = 4.0, bool classToken = true)
     {
@@ -195,7 +226,9 @@ public sealed class VisionTransformer : Model
         _head = RegisterModule("head", new Linear(dim, classes));
     }
 
+    /// <summary>Input image channels.</summary>
     public int Channels { get; }
+    /// <summary>Input image side, in pixels.</summary>
     public int ImageSize { get; }
     /// <summary>Patches per image, T = (side / patch)².</summary>
     public int Patches { get; }
@@ -203,14 +236,19 @@ public sealed class VisionTransformer : Model
     public int Tokens { get; }
     /// <summary>Whether a class token is prepended and pooled (else mean pooling over the patches).</summary>
     public bool ClassToken { get; }
+    /// <summary>The class token [1, 1, D] (<c>cls_token</c>), or null without one.</summary>
     public Tensor? ClsToken => _clsToken;
+    /// <summary>The position embeddings [1, T, D] (<c>pos_embed</c>).</summary>
     public Tensor PosEmbed => _posEmbed;
     /// <summary>The token assembly (class token, position embeddings): not a registered child, see <see cref="Nn.TokenEmbedding"/>.</summary>
     public TokenEmbedding TokenEmbedding => _tokenEmbed;
+    /// <summary>The patch embedding (<c>patch_embed</c>).</summary>
     public PatchEmbed PatchEmbed => _patchEmbed;
 
+    /// <inheritdoc/>
     public override Linear Head => _head;
 
+    /// <summary>Pooled features [N, D] of images [N, C, H, W] or flattened [N, C·H·W].</summary>
     public override Tensor Features(Tape tape, Tensor x)
     {
         x = Norms.AsImages(tape, x, Channels, ImageSize, ImageSize);
