@@ -6,8 +6,8 @@ namespace LabelNoiseLab.Tensors;
 /// <para>
 /// Backend: OpenBLAS when it loads (see <see cref="OpenBlasLibrary.CandidatePaths"/>; env
 /// <c>LNLAB_OPENBLAS</c> names a file to try first), else the managed GEMM with one notice on
-/// stderr. Env <c>LNLAB_BLAS=managed|openblas</c> forces one. <see cref="Managed"/> and
-/// <see cref="OpenBlas"/> call a backend explicitly.
+/// stderr. Env <c>LNLAB_BLAS=managed|openblas</c> forces one. Tests and benchmarks call a
+/// backend explicitly through the internal <see cref="Managed"/> and <see cref="OpenBlas"/>.
 /// </para>
 /// </summary>
 public static class Blas
@@ -28,16 +28,16 @@ public static class Blas
         => Selected.Sgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 
     /// <summary>The backend every <see cref="Sgemm"/> call uses (chosen once, on first use).</summary>
-    public static IGemmBackend Selected => s_selected.Value;
+    internal static IGemmBackend Selected => s_selected.Value;
 
     /// <summary>Which backend <see cref="Sgemm"/> uses.</summary>
     public static BlasBackend Backend => Selected.Kind;
 
     /// <summary>The managed GEMM; always available.</summary>
-    public static ManagedGemm Managed => ManagedGemm.Instance;
+    internal static ManagedGemm Managed => ManagedGemm.Instance;
 
     /// <summary>OpenBLAS's GEMM, or null when no OpenBLAS could be loaded.</summary>
-    public static OpenBlasGemm? OpenBlas => s_openBlas.Value.Gemm;
+    internal static OpenBlasGemm? OpenBlas => s_openBlas.Value.Gemm;
 
     /// <summary>Each path tried for OpenBLAS and what happened (for messages and diagnostics).</summary>
     public static IReadOnlyList<string> OpenBlasPathsTried => s_openBlas.Value.Tried;

@@ -15,7 +15,7 @@ public enum BlasBackend
 /// op(A) m×k, op(B) k×n, C m×n. When beta == 0, C's old contents are ignored (even NaN).
 /// Arguments are validated up front (<see cref="GemmArgs.Validate"/>).
 /// </summary>
-public interface IGemmBackend
+internal interface IGemmBackend
 {
     /// <summary>Which implementation this is.</summary>
     BlasBackend Kind { get; }

@@ -17,7 +17,7 @@ namespace LabelNoiseLab.Tensors;
 /// merged. Packing buffers are per thread and reused, so steady-state calls do not allocate
 /// buffers. Small products run on the calling thread.
 /// </summary>
-public sealed unsafe class ManagedGemm : IGemmBackend
+internal sealed unsafe class ManagedGemm : IGemmBackend
 {
     /// <summary>Below this m·n·k the product runs on one thread (fork/join costs more than it saves).</summary>
     internal const long ParallelThreshold = 1L << 20; // ≈ 40 µs of work at 50 GFLOP/s

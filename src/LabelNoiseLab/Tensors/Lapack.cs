@@ -4,7 +4,8 @@ namespace LabelNoiseLab.Tensors;
 /// Dense symmetric eigen-decomposition and thin SVD, row-major float32. OpenBLAS's LAPACK
 /// (<c>ssyevd_</c>, <c>sgesdd_</c>) when <see cref="Blas.Backend"/> is OpenBLAS, else the
 /// managed fallback through MathNet.Numerics (computed in double precision).
-/// <see cref="Managed"/> and <see cref="OpenBlas"/> call a backend explicitly.
+/// Tests and benchmarks call a backend explicitly through the internal <see cref="Managed"/> and
+/// <see cref="OpenBlas"/>.
 /// </summary>
 public static class Lapack
 {
@@ -12,14 +13,14 @@ public static class Lapack
         Blas.OpenBlas is { Library.HasLapack: true } gemm ? new OpenBlasLapack(gemm.Library) : null);
 
     /// <summary>The backend <see cref="SymmetricEigen"/> and <see cref="Svd"/> use: follows <see cref="Blas.Backend"/>.</summary>
-    public static ILapackBackend Selected =>
+    internal static ILapackBackend Selected =>
         Blas.Backend == BlasBackend.OpenBlas && OpenBlas is { } native ? native : Managed;
 
     /// <summary>MathNet.Numerics (managed, double precision inside); always available.</summary>
-    public static ILapackBackend Managed => ManagedLapack.Instance;
+    internal static ILapackBackend Managed => ManagedLapack.Instance;
 
     /// <summary>OpenBLAS's LAPACK, or null when OpenBLAS (or its LAPACK part) is not available.</summary>
-    public static ILapackBackend? OpenBlas => s_openBlas.Value;
+    internal static ILapackBackend? OpenBlas => s_openBlas.Value;
 
     /// <inheritdoc cref="ILapackBackend.SymmetricEigen"/>
     public static void SymmetricEigen(ReadOnlySpan<float> a, int n, Span<float> eigenvalues, Span<float> eigenvectors)
@@ -42,7 +43,7 @@ public static class Lapack
 }
 
 /// <summary>One implementation of the dense decompositions <see cref="Lapack"/> offers.</summary>
-public interface ILapackBackend
+internal interface ILapackBackend
 {
     /// <summary>Which implementation this is.</summary>
     BlasBackend Kind { get; }

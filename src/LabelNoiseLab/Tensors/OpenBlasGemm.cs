@@ -1,7 +1,7 @@
 namespace LabelNoiseLab.Tensors;
 
 /// <summary>GEMM through OpenBLAS's <c>cblas_sgemm</c> (row-major CBLAS interface).</summary>
-public sealed unsafe class OpenBlasGemm : IGemmBackend
+internal sealed unsafe class OpenBlasGemm : IGemmBackend
 {
     internal OpenBlasGemm(OpenBlasLibrary library) => Library = library;
 
