@@ -20,7 +20,7 @@ public readonly ref struct GradTarget
     /// <summary>GEMM beta for writing into this target.</summary>
     public float Beta => Accumulate ? 1f : 0f;
 
-    /// <summary>The target for <paramref name="t"/>'s gradient (created if needed); marks the gradient as written, so call it once per backward contribution.</summary>
+    /// <summary>The target for <paramref name="t"/>'s gradient (created if needed), and marks that gradient as written: the first call since the gradient was reset overwrites, later ones accumulate.</summary>
     public static GradTarget For(Tensor t)
     {
         var g = t.EnsureGrad();
