@@ -83,7 +83,7 @@ public sealed class TwoLayerLinear : Model
     private readonly Linear _first;
     private readonly Linear _second;
 
-    /// <summary>f with W [<paramref name="width"/>, <paramref name="inputs"/>] and a [<paramref name="outputs"/>, <paramref name="width"/>] (zero until <see cref="Init.Apply"/>).</summary>
+    /// <summary>The model with W [<paramref name="width"/>, <paramref name="inputs"/>] and a [<paramref name="outputs"/>, <paramref name="width"/>] (zero until <see cref="Init.Apply"/>).</summary>
     public TwoLayerLinear(int inputs, int width, int outputs = 1)
     {
         _first = RegisterModule("first", new Linear(inputs, width, bias: false));
