@@ -10,18 +10,6 @@ using LabelNoiseLab.Tensors;
 
 namespace LabelNoiseLab.Probes;
 
-/// <summary>
-/// The activation probe of the epoch-wise double-descent study (<c>probe.activations_every</c>):
-/// on a fixed, stratified set of training samples (clean and noisy samples of every given class,
-/// <c>probe.set_size</c> in all) it reads the output of every hidden activation module through the
-/// modules' forward hooks, at initialisation and every E epochs (and after the last), and writes
-/// one row per (epoch, layer) to <c>activations.csv</c>:
-/// clean/noisy cosine of class means (grouped by given and by true label), the largest
-/// |activation|, its unit, the median |activation| (nonzero entries) and their ratio, and how the
-/// top unit's magnitude correlates with the input's L2 norm and with the logit margin.
-/// <c>summary.json</c> gets per-layer figures, among them how often the top unit stayed the same.
-/// The hooks are attached only for the probe's own forward pass, so training steps pay nothing.
-/// </summary>
 /// <summary>Activation-probe settings: every N epochs (and the last), the probe-set size, the layers (empty = all), the seed, the run's epochs.</summary>
 public sealed record ActivationProbeOptions(int Every, int SetSize, IReadOnlyList<int> Layers, long Seed, int Epochs)
 {
@@ -51,8 +39,16 @@ public sealed record ActivationProbeOptions(int Every, int SetSize, IReadOnlyLis
 }
 
 /// <summary>
-/// The activation probe (<c>probe.activations_every</c>) as a training callback: see
-/// <see cref="ActivationProbeOptions"/> for its settings and the file it writes.
+/// The activation probe of the epoch-wise double-descent study (<c>probe.activations_every</c>):
+/// on a fixed, stratified set of training samples (clean and noisy samples of every given class,
+/// <c>probe.set_size</c> in all) it reads the output of every hidden activation module through the
+/// modules' forward hooks, at initialisation and every E epochs (and after the last), and writes
+/// one row per (epoch, layer) to <c>activations.csv</c>:
+/// clean/noisy cosine of class means (grouped by given and by true label), the largest
+/// |activation|, its unit, the median |activation| (nonzero entries) and their ratio, and how the
+/// top unit's magnitude correlates with the input's L2 norm and with the logit margin.
+/// <c>summary.json</c> gets per-layer figures, among them how often the top unit stayed the same.
+/// The hooks are attached only for the probe's own forward pass, so training steps pay nothing.
 /// </summary>
 public sealed class ActivationProbe : ITrainingCallback
 {
