@@ -32,6 +32,7 @@ public class InputException(string message) : Exception(Printable(message))
 public sealed class DataException(string file, string problem)
     : InputException($"{file}: {problem}")
 {
+    /// <summary>The data file that is wrong, as given (path or name).</summary>
     public string File { get; } = file;
 }
 
@@ -39,5 +40,6 @@ public sealed class DataException(string file, string problem)
 public sealed class ConfigException(string key, string problem)
     : InputException($"config key '{key}': {problem}")
 {
+    /// <summary>The configuration key that is wrong, e.g. <c>training.lr</c>.</summary>
     public string Key { get; } = key;
 }

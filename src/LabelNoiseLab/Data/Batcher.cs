@@ -26,6 +26,11 @@ public sealed class Batcher
     private ulong[] _rngAtEpochStart;
     private int _position;
 
+    /// <summary>
+    /// Batches of <paramref name="batchSize"/> samples of <paramref name="data"/>, shuffled each epoch from
+    /// <paramref name="rng"/> when <paramref name="shuffle"/>; throws
+    /// <see cref="ArgumentOutOfRangeException"/> for a batch size below 1.
+    /// </summary>
     public Batcher(Dataset data, int batchSize, Rng rng, bool shuffle = true, bool dropLast = false)
     {
         ArgumentNullException.ThrowIfNull(data);
@@ -47,8 +52,10 @@ public sealed class Batcher
         _position = data.Count; // no epoch started yet
     }
 
+    /// <summary>The data set batched over.</summary>
     public Dataset Data => _data;
 
+    /// <summary>The largest batch (the last batch of an epoch may be shorter).</summary>
     public int BatchSize { get; }
 
     /// <summary>Batches per epoch (counting a last partial batch unless dropLast).</summary>
@@ -63,12 +70,16 @@ public sealed class Batcher
     /// <summary>Backing buffers, BatchSize long; only the first <see cref="Length"/> rows are the batch.</summary>
     public float[] FeatureBuffer { get; }
 
+    /// <summary>Backing buffer of the given labels (see <see cref="FeatureBuffer"/>).</summary>
     public int[] LabelBuffer { get; }
 
+    /// <summary>Backing buffer of the true labels (see <see cref="FeatureBuffer"/>).</summary>
     public int[] TrueLabelBuffer { get; }
 
+    /// <summary>Backing buffer of the sample indices (see <see cref="FeatureBuffer"/>).</summary>
     public int[] IndexBuffer { get; }
 
+    /// <summary>Backing buffer of the regression targets, BatchSize × TargetLength; null for classification.</summary>
     public float[]? TargetBuffer { get; }
 
     /// <summary>The current batch's features, Length × FeatureLength.</summary>
@@ -77,11 +88,13 @@ public sealed class Batcher
     /// <summary>The current batch's given (possibly noisy) labels.</summary>
     public Span<int> Labels => LabelBuffer.AsSpan(0, Length);
 
+    /// <summary>The current batch's true labels.</summary>
     public Span<int> TrueLabels => TrueLabelBuffer.AsSpan(0, Length);
 
     /// <summary>Each batch row's index in the data set (to look up the noise mask or per-sample state).</summary>
     public Span<int> Indices => IndexBuffer.AsSpan(0, Length);
 
+    /// <summary>The current batch's regression targets, Length × TargetLength; empty for classification.</summary>
     public Span<float> Targets => TargetBuffer is null ? [] : TargetBuffer.AsSpan(0, Length * _data.TargetLength);
 
     /// <summary>Whether the current epoch has no batch left.</summary>
@@ -154,6 +167,7 @@ public sealed class Batcher
     /// <summary>The shuffling generator's current state (also part of <see cref="GetState"/>).</summary>
     public ulong[] GetRngState() => _rng.GetState();
 
+    /// <summary>Restores the shuffling generator's state from <see cref="GetRngState"/>.</summary>
     public void SetRngState(ReadOnlySpan<ulong> state) => _rng.SetState(state);
 
     private void ResetOrder()

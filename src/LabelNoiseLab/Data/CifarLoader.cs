@@ -6,14 +6,15 @@ namespace LabelNoiseLab.Data;
 /// </summary>
 public static class CifarLoader
 {
-    public const int ImageBytes = 3 * 32 * 32;
-    public const int RecordBytes = 1 + ImageBytes;
+    internal const int ImageBytes = 3 * 32 * 32;
+    internal const int RecordBytes = 1 + ImageBytes;
+    /// <summary>CIFAR-10's classes.</summary>
     public const int NumClasses = 10;
 
-    public static readonly string[] TrainFiles =
+    internal static readonly string[] TrainFiles =
         ["data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin", "data_batch_4.bin", "data_batch_5.bin"];
 
-    public const string TestFile = "test_batch.bin";
+    internal const string TestFile = "test_batch.bin";
 
     private const string Expected = "a CIFAR-10 binary batch (records of 1 label byte + 3072 pixel bytes)";
 

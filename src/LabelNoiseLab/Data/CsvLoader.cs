@@ -32,6 +32,11 @@ public static class CsvLoader
     /// <summary>The parsed content of one file, before it becomes a <see cref="Dataset"/>.</summary>
     internal sealed record Table(string Path, float[] Features, int[] Labels, int FeatureCount, int MaxLabel);
 
+    /// <summary>
+    /// Reads a CSV file into a <see cref="Dataset"/> named <paramref name="name"/> (default: the file
+    /// name), with <paramref name="numClasses"/> overriding <see cref="CsvOptions.Classes"/>. A missing or
+    /// malformed file is a <see cref="DataException"/> naming the file, row and column.
+    /// </summary>
     public static Dataset Load(string path, CsvOptions? options = null, string? name = null, int? numClasses = null)
     {
         options ??= new CsvOptions();

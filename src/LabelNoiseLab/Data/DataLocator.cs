@@ -14,8 +14,10 @@ namespace LabelNoiseLab.Data;
 /// </summary>
 public static class DataLocator
 {
+    /// <summary>The environment variable naming a data folder (second place looked at).</summary>
     public const string EnvironmentVariable = "LNLAB_DATA";
 
+    /// <summary>Where Debian's data set packages install (last place looked at).</summary>
     public const string DebianRoot = "/usr/share/datasets";
 
     /// <summary>Extra sub-folder names a data set's files are commonly unpacked into.</summary>

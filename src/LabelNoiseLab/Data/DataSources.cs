@@ -37,6 +37,7 @@ public sealed record DataOptions
     /// <summary>1..<see cref="FoldCount"/>: train without that fold and return it as <see cref="PreparedData.HeldOut"/>; 0 = off.</summary>
     public int Fold { get; init; }
 
+    /// <summary>csv: how the file is read (label column, header, delimiter, classes).</summary>
     public CsvOptions Csv { get; init; } = new();
 
     /// <summary>csv without a test file: fraction held out as the test set.</summary>
@@ -45,18 +46,22 @@ public sealed record DataOptions
     /// <summary>Synthetic sets: training and test sample counts.</summary>
     public int Samples { get; init; } = 1000;
 
+    /// <summary>Synthetic sets: test samples; default 1000.</summary>
     public int TestSamples { get; init; } = 1000;
 
     /// <summary>gaussian-mixture: classes, dimension and the norm of each class mean.</summary>
     public int Classes { get; init; } = 10;
 
+    /// <summary>gaussian-mixture: feature dimension; default 20.</summary>
     public int Dimension { get; init; } = 20;
 
+    /// <summary>gaussian-mixture: the norm of each class mean (larger separates the classes more); default 3.</summary>
     public double Separation { get; init; } = 3.0;
 
     /// <summary>linear-teacher: nonzeros of θ* (0 = dense) and the standard deviation of the target noise.</summary>
     public int Sparsity { get; init; }
 
+    /// <summary>linear-teacher: standard deviation of the noise added to the targets; default 0.</summary>
     public double TargetNoise { get; init; }
 
     /// <summary>Seed for synthetic data, subsets and splits (each from its own purpose generator).</summary>
@@ -71,6 +76,7 @@ public sealed record DataOptions
     /// <summary>Fraction of the (noisy) training set held out for validation; 0 for none.</summary>
     public double ValidationFraction { get; init; }
 
+    /// <summary>Feature standardisation, computed on the training split; default none.</summary>
     public NormalizationMode Normalization { get; init; } = NormalizationMode.None;
 }
 
@@ -117,10 +123,11 @@ public sealed record PreparedData(Dataset Train, Dataset? Validation, Dataset Te
 /// <summary>The single entry point the trainer calls to get its data.</summary>
 public static class DataSources
 {
+    /// <summary>The data set names <see cref="DataOptions.Name"/> accepts.</summary>
     public static IReadOnlyList<string> Names { get; } =
         ["fashion-mnist", "mnist", "cifar10", "csv", "npy", "gaussian-mixture", "linear-teacher"];
 
-    public static IReadOnlyList<string> IdxFiles { get; } =
+    internal static IReadOnlyList<string> IdxFiles { get; } =
         ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"];
 
     /// <summary>Loads (or generates) the training and test sets, unmodified.</summary>

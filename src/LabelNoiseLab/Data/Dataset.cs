@@ -7,6 +7,11 @@ namespace LabelNoiseLab.Data;
 /// </summary>
 public sealed class Dataset
 {
+    /// <summary>
+    /// A classification set of <c>labels.Length</c> samples whose true labels start equal to the given ones
+    /// (no noise). Throws <see cref="ArgumentException"/> when <paramref name="features"/> does not hold
+    /// Count × the product of <paramref name="sampleShape"/> values.
+    /// </summary>
     public Dataset(string name, float[] features, int[] sampleShape, int[] labels, int numClasses)
     {
         Name = name;
@@ -24,15 +29,19 @@ public sealed class Dataset
         NoiseMask = new bool[Count];
     }
 
+    /// <summary>The data set's name (e.g. <c>fashion-mnist</c>, or the file name).</summary>
     public string Name { get; }
 
+    /// <summary>All features, row-major, <see cref="Count"/> × <see cref="FeatureLength"/>.</summary>
     public float[] Features { get; }
 
     /// <summary>Shape of one sample: [784] for flat vectors, [C, H, W] for images.</summary>
     public int[] SampleShape { get; }
 
+    /// <summary>Values per sample: the product of <see cref="SampleShape"/>.</summary>
     public int FeatureLength { get; }
 
+    /// <summary>Number of samples.</summary>
     public int Count { get; }
 
     /// <summary>Number of classes; 0 for a regression set.</summary>
@@ -50,6 +59,7 @@ public sealed class Dataset
     /// <summary>Regression targets, <see cref="Count"/> × <see cref="TargetLength"/>; null for classification.</summary>
     public float[]? Targets { get; init; }
 
+    /// <summary>Values per regression target; default 1.</summary>
     public int TargetLength { get; init; } = 1;
 
     /// <summary>For a linear-teacher regression set: the teacher's weights θ* (length <see cref="FeatureLength"/>).</summary>
@@ -62,6 +72,7 @@ public sealed class Dataset
     /// </summary>
     public bool TruthKnown { get; set; }
 
+    /// <summary>Sample <paramref name="i"/>'s features (a view, <see cref="FeatureLength"/> long).</summary>
     public ReadOnlySpan<float> Sample(int i) => Features.AsSpan(i * FeatureLength, FeatureLength);
 
     /// <summary>Number of samples whose given label differs from the true one.</summary>

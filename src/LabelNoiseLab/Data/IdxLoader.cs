@@ -9,8 +9,8 @@ namespace LabelNoiseLab.Data;
 /// </summary>
 public static class IdxLoader
 {
-    public const int ImagesMagic = 0x00000803;
-    public const int LabelsMagic = 0x00000801;
+    internal const int ImagesMagic = 0x00000803;
+    internal const int LabelsMagic = 0x00000801;
 
     private const string ImagesExpected = "an IDX images file with magic 0x00000803 (unsigned bytes, 3 dimensions)";
     private const string LabelsExpected = "an IDX labels file with magic 0x00000801 (unsigned bytes, 1 dimension)";

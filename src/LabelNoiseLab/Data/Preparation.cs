@@ -3,6 +3,7 @@ using LabelNoiseLab.Tensors;
 
 namespace LabelNoiseLab.Data;
 
+/// <summary>How features are standardised (see <see cref="Normalization"/>).</summary>
 public enum NormalizationMode
 {
     /// <summary>Features as loaded (pixels in [0, 1]).</summary>
@@ -33,15 +34,19 @@ public sealed class Normalization
         GroupLength = groupLength;
     }
 
+    /// <summary>How the statistics are grouped.</summary>
     public NormalizationMode Mode { get; }
 
+    /// <summary>Mean of each group, from the training split.</summary>
     public float[] Mean { get; }
 
+    /// <summary>Standard deviation of each group (values below 1e-6 stored as 1).</summary>
     public float[] Std { get; }
 
     /// <summary>How many consecutive feature values share one group's statistics (per channel: H·W).</summary>
     public int GroupLength { get; }
 
+    /// <summary>No standardisation: features pass through unchanged.</summary>
     public static Normalization Identity { get; } = new(NormalizationMode.None, [], [], 0);
 
     /// <summary>Computes the statistics of <paramref name="train"/> (double accumulation).</summary>

@@ -15,12 +15,15 @@ namespace LabelNoiseLab.Noise;
 /// </summary>
 public static class ClassMaps
 {
+    /// <summary>MNIST's map (true class → given class): 2→7, 3→8, 5↔6, 7→1.</summary>
     public static IReadOnlyDictionary<int, int> Mnist { get; } =
         new Dictionary<int, int> { [2] = 7, [3] = 8, [5] = 6, [6] = 5, [7] = 1 };
 
+    /// <summary>Fashion-MNIST's map: T-shirt↔Shirt (0↔6), Pullover↔Coat (2↔4), Sandal↔Sneaker (5↔7).</summary>
     public static IReadOnlyDictionary<int, int> FashionMnist { get; } =
         new Dictionary<int, int> { [0] = 6, [6] = 0, [2] = 4, [4] = 2, [5] = 7, [7] = 5 };
 
+    /// <summary>CIFAR-10's map: truck→automobile, bird→airplane, deer→horse, cat↔dog.</summary>
     public static IReadOnlyDictionary<int, int> Cifar10 { get; } =
         new Dictionary<int, int> { [9] = 1, [2] = 0, [4] = 7, [3] = 5, [5] = 3 };
 

@@ -14,6 +14,12 @@ namespace LabelNoiseLab.Noise;
 /// </summary>
 public static class LabelNoise
 {
+    /// <summary>
+    /// Rewrites <paramref name="data"/>'s given labels under <paramref name="options"/> and reports what it
+    /// did. Throws <see cref="ArgumentException"/> (naming the <see cref="NoiseOptions"/> property) for a
+    /// set with fewer than 2 classes, a rate outside [0, 1], a bad class map or a transition matrix that is
+    /// not k×k and row-stochastic.
+    /// </summary>
     public static NoiseReport Inject(Dataset data, NoiseOptions options)
     {
         ArgumentNullException.ThrowIfNull(data);

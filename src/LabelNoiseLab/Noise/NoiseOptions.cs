@@ -2,6 +2,7 @@ using LabelNoiseLab.Data;
 
 namespace LabelNoiseLab.Noise;
 
+/// <summary>The label-noise models <see cref="LabelNoise.Inject"/> implements.</summary>
 public enum NoiseKind
 {
     /// <summary>No noise: given labels equal true labels.</summary>
@@ -42,6 +43,7 @@ public enum InstanceTarget
 /// </summary>
 public sealed record NoiseOptions : ILabelNoise
 {
+    /// <summary>Which noise model (config key <c>noise.kind</c>); default <see cref="NoiseKind.None"/>.</summary>
     public NoiseKind Kind { get; init; } = NoiseKind.None;
 
     /// <summary>Flip probability per sample, in [0, 1]; ignored by <see cref="NoiseKind.Transition"/>.</summary>
@@ -63,6 +65,7 @@ public sealed record NoiseOptions : ILabelNoise
     /// <summary>Transition only: the k×k matrix T, row i = distribution of the given label for true class i.</summary>
     public double[][]? T { get; init; }
 
+    /// <summary>Instance only: where a flipped label goes; default the scorer's most likely wrong class.</summary>
     public InstanceTarget InstanceTarget { get; init; } = InstanceTarget.ScorerMostLikelyWrong;
 
     ILabelNoiseReport ILabelNoise.Inject(Dataset train) => LabelNoise.Inject(train, this);

@@ -7,8 +7,10 @@ namespace LabelNoiseLab.Noise;
 /// </summary>
 public sealed class NoiseReport : LabelNoiseLab.Data.ILabelNoiseReport
 {
+    /// <summary>The noise model that was injected.</summary>
     public required NoiseKind Kind { get; init; }
 
+    /// <summary>The rate asked for (<see cref="NoiseOptions.Rate"/>).</summary>
     public required double RequestedRate { get; init; }
 
     /// <summary>
@@ -18,12 +20,16 @@ public sealed class NoiseReport : LabelNoiseLab.Data.ILabelNoiseReport
     /// </summary>
     public required double ExpectedRate { get; init; }
 
+    /// <summary>The fraction of samples whose given label now differs from the true one.</summary>
     public required double RealisedRate { get; init; }
 
+    /// <summary>How many samples have a given label different from the true one.</summary>
     public required int NoisyCount { get; init; }
 
+    /// <summary>Samples in the data set.</summary>
     public required int Count { get; init; }
 
+    /// <summary>Classes (k).</summary>
     public required int NumClasses { get; init; }
 
     /// <summary>Samples per true class.</summary>

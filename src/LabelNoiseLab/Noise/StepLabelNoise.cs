@@ -27,6 +27,7 @@ public readonly record struct StepNoiseSchedule
         OffAfter = offAfter;
     }
 
+    /// <summary>Which kind of schedule this is.</summary>
     public StepNoiseScheduleKind Kind { get; }
 
     /// <summary>Periodic: length of each on (and each off) stretch.</summary>
@@ -35,12 +36,21 @@ public readonly record struct StepNoiseSchedule
     /// <summary>Until: the first step without noise.</summary>
     public long OffAfter { get; }
 
+    /// <summary>Noise at every step.</summary>
     public static StepNoiseSchedule Constant => new(StepNoiseScheduleKind.Constant, 0, 0);
 
+    /// <summary>
+    /// Noise on for <paramref name="period"/> steps, off for as many, and so on; throws
+    /// <see cref="ArgumentOutOfRangeException"/> unless the period is positive.
+    /// </summary>
     public static StepNoiseSchedule Periodic(long period) =>
         period > 0 ? new(StepNoiseScheduleKind.Periodic, period, 0)
         : throw new ArgumentOutOfRangeException(nameof(period), $"period {period}; expected a positive number of steps");
 
+    /// <summary>
+    /// Noise on before step <paramref name="offAfter"/>, off from it on; throws
+    /// <see cref="ArgumentOutOfRangeException"/> for a negative step.
+    /// </summary>
     public static StepNoiseSchedule Until(long offAfter) =>
         offAfter >= 0 ? new(StepNoiseScheduleKind.Until, 0, offAfter)
         : throw new ArgumentOutOfRangeException(nameof(offAfter), $"off-after step {offAfter}; expected a step ≥ 0");
@@ -53,6 +63,7 @@ public readonly record struct StepNoiseSchedule
         _ => step < OffAfter,
     };
 
+    /// <summary>The schedule in words: <c>constant</c>, <c>periodic(P)</c> or <c>until(S)</c>.</summary>
     public override string ToString() => Kind switch
     {
         StepNoiseScheduleKind.Constant => "constant",
@@ -80,6 +91,10 @@ public sealed class RegressionStepNoise
 {
     private readonly Rng _rng;
 
+    /// <summary>
+    /// Noise of scale <paramref name="sigma"/> drawn from <paramref name="rng"/>; throws
+    /// <see cref="ArgumentOutOfRangeException"/> for a negative or non-finite σ.
+    /// </summary>
     public RegressionStepNoise(double sigma, StepNoiseDistribution distribution, StepNoiseSchedule schedule, Rng rng)
     {
         if (!(sigma >= 0) || double.IsInfinity(sigma))
@@ -90,10 +105,13 @@ public sealed class RegressionStepNoise
         _rng = rng;
     }
 
+    /// <summary>The noise scale σ (the ± amplitude, or the Gaussian's standard deviation).</summary>
     public double Sigma { get; }
 
+    /// <summary>The distribution ε is drawn from.</summary>
     public StepNoiseDistribution Distribution { get; }
 
+    /// <summary>When the noise is on.</summary>
     public StepNoiseSchedule Schedule { get; }
 
     /// <summary>One draw of ε for (0-based) <paramref name="step"/>: 0 while the schedule is off (no draw is consumed then).</summary>
@@ -125,6 +143,10 @@ public sealed class ClassificationStepNoise
 {
     private readonly Rng _rng;
 
+    /// <summary>
+    /// Redraws with probability <paramref name="p"/> among <paramref name="classes"/> classes; throws
+    /// <see cref="ArgumentOutOfRangeException"/> for p outside [0, 1] or fewer than 2 classes.
+    /// </summary>
     public ClassificationStepNoise(double p, int classes, StepNoiseSchedule schedule, Rng rng)
     {
         if (!(p >= 0 && p <= 1))
@@ -137,10 +159,13 @@ public sealed class ClassificationStepNoise
         _rng = rng;
     }
 
+    /// <summary>Probability that a sample's label is redrawn at a step.</summary>
     public double P { get; }
 
+    /// <summary>Number of classes k the redrawn label is drawn from.</summary>
     public int Classes { get; }
 
+    /// <summary>When the noise is on.</summary>
     public StepNoiseSchedule Schedule { get; }
 
     /// <summary>

@@ -10,6 +10,34 @@ using LabelNoiseLab.Tensors;
 
 namespace LabelNoiseLab.Probes;
 
+/// <summary>Activation-probe settings: every N epochs (and the last), the probe-set size, the layers (empty = all), the seed, the run's epochs.</summary>
+public sealed record ActivationProbeOptions(int Every, int SetSize, IReadOnlyList<int> Layers, long Seed, int Epochs)
+{
+    /// <summary>How many of the largest |activations| per layer go to activations_topk.csv.</summary>
+    public int TopK { get; init; } = 5;
+
+    /// <summary>Sun et al.'s rule: massive when |a| &gt; MassiveAbs and |a| / median &gt; MassiveRatio.</summary>
+    public double MassiveAbs { get; init; } = 100;
+
+    /// <summary>
+    /// Sun et al.'s ratio threshold: |a| / median |a| above it (with |a| above MassiveAbs) is massive;
+    /// default 1000.
+    /// </summary>
+    public double MassiveRatio { get; init; } = 1000;
+
+    /// <summary>none, zero or mean: the ablation of each layer's top units at every probe (ablation.csv).</summary>
+    public string Ablate { get; init; } = "none";
+
+    /// <summary>How many of each layer's top units are ablated together; default 1.</summary>
+    public int AblateUnits { get; init; } = 1;
+
+    /// <summary>The ablation is scored on the first N test samples; 0 = all.</summary>
+    public int AblateTestSamples { get; init; }
+
+    /// <summary>Principal components of the probe inputs that the input R² regresses on (with the input norm).</summary>
+    public int InputComponents { get; init; } = 10;
+}
+
 /// <summary>
 /// The activation probe of the epoch-wise double-descent study (<c>probe.activations_every</c>):
 /// on a fixed, stratified set of training samples (clean and noisy samples of every given class,
@@ -22,42 +50,27 @@ namespace LabelNoiseLab.Probes;
 /// <c>summary.json</c> gets per-layer figures, among them how often the top unit stayed the same.
 /// The hooks are attached only for the probe's own forward pass, so training steps pay nothing.
 /// </summary>
-/// <summary>Activation-probe settings: every N epochs (and the last), the probe-set size, the layers (empty = all), the seed, the run's epochs.</summary>
-public sealed record ActivationProbeOptions(int Every, int SetSize, IReadOnlyList<int> Layers, long Seed, int Epochs)
-{
-    /// <summary>How many of the largest |activations| per layer go to activations_topk.csv.</summary>
-    public int TopK { get; init; } = 5;
-
-    /// <summary>Sun et al.'s rule: massive when |a| &gt; MassiveAbs and |a| / median &gt; MassiveRatio.</summary>
-    public double MassiveAbs { get; init; } = 100;
-
-    public double MassiveRatio { get; init; } = 1000;
-
-    /// <summary>none, zero or mean: the ablation of each layer's top units at every probe (ablation.csv).</summary>
-    public string Ablate { get; init; } = "none";
-
-    public int AblateUnits { get; init; } = 1;
-
-    /// <summary>The ablation is scored on the first N test samples; 0 = all.</summary>
-    public int AblateTestSamples { get; init; }
-
-    /// <summary>Principal components of the probe inputs that the input R² regresses on (with the input norm).</summary>
-    public int InputComponents { get; init; } = 10;
-}
-
 public sealed class ActivationProbe : ITrainingCallback
 {
+    /// <summary>The per-(epoch, layer) file this probe writes in the run folder.</summary>
     public const string FileName = "activations.csv";
 
+    /// <summary>Columns of <see cref="FileName"/>.</summary>
     public const string Header = "epoch,layer,clean_noisy_cosine_given,clean_noisy_cosine_true,max_abs_activation,max_unit,"
         + "median_abs_activation,max_to_median_ratio,max_unit_input_corr,max_unit_output_corr,max_sample,massive,max_unit_input_r2,max_unit_eta2_given,max_unit_eta2_true";
 
+    /// <summary>
+    /// The file of each layer's largest activations (<see cref="ActivationProbeOptions.TopK"/> per layer).
+    /// </summary>
     public const string TopKFileName = "activations_topk.csv";
 
+    /// <summary>Columns of <see cref="TopKFileName"/>.</summary>
     public const string TopKHeader = "epoch,layer,rank,abs_activation,unit,sample";
 
+    /// <summary>The ablation file, written when <see cref="ActivationProbeOptions.Ablate"/> is not none.</summary>
     public const string AblationFileName = "ablation.csv";
 
+    /// <summary>Columns of <see cref="AblationFileName"/>.</summary>
     public const string AblationHeader = "epoch,layer,mode,units,test_loss,test_acc,ablated_test_loss,ablated_test_acc,delta_test_loss,delta_test_acc";
 
     private const int Chunk = 500;
@@ -100,10 +113,13 @@ public sealed class ActivationProbe : ITrainingCallback
     private double _seconds;
     private double _forwardSeconds;
 
+    /// <summary>A probe with these settings; throws <see cref="ArgumentNullException"/> for null options.</summary>
     public ActivationProbe(ActivationProbeOptions options) => _config = options ?? throw new ArgumentNullException(nameof(options));
 
+    /// <inheritdoc/>
     public string Name => "probe.activations";
 
+    /// <inheritdoc/>
     public long Acted { get; private set; }
 
     /// <summary>One (epoch, layer) row of activations.csv.</summary>
@@ -122,14 +138,17 @@ public sealed class ActivationProbe : ITrainingCallback
         /// <summary>η² of the top unit's activation over the given labels, and over the true labels.</summary>
         public double Eta2Given { get; init; } = double.NaN;
 
+        /// <summary>η² of the top unit's activation over the true labels.</summary>
         public double Eta2True { get; init; } = double.NaN;
     }
 
     /// <summary>One (epoch, layer) ablation: the layer's top units set to zero or their mean, test loss and accuracy before and after.</summary>
     public sealed record AblationRow(int Epoch, int Layer, string Mode, int[] Units, double TestLoss, double TestAcc, double AblatedTestLoss, double AblatedTestAcc);
 
+    /// <summary>The ablation rows so far, in the order measured.</summary>
     public IReadOnlyList<AblationRow> Ablations => _ablations;
 
+    /// <summary>The activations.csv rows so far, in the order measured.</summary>
     public IReadOnlyList<ProbeRow> Rows => _rows;
 
     /// <summary>Indices (into the training set) of the probe samples, ascending.</summary>
@@ -190,6 +209,7 @@ public sealed class ActivationProbe : ITrainingCallback
     /// <summary>A fresh start: the untrained network is epoch 0.</summary>
     public void OnStart(TrainingRun run) => Probe(run, 0);
 
+    /// <inheritdoc/>
     public ComponentState SaveState() => new ComponentState()
         .Set("acted", Acted)
         .Set("csv", _csv.ToString())
@@ -200,6 +220,7 @@ public sealed class ActivationProbe : ITrainingCallback
         .Set("seconds", _seconds)
         .Set("seconds_forward", _forwardSeconds);
 
+    /// <inheritdoc/>
     public void RestoreState(ComponentState state)
     {
         ArgumentNullException.ThrowIfNull(state);
@@ -213,6 +234,7 @@ public sealed class ActivationProbe : ITrainingCallback
         _forwardSeconds = state.Double("seconds_forward");
     }
 
+    /// <inheritdoc/>
     public void OnEvaluation(TrainingRun run, int epoch, long step, IDictionary<string, double> extra)
     {
         // Only the evaluation that ends an epoch (not the eval_every_steps ones inside it).
@@ -221,6 +243,7 @@ public sealed class ActivationProbe : ITrainingCallback
             Probe(run, epoch);
     }
 
+    /// <inheritdoc/>
     public void OnEnd(TrainingRun run, IDictionary<string, object?> summary) => summary["activations"] = Summary();
 
     /// <summary>Runs the probe set through the model (evaluation mode, hooks on) and appends one row per layer.</summary>

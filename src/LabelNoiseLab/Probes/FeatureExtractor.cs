@@ -11,6 +11,7 @@ namespace LabelNoiseLab.Probes;
 /// </summary>
 public static class FeatureExtractor
 {
+    /// <summary>The layer name that selects the penultimate features (the head's input).</summary>
     public const string Penultimate = "penultimate";
 
     /// <summary>The covariance is D×D and its eigen-decomposition O(D³): wider layers are refused.</summary>
@@ -33,6 +34,11 @@ public static class FeatureExtractor
         throw new InputException($"--layer '{layer}': no such layer in this model; expected one of {string.Join(", ", LayerNames(model))}");
     }
 
+    /// <summary>
+    /// The features of <paramref name="layer"/> (see <see cref="LayerNames"/>) for every sample of
+    /// <paramref name="data"/>, computed <paramref name="chunk"/> samples at a time. An unknown layer, or
+    /// one wider than <see cref="MaxDim"/>, is an <see cref="InputException"/>.
+    /// </summary>
     public static FeatureSet Extract(Model model, Dataset data, string layer, int chunk = 1000)
     {
         var module = ResolveLayer(model, layer);

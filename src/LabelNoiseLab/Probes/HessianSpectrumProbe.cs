@@ -24,7 +24,9 @@ public sealed record HessianSpectrumOptions(int Every, int TopK, int Vectors, in
 /// </summary>
 public sealed class HessianSpectrumProbe(HessianSpectrumOptions options) : ITrainingCallback
 {
+    /// <summary>The file of the top eigenvalues (<c>step, rank, eigenvalue</c>) in the run folder.</summary>
     public const string EigenFile = "hessian_eigenvalues.csv";
+    /// <summary>The file of the SLQ density (<c>step, vector, node, weight</c>) in the run folder.</summary>
     public const string DensityFile = "hessian_density.csv";
 
     private readonly HessianSpectrumOptions _options = options ?? throw new ArgumentNullException(nameof(options));
@@ -37,12 +39,16 @@ public sealed class HessianSpectrumProbe(HessianSpectrumOptions options) : ITrai
     private long _evaluations;
     private double _firstTop = double.NaN, _lastTop = double.NaN, _lastTrace = double.NaN, _seconds;
 
+    /// <inheritdoc/>
     public string Name => "probe.hessian";
 
+    /// <inheritdoc/>
     public long Acted { get; private set; }
 
+    /// <inheritdoc/>
     public IReadOnlyList<string> MetricsColumns { get; } = ["hessian_top", "hessian_trace"];
 
+    /// <inheritdoc/>
     public void Attach(TrainingRun run)
     {
         ArgumentNullException.ThrowIfNull(run);
@@ -70,8 +76,10 @@ public sealed class HessianSpectrumProbe(HessianSpectrumOptions options) : ITrai
         _gyd = new float[_n * k];
     }
 
+    /// <inheritdoc/>
     public void OnStart(TrainingRun run) => Measure(run, 0);
 
+    /// <inheritdoc/>
     public void OnEvaluation(TrainingRun run, int epoch, long step, IDictionary<string, double> extra)
     {
         ArgumentNullException.ThrowIfNull(extra);
@@ -84,6 +92,7 @@ public sealed class HessianSpectrumProbe(HessianSpectrumOptions options) : ITrai
         }
     }
 
+    /// <inheritdoc/>
     public void OnEnd(TrainingRun run, IDictionary<string, object?> summary)
     {
         ArgumentNullException.ThrowIfNull(summary);
@@ -104,6 +113,7 @@ public sealed class HessianSpectrumProbe(HessianSpectrumOptions options) : ITrai
         static double? Finite(double v) => double.IsFinite(v) ? v : null;
     }
 
+    /// <inheritdoc/>
     public ComponentState SaveState() => new ComponentState()
         .Set("acted", Acted)
         .Set("evaluations", _evaluations)
@@ -114,6 +124,7 @@ public sealed class HessianSpectrumProbe(HessianSpectrumOptions options) : ITrai
         .Set("last_trace", _lastTrace)
         .Set("seconds", _seconds);
 
+    /// <inheritdoc/>
     public void RestoreState(ComponentState state)
     {
         ArgumentNullException.ThrowIfNull(state);

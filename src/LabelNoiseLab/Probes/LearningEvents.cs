@@ -15,8 +15,10 @@ namespace LabelNoiseLab.Probes;
 /// </summary>
 public sealed class LearningEvents : ITrainingCallback
 {
+    /// <summary>The per-sample file written at the end, in the run folder.</summary>
     public const string FileName = "learning_events.csv";
 
+    /// <summary>Columns of <see cref="FileName"/>.</summary>
     public const string Header = "index,noisy,given_label,true_label,first_given_epoch,first_true_epoch,forgetting_events,final_given_correct";
 
     private int[] _firstGiven = [];
@@ -28,8 +30,10 @@ public sealed class LearningEvents : ITrainingCallback
     private int[] _true = [];
     private bool[] _noisy = [];
 
+    /// <inheritdoc/>
     public string Name => "probe.learning_events";
 
+    /// <inheritdoc/>
     public long Acted { get; private set; }
 
     /// <summary>First epoch each sample was predicted as its given label in a training step (0 = never).</summary>
@@ -41,6 +45,7 @@ public sealed class LearningEvents : ITrainingCallback
     /// <summary>Forgetting events per sample (given label right at one visit, wrong at the next).</summary>
     public IReadOnlyList<int> Forgets => _forgets;
 
+    /// <inheritdoc/>
     public void Attach(TrainingRun run)
     {
         ArgumentNullException.ThrowIfNull(run);
@@ -69,6 +74,7 @@ public sealed class LearningEvents : ITrainingCallback
         Array.Fill(_last, -1);
     }
 
+    /// <inheritdoc/>
     public void OnOutput(TrainingRun run, StepContext step)
     {
         ArgumentNullException.ThrowIfNull(run);
@@ -97,6 +103,7 @@ public sealed class LearningEvents : ITrainingCallback
         Acted++;
     }
 
+    /// <inheritdoc/>
     public ComponentState SaveState() => new ComponentState()
         .Set("acted", Acted)
         .Set("first_given", _firstGiven)
@@ -104,6 +111,7 @@ public sealed class LearningEvents : ITrainingCallback
         .Set("forgets", _forgets)
         .Set("last", _last);
 
+    /// <inheritdoc/>
     public void RestoreState(ComponentState state)
     {
         ArgumentNullException.ThrowIfNull(state);
@@ -114,6 +122,7 @@ public sealed class LearningEvents : ITrainingCallback
         _last = state.Ints("last");
     }
 
+    /// <inheritdoc/>
     public void OnEnd(TrainingRun run, IDictionary<string, object?> summary)
     {
         ArgumentNullException.ThrowIfNull(run);

@@ -46,6 +46,11 @@ public sealed class LinearisedTwin : ITrainingCallback
     private long _twinTicks;
     private long _twinSteps;
 
+    /// <summary>
+    /// A twin with these settings; <paramref name="createOptimizer"/> builds its optimizer over the twin's
+    /// parameters (same kind and hyper-parameters as the run's). Throws
+    /// <see cref="ArgumentOutOfRangeException"/> for an empty kernel set.
+    /// </summary>
     public LinearisedTwin(LinearisedTwinOptions options, Func<IEnumerable<Tensor>, Optimizer> createOptimizer)
     {
         _options = options ?? throw new ArgumentNullException(nameof(options));
@@ -56,10 +61,13 @@ public sealed class LinearisedTwin : ITrainingCallback
             throw new ArgumentOutOfRangeException(nameof(options), options.KernelSetSize, "the kernel set needs at least one sample");
     }
 
+    /// <inheritdoc/>
     public string Name => "probe.linearized";
 
+    /// <inheritdoc/>
     public long Acted { get; private set; }
 
+    /// <inheritdoc/>
     public IReadOnlyList<string> MetricsColumns { get; } =
         ["lin_train_loss", "lin_test_loss", "function_gap_train_clean", "function_gap_train_noisy", "function_gap_test", "kernel_distance"];
 
@@ -69,6 +77,7 @@ public sealed class LinearisedTwin : ITrainingCallback
     /// <summary>The twin's parameters θ_lin (model layout).</summary>
     public IReadOnlyList<Tensor> TwinParameters => _twin;
 
+    /// <inheritdoc/>
     public void Attach(TrainingRun run)
     {
         ArgumentNullException.ThrowIfNull(run);
@@ -108,6 +117,7 @@ public sealed class LinearisedTwin : ITrainingCallback
         }
     }
 
+    /// <inheritdoc/>
     public void OnStart(TrainingRun run)
     {
         ArgumentNullException.ThrowIfNull(run);
@@ -116,6 +126,7 @@ public sealed class LinearisedTwin : ITrainingCallback
         _k0 = _net.TangentKernel(_theta0, _kernelX, _kernelSet.Length);
     }
 
+    /// <inheritdoc/>
     public ComponentState SaveState()
     {
         var state = new ComponentState()
@@ -134,6 +145,7 @@ public sealed class LinearisedTwin : ITrainingCallback
         return state;
     }
 
+    /// <inheritdoc/>
     public void RestoreState(ComponentState state)
     {
         ArgumentNullException.ThrowIfNull(state);
@@ -175,6 +187,7 @@ public sealed class LinearisedTwin : ITrainingCallback
         _twinSteps++;
     }
 
+    /// <inheritdoc/>
     public void OnEvaluation(TrainingRun run, int epoch, long step, IDictionary<string, double> extra)
     {
         ArgumentNullException.ThrowIfNull(run);
@@ -204,6 +217,7 @@ public sealed class LinearisedTwin : ITrainingCallback
         Acted++;
     }
 
+    /// <inheritdoc/>
     public void OnEnd(TrainingRun run, IDictionary<string, object?> summary)
     {
         ArgumentNullException.ThrowIfNull(summary);

@@ -14,16 +14,20 @@ public sealed class NeuronNormHook : ITrainingCallback
     private long _minStep;
     private NeuronNormStats _last;
 
+    /// <inheritdoc/>
     public string Name => "probe.neuron_norms";
 
+    /// <inheritdoc/>
     public long Acted { get; private set; }
 
+    /// <inheritdoc/>
     public ComponentState SaveState() => new ComponentState()
         .Set("acted", Acted)
         .SetJson("initial", _initial)
         .SetJson("last", _last)
         .Set("min_mean", _minMean).Set("min_step", _minStep);
 
+    /// <inheritdoc/>
     public void RestoreState(ComponentState state)
     {
         ArgumentNullException.ThrowIfNull(state);
@@ -34,8 +38,10 @@ public sealed class NeuronNormHook : ITrainingCallback
         _minStep = state.Long("min_step");
     }
 
+    /// <inheritdoc/>
     public IReadOnlyList<string> MetricsColumns { get; } = ["neuron_norm_mean", "neuron_norm_std"];
 
+    /// <inheritdoc/>
     public void OnStart(TrainingRun run)
     {
         ArgumentNullException.ThrowIfNull(run);
@@ -44,6 +50,7 @@ public sealed class NeuronNormHook : ITrainingCallback
         Acted++;
     }
 
+    /// <inheritdoc/>
     public void OnEvaluation(TrainingRun run, int epoch, long step, IDictionary<string, double> extra)
     {
         ArgumentNullException.ThrowIfNull(run);
@@ -56,6 +63,7 @@ public sealed class NeuronNormHook : ITrainingCallback
         extra["neuron_norm_std"] = _last.Std;
     }
 
+    /// <inheritdoc/>
     public void OnEnd(TrainingRun run, IDictionary<string, object?> summary)
     {
         ArgumentNullException.ThrowIfNull(run);

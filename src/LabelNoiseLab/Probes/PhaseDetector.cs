@@ -47,6 +47,11 @@ public static class PhaseDetector
         return result;
     }
 
+    /// <summary>
+    /// Finds the first minimum, the following maximum and the later minimum of <paramref name="curve"/>,
+    /// with relative thresholds <paramref name="rise"/> and <paramref name="fall"/> (e.g. 0.1); throws
+    /// <see cref="ArgumentException"/> for an empty curve.
+    /// </summary>
     public static Phases Detect(ReadOnlySpan<double> curve, double rise, double fall)
     {
         int n = curve.Length;
@@ -85,19 +90,27 @@ public static class PhaseDetector
 /// </summary>
 public sealed class PhaseDetectionHook(double rise, double fall, int smooth) : ITrainingCallback
 {
+    /// <inheritdoc/>
     public string Name => "probe.phases";
 
+    /// <inheritdoc/>
     public long Acted { get; private set; }
 
     /// <summary>Reads the metrics rows at the end: nothing to keep.</summary>
     public ComponentState SaveState() => ComponentState.Empty;
 
+    /// <inheritdoc/>
     public void RestoreState(ComponentState state)
     {
     }
 
+    /// <summary>
+    /// The accuracy on the given label at which a group of samples counts as fitted (the higher of the two
+    /// levels).
+    /// </summary>
     public const double FittedAccuracy = 0.99;
 
+    /// <inheritdoc/>
     public void OnEnd(TrainingRun run, IDictionary<string, object?> summary)
     {
         var rows = run.Directory.Metrics?.Rows.Where(r => double.IsFinite(r.TestLoss)).ToList() ?? [];

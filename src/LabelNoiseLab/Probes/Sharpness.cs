@@ -56,6 +56,7 @@ public sealed class HessianProbe
     /// <summary>Number of parameters (the Hessian is Dimension × Dimension).</summary>
     public int Dimension { get; }
 
+    /// <summary>δ, the finite-difference step (‖δv̂‖) of the central differences.</summary>
     public float Step { get; }
 
     /// <summary>Gradient of the loss at the current weights, flattened into <paramref name="g"/>; returns the loss.</summary>

@@ -26,6 +26,7 @@ public sealed class SpectralBasis
     /// <summary>n, the number of samples the basis was fitted on.</summary>
     public int Count { get; }
 
+    /// <summary>The per-feature mean (length D) subtracted before the decomposition.</summary>
     public float[] Mean { get; }
 
     /// <summary>Covariance eigenvalues, descending, clamped at 0 (float rounding makes tiny ones negative).</summary>
@@ -37,8 +38,10 @@ public sealed class SpectralBasis
     /// <summary>Singular values of the centred features, descending.</summary>
     public double[] SingularValues { get; }
 
+    /// <summary>Roy–Vetterli effective rank of <see cref="SingularValues"/> (see <see cref="EffectiveRankOf"/>).</summary>
     public double EffectiveRank => EffectiveRankOf(SingularValues);
 
+    /// <summary>Stable rank of <see cref="SingularValues"/> (see <see cref="StableRankOf"/>).</summary>
     public double StableRank => StableRankOf(SingularValues);
 
     /// <summary>

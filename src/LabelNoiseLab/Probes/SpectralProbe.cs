@@ -19,12 +19,16 @@ public sealed record SpectralOptions
     /// <summary>False: only the spectrum, truncation and tail energies (the probe columns are NaN).</summary>
     public bool FitProbes { get; init; } = true;
 
+    /// <summary>Epochs of each linear probe's training; default 5.</summary>
     public int ProbeEpochs { get; init; } = 5;
 
+    /// <summary>Batch size of the linear probes' training; default 256.</summary>
     public int ProbeBatchSize { get; init; } = 256;
 
+    /// <summary>Adam learning rate of the linear probes; default 0.01.</summary>
     public float ProbeLr { get; init; } = 0.01f;
 
+    /// <summary>Seed of the probes' shuffling generator (<c>Rng.ForPurpose(Seed, "spectral-probe")</c>).</summary>
     public long Seed { get; init; }
 }
 
@@ -38,28 +42,44 @@ public sealed record TruncationScores(double[] TestAcc, double[] ValAcc, double 
 /// <summary>The network with its features replaced by their projection on the top-d principal subspace.</summary>
 public interface ITruncation
 {
+    /// <summary>
+    /// Test and validation accuracy of the network with its features truncated to each d of
+    /// <paramref name="grid"/> (ascending), in <paramref name="basis"/>.
+    /// </summary>
     TruncationScores Score(SpectralBasis basis, IReadOnlyList<int> grid);
 }
 
 /// <summary>Everything one spectral probe measured.</summary>
 public sealed class SpectralResult
 {
+    /// <summary>Columns of <c>spectral.csv</c> (one row per d, see <see cref="SpectralRow"/>).</summary>
     public const string SpectralHeader = "d,probe_test_acc,probe_clean_acc,probe_noisy_given_acc,probe_noisy_true_acc,trunc_test_acc,trunc_val_acc,clean_tail_energy,noisy_tail_energy";
+    /// <summary>Columns of <c>spectrum.csv</c> (one row per principal direction).</summary>
     public const string SpectrumHeader = "index,singular_value,explained_variance,cumulative_variance";
 
+    /// <summary>The principal basis of the training features.</summary>
     public required SpectralBasis Basis { get; init; }
+    /// <summary>One row per d of the grid, ascending.</summary>
     public required IReadOnlyList<SpectralRow> Rows { get; init; }
+    /// <summary>Classes of the data set (k).</summary>
     public required int Classes { get; init; }
+    /// <summary>Test accuracy of the untruncated network; NaN without a truncation.</summary>
     public double FullTestAcc { get; init; } = double.NaN;
+    /// <summary>Validation accuracy (given labels) of the untruncated network; NaN without validation data.</summary>
     public double FullValAcc { get; init; } = double.NaN;
     /// <summary>The d of the best truncated accuracy on the noisy validation split (smallest d on ties); null without validation data.</summary>
     public int? BestDByVal { get; init; }
+    /// <summary>Truncated test accuracy at <see cref="BestDByVal"/>; NaN without validation data.</summary>
     public double TruncTestAccAtBestD { get; init; } = double.NaN;
     /// <summary>The d of the best probe test accuracy: an oracle figure that locates the valley, not a model choice.</summary>
     public int? ProbeBestD { get; init; }
+    /// <summary>The best probe test accuracy (at <see cref="ProbeBestD"/>).</summary>
     public double ProbeBestTestAcc { get; init; } = double.NaN;
+    /// <summary>Seconds spent on the spectrum and the tail energies.</summary>
     public double SpectrumSeconds { get; init; }
+    /// <summary>Seconds spent on the truncation scores.</summary>
     public double TruncationSeconds { get; init; }
+    /// <summary>Seconds spent training the linear probes.</summary>
     public double ProbeSeconds { get; init; }
 
     /// <summary>One line for a log: what was probed and its figures.</summary>
@@ -69,9 +89,15 @@ public sealed class SpectralResult
         + $"probe best d {ProbeBestD?.ToString(CultureInfo.InvariantCulture) ?? "-"} (test acc {ProbeBestTestAcc:F4}); "
         + $"{SpectrumSeconds:F1} s spectrum, {TruncationSeconds:F1} s truncation, {ProbeSeconds:F1} s probes");
 
+    /// <summary>Effective rank of the training features (<see cref="SpectralBasis.EffectiveRank"/>).</summary>
     public double EffectiveRank => Basis.EffectiveRank;
+    /// <summary>Stable rank of the training features (<see cref="SpectralBasis.StableRank"/>).</summary>
     public double StableRank => Basis.StableRank;
 
+    /// <summary>
+    /// The content of <c>spectrum.csv</c>: per direction its singular value, explained and cumulative
+    /// variance.
+    /// </summary>
     public string SpectrumCsv()
     {
         var sb = new StringBuilder(SpectrumHeader).Append('\n');
@@ -85,6 +111,10 @@ public sealed class SpectralResult
         return sb.ToString();
     }
 
+    /// <summary>
+    /// The rows of <c>spectral.csv</c> without the header, each line starting with
+    /// <paramref name="prefix"/>.
+    /// </summary>
     public string SpectralCsv(string prefix = "")
     {
         var sb = new StringBuilder();
@@ -105,6 +135,7 @@ public sealed class SpectralResult
         ["probe_best_test_acc" + suffix] = ProbeBestTestAcc,
     };
 
+    /// <summary>The row of dimension <paramref name="d"/>; null when d is not on the grid.</summary>
     public SpectralRow? RowAt(int d) => Rows.FirstOrDefault(r => r.D == d);
 
     internal static string Row(SpectralRow r) => Invariant(
@@ -180,6 +211,13 @@ public static class SpectralProbe
         return Analyze(train, test, classes, truncation, options, where);
     }
 
+    /// <summary>
+    /// The spectral probe on extracted features: spectrum, tail energies of clean and noisy samples, linear
+    /// probes on the top-d coordinates and, with a <paramref name="truncation"/>, the truncated network's
+    /// accuracies. Throws <see cref="ArgumentException"/> when the test features' D differs from the
+    /// training features' and <see cref="InputException"/> for a bad grid (naming
+    /// <paramref name="where"/>).
+    /// </summary>
     public static SpectralResult Analyze(FeatureSet train, FeatureSet test, int classes, ITruncation? truncation, SpectralOptions options, string where = "the features")
     {
         int n = train.Count, dim = train.Dim;

@@ -14,7 +14,9 @@ namespace LabelNoiseLab.Probes;
 /// </summary>
 public sealed class SpectralTrainerHook(int every, long seed) : ITrainingCallback
 {
+    /// <summary>The file this hook writes in the run folder.</summary>
     public const string FileName = "spectral_epochs.csv";
+    /// <summary>Columns of <see cref="FileName"/>.</summary>
     public const string Header = "epoch,step,effective_rank,stable_rank,full_test_acc,best_d_by_val," + SpectralResult.SpectralHeader;
 
     private StringBuilder _csv = new StringBuilder(Header).Append('\n');
@@ -25,12 +27,16 @@ public sealed class SpectralTrainerHook(int every, long seed) : ITrainingCallbac
     /// <summary>The figures of one probe that the summary reports.</summary>
     private sealed record Figures(double EffectiveRank, int? BestDByVal, double TruncTestAccAtBestD);
 
+    /// <inheritdoc/>
     public string Name => "probe.spectral";
 
+    /// <inheritdoc/>
     public long Acted { get; private set; }
 
+    /// <inheritdoc/>
     public void OnStart(TrainingRun run) => Probe(run, 0, 0);
 
+    /// <inheritdoc/>
     public ComponentState SaveState()
     {
         var state = new ComponentState().Set("acted", Acted).Set("csv", _csv.ToString()).Set("last_epoch", _lastEpoch);
@@ -39,6 +45,7 @@ public sealed class SpectralTrainerHook(int every, long seed) : ITrainingCallbac
         return state;
     }
 
+    /// <inheritdoc/>
     public void RestoreState(ComponentState state)
     {
         ArgumentNullException.ThrowIfNull(state);
@@ -48,6 +55,7 @@ public sealed class SpectralTrainerHook(int every, long seed) : ITrainingCallbac
         (_first, _last) = state.Values.ContainsKey("first") ? (state.Json<Figures>("first"), state.Json<Figures>("last")) : (null, null);
     }
 
+    /// <inheritdoc/>
     public void OnEvaluation(TrainingRun run, int epoch, long step, IDictionary<string, double> extra)
     {
         // Only the end-of-epoch evaluation (mid-epoch ones come with eval_every_steps).
@@ -55,6 +63,7 @@ public sealed class SpectralTrainerHook(int every, long seed) : ITrainingCallbac
             Probe(run, epoch, step);
     }
 
+    /// <inheritdoc/>
     public void OnEnd(TrainingRun run, IDictionary<string, object?> summary) =>
         summary["spectral_epochs"] = new Dictionary<string, object?>
         {

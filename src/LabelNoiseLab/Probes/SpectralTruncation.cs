@@ -12,11 +12,16 @@ namespace LabelNoiseLab.Probes;
 /// </summary>
 public sealed class HeadTruncation(FeatureSet? validation, FeatureSet test, float[] weight, float[]? bias, int classes) : ITruncation
 {
+    /// <summary>
+    /// Truncation under the network's own <paramref name="head"/>, scored on <paramref name="validation"/>
+    /// (given labels; may be null) and <paramref name="test"/> (true labels) features.
+    /// </summary>
     public HeadTruncation(FeatureSet? validation, FeatureSet test, Linear head)
         : this(validation, test, head.Weight.ToArray(), head.Bias?.ToArray(), head.Outputs)
     {
     }
 
+    /// <inheritdoc/>
     public TruncationScores Score(SpectralBasis basis, IReadOnlyList<int> grid)
     {
         int dim = basis.Dim;
@@ -79,6 +84,7 @@ public sealed class HeadTruncation(FeatureSet? validation, FeatureSet test, floa
 /// </summary>
 public sealed class ForwardTruncation(Model model, Module layer, Dataset? validation, Dataset test, int chunk = 1000) : ITruncation
 {
+    /// <inheritdoc/>
     public TruncationScores Score(SpectralBasis basis, IReadOnlyList<int> grid)
     {
         int current = 0;

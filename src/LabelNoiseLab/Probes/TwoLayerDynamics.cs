@@ -5,7 +5,7 @@ using LabelNoiseLab.Nn;
 namespace LabelNoiseLab.Probes;
 
 /// <summary>One row of <c>dynamics.csv</c>; NaN is written as an empty cell.</summary>
-public sealed record DynamicsRow
+internal sealed record DynamicsRow
 {
     public string Method { get; init; } = "";
     public long Step { get; init; }
@@ -32,7 +32,7 @@ public sealed record DynamicsRow
 /// second-layer norm, alignment of the neurons with the teacher θ*, distance of the effective
 /// predictor Wᵀa from θ*, relative weight change from the initial W₀. Sums in double.
 /// </summary>
-public static class TwoLayerDynamics
+internal static class TwoLayerDynamics
 {
     public static readonly string[] Columns =
     [

@@ -12,7 +12,7 @@ namespace LabelNoiseLab.Reports;
 /// shallowest probed layer's largest activation and its ratio to the median against epoch.
 /// Read from phases.csv (the runs and their settings), each run's metrics.csv and layers.csv.
 /// </summary>
-public static partial class HtmlReport
+internal static partial class HtmlReport
 {
     private static void AddDoubleDescentFigures(List<JsonObject> charts, StringBuilder page, string dir, CsvTable phases)
     {

@@ -16,7 +16,7 @@ namespace LabelNoiseLab.Reports;
 /// runs gets summary.csv as a table, a table of the runs, and each CSV kind drawn for all runs
 /// together (one line per run). Large CSVs are thinned to <see cref="MaxRows"/> rows per file.
 /// </summary>
-public static partial class HtmlReport
+internal static partial class HtmlReport
 {
     public const string FileName = "report.html";
     public const int MaxRows = 2000;

@@ -10,7 +10,7 @@ namespace LabelNoiseLab.Reports;
 /// matrix as a heatmap, and each preset's own figures on its paper's axes (two-phase,
 /// two-phase-paper, robust, double-descent, spectral-tail).
 /// </summary>
-public static partial class HtmlReport
+internal static partial class HtmlReport
 {
     private const string Schema = "https://vega.github.io/schema/vega-lite/v5.json";
 

@@ -13,7 +13,7 @@ namespace LabelNoiseLab.Reports;
 /// energy at d = classes against width. Read from results.csv, per_d.csv, aggregate.csv and
 /// widths.csv.
 /// </summary>
-public static partial class HtmlReport
+internal static partial class HtmlReport
 {
     private static void AddSpectralTailFigures(List<JsonObject> charts, StringBuilder page, string dir, CsvTable results)
     {

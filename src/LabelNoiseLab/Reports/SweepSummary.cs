@@ -7,7 +7,7 @@ using LabelNoiseLab.Experiments;
 namespace LabelNoiseLab.Reports;
 
 /// <summary>A run folder found under a directory: its path, config and summary.json (null when not written).</summary>
-public sealed record FoundRun(string Path, ExperimentConfig Config, RunStatus Status, JsonObject? Summary);
+internal sealed record FoundRun(string Path, ExperimentConfig Config, RunStatus Status, JsonObject? Summary);
 
 /// <summary>
 /// <c>lnlab summarize DIR</c>: every run folder under DIR, grouped by config with the seed (and
@@ -15,7 +15,7 @@ public sealed record FoundRun(string Path, ExperimentConfig Config, RunStatus St
 /// vary between groups, how many runs (and complete ones), then mean and standard deviation
 /// (n − 1; empty for one run) over seeds of the final and best figures of summary.json.
 /// </summary>
-public static class SweepSummary
+internal static class SweepSummary
 {
     public const string FileName = "summary.csv";
 

@@ -27,6 +27,12 @@ public sealed class CoTeaching : ISampleWeighting
     private readonly SmallLossMask _mask;
     private Tensor? _x;
 
+    /// <summary>
+    /// Co-teaching with <paramref name="peer"/> (trained by <paramref name="peerOptimizer"/>) beside the
+    /// run's model (trained by <paramref name="mainOptimizer"/>): each network keeps the other's small-loss
+    /// samples under <paramref name="loss"/>, dropping per <paramref name="schedule"/>; batches of at most
+    /// <paramref name="batchSize"/>. Throws <see cref="ArgumentNullException"/> for a null argument.
+    /// </summary>
     public CoTeaching(ForgetSchedule schedule, RobustLoss loss, Model peer, Optimizer peerOptimizer, Optimizer mainOptimizer, int batchSize)
     {
         ArgumentNullException.ThrowIfNull(schedule);
@@ -38,13 +44,16 @@ public sealed class CoTeaching : ISampleWeighting
         _mask = new SmallLossMask(batchSize);
     }
 
+    /// <inheritdoc/>
     public string Name => "select";
 
+    /// <inheritdoc/>
     public long Acted { get; private set; }
 
     /// <summary>The second network.</summary>
     public Model Peer => _peer;
 
+    /// <inheritdoc/>
     public void Weigh(Tensor output, StepContext step)
     {
         ArgumentNullException.ThrowIfNull(output);
@@ -81,6 +90,7 @@ public sealed class CoTeaching : ISampleWeighting
         _peerOptimizer.Step();
     }
 
+    /// <inheritdoc/>
     public ComponentState SaveState()
     {
         var state = new ComponentState().Set("acted", Acted).Set("optimizer_steps", _peerOptimizer.StepCount);
@@ -94,6 +104,7 @@ public sealed class CoTeaching : ISampleWeighting
         return state;
     }
 
+    /// <inheritdoc/>
     public void RestoreState(ComponentState state)
     {
         ArgumentNullException.ThrowIfNull(state);

@@ -50,6 +50,7 @@ public sealed class ConfidentLearningResult
     /// <summary>Estimated transition T[true][given] = p(s = given | y = true) = Q[given][true] / prior[true] (the convention of summary.json's realised matrix).</summary>
     public required double[,] Transition { get; init; }
 
+    /// <summary>Per sample: whether confident learning flags its given label as an issue.</summary>
     public required bool[] IsIssue { get; init; }
 
     /// <summary>The score of <see cref="IssueRank"/>, high = suspicious.</summary>

@@ -10,6 +10,7 @@ public enum PruneStatistic
     MedianIqr,
 }
 
+/// <summary>How a sample's weight follows from its gradient norm gᵢ, the centre μ and the spread σ.</summary>
 public enum PruneWeighting
 {
     /// <summary>wᵢ = 0 outside [μ − βσ, μ + ασ], else 1.</summary>
@@ -24,9 +25,19 @@ public sealed class GradientPruning(PruneStatistic statistic, PruneWeighting wei
 {
     private float[] _sorted = [];
 
+    /// <summary>Which centre and spread are used.</summary>
     public PruneStatistic Statistic { get; } = statistic;
+    /// <summary>Hard truncation or soft Gaussian weights.</summary>
     public PruneWeighting Weighting { get; } = weighting;
+    /// <summary>
+    /// α: truncation keeps norms up to μ + ασ; throws <see cref="ArgumentOutOfRangeException"/> unless
+    /// positive.
+    /// </summary>
     public float Alpha { get; } = alpha > 0 ? alpha : throw new ArgumentOutOfRangeException(nameof(alpha), alpha, "must be > 0");
+    /// <summary>
+    /// β: truncation keeps norms from μ − βσ; throws <see cref="ArgumentOutOfRangeException"/> unless
+    /// positive.
+    /// </summary>
     public float Beta { get; } = beta > 0 ? beta : throw new ArgumentOutOfRangeException(nameof(beta), beta, "must be > 0");
 
     /// <summary>Writes wᵢ for the norms gᵢ; a batch with σ = 0 keeps every sample.</summary>
@@ -45,6 +56,7 @@ public sealed class GradientPruning(PruneStatistic statistic, PruneWeighting wei
         }
     }
 
+    /// <summary>The centre μ and spread σ of one batch's gradient norms under <see cref="Statistic"/>.</summary>
     public (double Mu, double Sigma) Centre(ReadOnlySpan<float> norms)
     {
         int n = norms.Length;

@@ -57,6 +57,10 @@ public sealed class PerSampleGradients
     private float[] _buffer = [];
     private float[] _buffer2 = [];
 
+    /// <summary>
+    /// Attaches per-sample gradient hooks to every layer of <paramref name="model"/>;
+    /// <paramref name="conv"/> chooses how convolution and token-Linear norms are computed.
+    /// </summary>
     public PerSampleGradients(Module model, ConvNormMethod conv = ConvNormMethod.Auto)
     {
         _model = model;
@@ -89,6 +93,7 @@ public sealed class PerSampleGradients
         model.AddForwardHook((_, x, _) => OnModelForward(x));
     }
 
+    /// <summary>How convolution and token-Linear norms are computed.</summary>
     public ConvNormMethod ConvMethod { get; set; }
 
     /// <summary>When false the hooks do nothing (evaluation, the naive loop).</summary>

@@ -26,6 +26,11 @@ public sealed class PerSampleWeighting : IGradientWeighting
     private readonly Tape _naiveTape = new();
     private Tensor? _x;
 
+    /// <summary>
+    /// Per-sample norms from <paramref name="gradients"/> and, with a <paramref name="rule"/>, pruning
+    /// weights from them; <paramref name="naive"/> selects the reference mode (one backward per sample).
+    /// Throws <see cref="ArgumentNullException"/> for null gradients.
+    /// </summary>
     public PerSampleWeighting(PerSampleGradients gradients, GradientPruning? rule, bool naive, int batchSize)
     {
         ArgumentNullException.ThrowIfNull(gradients);
@@ -36,12 +41,16 @@ public sealed class PerSampleWeighting : IGradientWeighting
         _naiveNorms = new float[batchSize];
     }
 
+    /// <inheritdoc/>
     public string Name => _rule is null ? "per_sample_norms" : "prune";
 
+    /// <inheritdoc/>
     public long Acted { get; private set; }
 
+    /// <summary>The per-sample gradient machinery the norms come from.</summary>
     public PerSampleGradients Gradients { get; }
 
+    /// <inheritdoc/>
     public void BeforeLoss(Tensor output, StepContext step)
     {
         ArgumentNullException.ThrowIfNull(step);
@@ -67,6 +76,7 @@ public sealed class PerSampleWeighting : IGradientWeighting
         step.WeightsAfterBackward = true;
     }
 
+    /// <inheritdoc/>
     public void AfterBackward(StepContext step)
     {
         ArgumentNullException.ThrowIfNull(step);
@@ -99,10 +109,13 @@ public sealed class PerSampleWeighting : IGradientWeighting
         System.Numerics.Tensors.TensorPrimitives.Multiply(step.Weights, pw, step.Weights);
     }
 
+    /// <inheritdoc/>
     public void Detach() => Gradients.RestoreRequiresGrad();
 
+    /// <inheritdoc/>
     public ComponentState SaveState() => new ComponentState().Set("acted", Acted);
 
+    /// <inheritdoc/>
     public void RestoreState(ComponentState state)
     {
         ArgumentNullException.ThrowIfNull(state);

@@ -29,6 +29,11 @@ public sealed class RobustLoss : ILossStep, ITrainingCallback
     private readonly Model _model;
     private TrainingRun? _run;
 
+    /// <summary>
+    /// The loss <paramref name="spec"/> for <paramref name="model"/> on <paramref name="train"/>; with an
+    /// <paramref name="estimate"/>, T is estimated from the model's predictions. Throws
+    /// <see cref="ArgumentNullException"/> for a null spec, data set or model.
+    /// </summary>
     public RobustLoss(RobustLossSpec spec, TransitionEstimate? estimate, Dataset train, Model model)
     {
         ArgumentNullException.ThrowIfNull(spec);
@@ -40,8 +45,10 @@ public sealed class RobustLoss : ILossStep, ITrainingCallback
         _model = model;
     }
 
+    /// <inheritdoc/>
     public string Name => "robust_loss";
 
+    /// <inheritdoc/>
     public long Acted { get; private set; }
 
     /// <summary>The loss as it is now (changes once T is estimated).</summary>
@@ -53,8 +60,10 @@ public sealed class RobustLoss : ILossStep, ITrainingCallback
     /// <summary>Turned off while T is estimated (per-sample gradient hooks must not see those forwards).</summary>
     public PerSampleGradients? PerSample { get; set; }
 
+    /// <inheritdoc/>
     public void Attach(TrainingRun run) => _run = run;
 
+    /// <inheritdoc/>
     public void BeforeStep(StepContext step)
     {
         ArgumentNullException.ThrowIfNull(step);
@@ -62,6 +71,7 @@ public sealed class RobustLoss : ILossStep, ITrainingCallback
             EstimateT();
     }
 
+    /// <inheritdoc/>
     public Tensor Loss(Tape tape, Tensor output, StepContext step)
     {
         ArgumentNullException.ThrowIfNull(step);
@@ -112,6 +122,7 @@ public sealed class RobustLoss : ILossStep, ITrainingCallback
             : Spec with { Kind = RobustLossKind.ForwardCorrection, Matrix = t };
     }
 
+    /// <inheritdoc/>
     public ComponentState SaveState()
     {
         var state = new ComponentState().Set("acted", Acted);
@@ -120,6 +131,7 @@ public sealed class RobustLoss : ILossStep, ITrainingCallback
         return state;
     }
 
+    /// <inheritdoc/>
     public void RestoreState(ComponentState state)
     {
         ArgumentNullException.ThrowIfNull(state);

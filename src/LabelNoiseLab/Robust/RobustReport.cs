@@ -64,8 +64,10 @@ public sealed class RobustReport : ITrainingCallback
     /// <summary><c>detection</c> when detection is on (it ranks the scores at each evaluation), else <c>robust_report</c> (the columns only).</summary>
     public string Name => _settings.Detection || _settings.Suspects > 0 ? "detection" : "robust_report";
 
+    /// <inheritdoc/>
     public long Acted { get; private set; }
 
+    /// <inheritdoc/>
     public IReadOnlyList<string> MetricsColumns => ["pruned_clean", "pruned_noisy", "grad_norm_clean", "grad_norm_noisy"];
 
     /// <summary>Loss (CE), margin and self-confidence of each sample from the step's own forward; its visit in the training dynamics.</summary>
@@ -129,6 +131,7 @@ public sealed class RobustReport : ITrainingCallback
         }
     }
 
+    /// <inheritdoc/>
     public void OnEvaluation(TrainingRun run, int epoch, long step, IDictionary<string, double> extra)
     {
         ArgumentNullException.ThrowIfNull(run);
@@ -193,6 +196,7 @@ public sealed class RobustReport : ITrainingCallback
         return (Detection.Auroc(sc, mask), Detection.AveragePrecision(sc, mask));
     }
 
+    /// <inheritdoc/>
     public void OnEnd(TrainingRun run, IDictionary<string, object?> summary)
     {
         ArgumentNullException.ThrowIfNull(run);
@@ -257,6 +261,7 @@ public sealed class RobustReport : ITrainingCallback
         run.Progress.OnMessage($"suspects.csv: the {_settings.Suspects} highest {name} scores");
     }
 
+    /// <inheritdoc/>
     public ComponentState SaveState()
     {
         var state = new ComponentState()
@@ -274,6 +279,7 @@ public sealed class RobustReport : ITrainingCallback
         return state;
     }
 
+    /// <inheritdoc/>
     public void RestoreState(ComponentState state)
     {
         ArgumentNullException.ThrowIfNull(state);

@@ -6,6 +6,7 @@ namespace LabelNoiseLab.Robust;
 /// <summary>The forget-rate schedule of small-loss selection: τ·min((epoch − 1)/T_k, 1), so the first epoch keeps everything.</summary>
 public sealed record ForgetSchedule(double Rate, int Epochs)
 {
+    /// <summary>The forget rate at (1-based) <paramref name="epoch"/>: the fraction of each batch dropped.</summary>
     public double At(int epoch) => Rate * Math.Min(1.0, (epoch - 1) / (double)Epochs);
 
     /// <summary>Samples to drop from a batch of <paramref name="n"/> at <paramref name="epoch"/>.</summary>
@@ -22,10 +23,13 @@ public sealed class SmallLossSelection(ForgetSchedule schedule, RobustLoss loss,
 {
     private readonly SmallLossMask _mask = new(batchSize);
 
+    /// <inheritdoc/>
     public string Name => "select";
 
+    /// <inheritdoc/>
     public long Acted { get; private set; }
 
+    /// <inheritdoc/>
     public void Weigh(Tensor output, StepContext step)
     {
         ArgumentNullException.ThrowIfNull(output);
@@ -39,8 +43,10 @@ public sealed class SmallLossSelection(ForgetSchedule schedule, RobustLoss loss,
         step.WeightScale = SmallLossMask.KeptScale(step.Weights);
     }
 
+    /// <inheritdoc/>
     public ComponentState SaveState() => new ComponentState().Set("acted", Acted);
 
+    /// <inheritdoc/>
     public void RestoreState(ComponentState state)
     {
         ArgumentNullException.ThrowIfNull(state);
@@ -49,7 +55,7 @@ public sealed class SmallLossSelection(ForgetSchedule schedule, RobustLoss loss,
 }
 
 /// <summary>Zeroes the weights of the <c>drop</c> samples with the largest loss (ties: the later in the batch); allocation-free.</summary>
-public sealed class SmallLossMask(int batchSize)
+internal sealed class SmallLossMask(int batchSize)
 {
     private readonly float[] _losses = new float[batchSize];
     private readonly int[] _order = new int[batchSize];

@@ -7,7 +7,7 @@ namespace LabelNoiseLab.RunFiles;
 /// goes to a temporary file in the same directory (same file system), is flushed to disk, and
 /// is moved over the target.
 /// </summary>
-public static class AtomicFile
+internal static class AtomicFile
 {
     /// <summary>Prefix of the temporary files; a crash can leave one behind, nothing else.</summary>
     public const string TempPrefix = ".tmp-";

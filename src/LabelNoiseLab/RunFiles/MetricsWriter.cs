@@ -9,20 +9,31 @@ namespace LabelNoiseLab.RunFiles;
 /// </summary>
 public sealed record MetricsRow
 {
+    /// <summary>The epoch this row was evaluated in (mid-epoch evaluations) or after.</summary>
     public int Epoch { get; init; }
+    /// <summary>Optimizer steps taken when this row was evaluated.</summary>
     public long Step { get; init; }
+    /// <summary>Learning rate at that step.</summary>
     public double Lr { get; init; } = double.NaN;
+    /// <summary>Mean loss over the training set, scored against the labels trained on (the noisy ones).</summary>
     public double TrainLoss { get; init; } = double.NaN;
+    /// <summary>Accuracy (fraction in [0, 1]) over the training set against the labels trained on.</summary>
     public double TrainAcc { get; init; } = double.NaN;
+    /// <summary>Mean loss over the training samples whose label was not corrupted.</summary>
     public double CleanLoss { get; init; } = double.NaN;
+    /// <summary>Accuracy (fraction) over the training samples whose label was not corrupted.</summary>
     public double CleanAcc { get; init; } = double.NaN;
     /// <summary>Noisy samples scored against their given (wrong) label: memorisation.</summary>
     public double NoisyGivenLoss { get; init; } = double.NaN;
+    /// <summary>Accuracy (fraction) of the noisy samples against their given (wrong) label: the share memorised.</summary>
     public double NoisyGivenAcc { get; init; } = double.NaN;
     /// <summary>Noisy samples scored against their true label: recovery.</summary>
     public double NoisyTrueLoss { get; init; } = double.NaN;
+    /// <summary>Accuracy (fraction) of the noisy samples against their true label: the share recovered.</summary>
     public double NoisyTrueAcc { get; init; } = double.NaN;
+    /// <summary>Mean loss over the (clean) test set.</summary>
     public double TestLoss { get; init; } = double.NaN;
+    /// <summary>Accuracy (fraction) over the (clean) test set.</summary>
     public double TestAcc { get; init; } = double.NaN;
     /// <summary>Wall-clock seconds since the run started.</summary>
     public double Seconds { get; init; } = double.NaN;
@@ -37,6 +48,7 @@ public sealed record MetricsRow
 /// </summary>
 public sealed class MetricsWriter
 {
+    /// <summary>The standard columns of <c>metrics.csv</c>, in order; extra columns follow them.</summary>
     public static IReadOnlyList<string> StandardColumns { get; } =
     [
         "epoch", "step", "lr", "train_loss", "train_acc", "clean_loss", "clean_acc",
@@ -69,13 +81,16 @@ public sealed class MetricsWriter
         Flush();
     }
 
+    /// <summary>Every column of the file: <see cref="StandardColumns"/>, then <see cref="ExtraColumns"/>.</summary>
     public IReadOnlyList<string> Columns { get; }
 
+    /// <summary>The extra columns declared when the writer was opened (values in <see cref="MetricsRow.Extra"/>).</summary>
     public IReadOnlyList<string> ExtraColumns { get; }
 
     /// <summary>Rows written so far (for early stopping, best-epoch figures, the summary).</summary>
     public IReadOnlyList<MetricsRow> Rows => _rows;
 
+    /// <summary>Full path of the <c>metrics.csv</c> being written.</summary>
     public string Path => _path;
 
     /// <summary>Appends a row and rewrites the file atomically.</summary>

@@ -16,12 +16,18 @@ public static class Npy
 {
     private static readonly byte[] Magic = [0x93, (byte)'N', (byte)'U', (byte)'M', (byte)'P', (byte)'Y', 1, 0];
 
+    /// <summary>
+    /// Writes float32 values (<c>&lt;f4</c>) with the given shape (C order); throws
+    /// <see cref="ArgumentException"/> when the shape does not match the number of values.
+    /// </summary>
     public static void Write(string path, ReadOnlySpan<float> values, params int[] shape) =>
         Write(path, "<f4", shape, MemoryMarshal.AsBytes(values).ToArray(), sizeof(float));
 
+    /// <summary>Writes int32 values (<c>&lt;i4</c>) with the given shape (C order).</summary>
     public static void Write(string path, ReadOnlySpan<int> values, params int[] shape) =>
         Write(path, "<i4", shape, MemoryMarshal.AsBytes(values).ToArray(), sizeof(int));
 
+    /// <summary>Writes booleans (<c>|b1</c>, one byte each) with the given shape (C order).</summary>
     public static void Write(string path, ReadOnlySpan<bool> values, params int[] shape)
     {
         var bytes = new byte[values.Length];

@@ -8,9 +8,13 @@ namespace LabelNoiseLab.RunFiles;
 /// <summary>What the <c>status</c> file of a run directory says.</summary>
 public enum RunStatus
 {
+    /// <summary>The run is in progress (or its process died without saying otherwise).</summary>
     Running,
+    /// <summary>The run finished and wrote all its files.</summary>
     Complete,
+    /// <summary>Training diverged (a non-finite loss); the reason says where.</summary>
     Diverged,
+    /// <summary>The run stopped on an error; the reason names it.</summary>
     Failed,
 
     /// <summary>Stopped by a signal after writing a checkpoint; <c>lnlab resume</c> goes on from it.</summary>
@@ -26,11 +30,17 @@ public enum RunStatus
 /// </summary>
 public sealed class RunDirectory : IDisposable
 {
+    /// <summary>Name of the file holding the run's <see cref="RunStatus"/> (and a reason line).</summary>
     public const string StatusFile = "status";
+    /// <summary>Name of the resolved configuration the run was started with.</summary>
     public const string ConfigFile = "config.yaml";
+    /// <summary>Name of the per-evaluation metrics file (see <see cref="MetricsWriter"/>).</summary>
     public const string MetricsFile = "metrics.csv";
+    /// <summary>Name of the end-of-run summary.</summary>
     public const string SummaryFile = "summary.json";
+    /// <summary>Name of the folder holding the checkpoints.</summary>
     public const string CheckpointsFolder = "checkpoints";
+    /// <summary>File extension of a checkpoint (safetensors format).</summary>
     public const string CheckpointExtension = ".safetensors";
 
     private static readonly JsonSerializerOptions JsonOptions = new()
@@ -59,6 +69,7 @@ public sealed class RunDirectory : IDisposable
     /// <summary><c>checkpoints/</c> of the run (while <see cref="Staged"/>, of the folder built beside the old run).</summary>
     public string CheckpointsPath => System.IO.Path.Combine(_root, CheckpointsFolder);
 
+    /// <summary>What the run's <c>status</c> file says now.</summary>
     public RunStatus Status { get; private set; }
 
     /// <summary>Second line of the status file: why a run diverged or failed.</summary>
@@ -244,6 +255,7 @@ public sealed class RunDirectory : IDisposable
     public void WriteSummary(IReadOnlyDictionary<string, object?> summary) =>
         WriteText(SummaryFile, JsonSerializer.Serialize(summary, JsonOptions) + "\n");
 
+    /// <summary>Writes <c>summary.json</c> (indented) from a JSON object.</summary>
     public void WriteSummary(JsonObject summary) =>
         WriteText(SummaryFile, summary.ToJsonString(JsonOptions) + "\n");
 
@@ -297,6 +309,10 @@ public sealed class RunDirectory : IDisposable
     /// <summary>Ends this process's part of the run after a signal (<c>interrupted at step 123</c>); a checkpoint was written to resume from.</summary>
     public void MarkInterrupted(string reason) => Finish(RunStatus.Interrupted, reason);
 
+    /// <summary>
+    /// Full path of a file in the run folder; throws <see cref="ArgumentException"/> for a name that is not
+    /// a plain file name.
+    /// </summary>
     public string FilePath(string fileName) => System.IO.Path.Combine(_root, CheckName(fileName));
 
     private void Finish(RunStatus status, string reason)

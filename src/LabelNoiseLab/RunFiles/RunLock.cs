@@ -9,7 +9,7 @@ namespace LabelNoiseLab.RunFiles;
 /// boot, <c>/proc/PID/stat</c> field 22, with the boot id), and under Slurm the job and array
 /// task. Written as JSON into <see cref="RunLock.FileName"/>.
 /// </summary>
-public sealed record RunOwner
+internal sealed record RunOwner
 {
     [JsonPropertyName("host")]
     public required string Host { get; init; }
@@ -119,7 +119,7 @@ public sealed record RunOwner
 }
 
 /// <summary>Facts about processes of this machine, from /proc (Linux).</summary>
-public static class ProcessInfo
+internal static class ProcessInfo
 {
     /// <summary>
     /// The process's start time in clock ticks after boot (<c>/proc/PID/stat</c> field 22); null
@@ -183,7 +183,7 @@ public static class ProcessInfo
 /// is then linked into place only if no lock exists), taken over when its owner is gone
 /// (<see cref="RunOwner.IsGoneFor"/>), and removed when the run ends.
 /// </summary>
-public sealed class RunLock : IDisposable
+internal sealed class RunLock : IDisposable
 {
     /// <summary>The lock file; a dot file, so tools that list a run's CSVs and reports never see it.</summary>
     public const string FileName = ".lock";

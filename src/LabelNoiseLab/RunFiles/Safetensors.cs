@@ -14,6 +14,7 @@ namespace LabelNoiseLab.RunFiles;
 /// </summary>
 public static class Safetensors
 {
+    /// <summary>The header key of the string metadata (the safetensors convention).</summary>
     public const string MetadataKey = "__metadata__";
 
     /// <summary>Refuse headers larger than this (the reference implementation uses 100 MB).</summary>
@@ -276,7 +277,9 @@ public static class Safetensors
 /// <summary>A loaded safetensors file: tensors by name (in file order) and the string metadata.</summary>
 public sealed class SafetensorsFile(IReadOnlyDictionary<string, Tensor> tensors, IReadOnlyDictionary<string, string> metadata)
 {
+    /// <summary>The tensors by name, in file order.</summary>
     public IReadOnlyDictionary<string, Tensor> Tensors { get; } = tensors;
 
+    /// <summary>The string metadata (empty when the file has none).</summary>
     public IReadOnlyDictionary<string, string> Metadata { get; } = metadata;
 }

@@ -19,7 +19,7 @@ public enum AugmentKind
 /// (y + dy − padding, x' + dx − padding) with x' = W − 1 − x when flipped (else x), or 0 outside
 /// the image. Allocates nothing: the caller lends a scratch span of C×H×W.
 /// </summary>
-public static class ImageAugment
+internal static class ImageAugment
 {
     public static void CropFlip(Span<float> sample, int channels, int height, int width, int padding, int dy, int dx, bool flip, Span<float> scratch)
     {
@@ -84,6 +84,12 @@ public sealed class Augmentation : ITargetStep
     private readonly Rng _rng;
     private readonly float[] _scratch;
 
+    /// <summary>
+    /// Augments samples of shape <paramref name="sampleShape"/> ([C, H, W]) with crops of the image
+    /// zero-padded by <paramref name="padding"/> pixels, drawing from <c>Rng.ForPurpose(seed,
+    /// "augment")</c>. Throws <see cref="ArgumentException"/> for a shape that is not C×H×W and
+    /// <see cref="ArgumentOutOfRangeException"/> for a negative padding.
+    /// </summary>
     public Augmentation(AugmentKind kind, int[] sampleShape, int padding, long seed)
     {
         ArgumentNullException.ThrowIfNull(sampleShape);
@@ -95,10 +101,13 @@ public sealed class Augmentation : ITargetStep
         _scratch = new float[channels * height * width];
     }
 
+    /// <inheritdoc/>
     public string Name => "augment";
 
+    /// <inheritdoc/>
     public long Acted { get; private set; }
 
+    /// <inheritdoc/>
     public void Apply(StepContext step)
     {
         ArgumentNullException.ThrowIfNull(step);
@@ -118,6 +127,7 @@ public sealed class Augmentation : ITargetStep
     /// <summary>The generator's state and the step count, so a resumed run draws the same crops and flips.</summary>
     public ComponentState SaveState() => new ComponentState().Set("rng", _rng.GetState()).Set("acted", Acted);
 
+    /// <inheritdoc/>
     public void RestoreState(ComponentState state)
     {
         ArgumentNullException.ThrowIfNull(state);

@@ -8,14 +8,20 @@ namespace LabelNoiseLab.Training;
 /// <summary>Loss and accuracy sums of one group of samples; empty groups give NaN.</summary>
 public struct GroupScore
 {
+    /// <summary>Sum of the per-sample losses.</summary>
     public double LossSum;
+    /// <summary>Samples whose predicted class is the label scored against.</summary>
     public long Correct;
+    /// <summary>Samples in the group.</summary>
     public long Count;
 
+    /// <summary>Mean loss; NaN for an empty group.</summary>
     public readonly double Loss => Count == 0 ? double.NaN : LossSum / Count;
 
+    /// <summary>Fraction correct, in [0, 1]; NaN for an empty group.</summary>
     public readonly double Accuracy => Count == 0 ? double.NaN : (double)Correct / Count;
 
+    /// <summary>Adds one sample's loss and whether it was predicted correctly.</summary>
     public void Add(double loss, bool correct)
     {
         LossSum += loss;
@@ -42,6 +48,10 @@ public sealed class Evaluator(Model model, string lossKind, int chunk = 1000)
     private int[] _given = [];
     private int[] _true = [];
 
+    /// <summary>
+    /// Scores the samples of <paramref name="data"/> at <paramref name="indices"/> (all samples when empty)
+    /// in the four groups.
+    /// </summary>
     public SplitScores Score(Dataset data, ReadOnlySpan<int> indices = default)
     {
         int n = indices.IsEmpty ? data.Count : indices.Length;

@@ -37,6 +37,11 @@ public sealed class LabelNoiseStep : ITargetStep, ITrainingCallback
     private readonly Tensor? _noisyTargets;
     private readonly int _targetLength;
 
+    /// <summary>
+    /// Label-noise SGD on <paramref name="train"/> with batches of at most <paramref name="batchSize"/>
+    /// samples. Throws <see cref="ArgumentException"/> when the kind does not match the data set
+    /// (classification noise on regression targets or the reverse) or a rate is out of range.
+    /// </summary>
     public LabelNoiseStep(LabelNoiseSgdOptions options, Dataset train, int batchSize)
     {
         ArgumentNullException.ThrowIfNull(options);
@@ -60,8 +65,10 @@ public sealed class LabelNoiseStep : ITargetStep, ITrainingCallback
         }
     }
 
+    /// <inheritdoc/>
     public string Name => "label_noise";
 
+    /// <inheritdoc/>
     public long Acted { get; private set; }
 
     /// <summary>Samples seen at steps where the schedule had the noise on.</summary>
@@ -76,8 +83,10 @@ public sealed class LabelNoiseStep : ITargetStep, ITrainingCallback
     /// <summary>Classification: labels that ended different from the given label.</summary>
     public long Changed { get; private set; }
 
+    /// <summary>When the noise is on.</summary>
     public StepNoiseSchedule Schedule => _classes?.Schedule ?? _targets!.Schedule;
 
+    /// <inheritdoc/>
     public void Apply(StepContext step)
     {
         ArgumentNullException.ThrowIfNull(step);
@@ -109,6 +118,7 @@ public sealed class LabelNoiseStep : ITargetStep, ITrainingCallback
         .Set("samples", Samples).Set("noisy_samples", NoisySamples)
         .Set("redrawn", Redrawn).Set("changed", Changed).Set("acted", Acted);
 
+    /// <inheritdoc/>
     public void RestoreState(ComponentState state)
     {
         ArgumentNullException.ThrowIfNull(state);
@@ -117,6 +127,7 @@ public sealed class LabelNoiseStep : ITargetStep, ITrainingCallback
             (state.Long("samples"), state.Long("noisy_samples"), state.Long("redrawn"), state.Long("changed"), state.Long("acted"));
     }
 
+    /// <inheritdoc/>
     public void OnEnd(TrainingRun run, IDictionary<string, object?> summary)
     {
         ArgumentNullException.ThrowIfNull(summary);

@@ -16,6 +16,7 @@ public static class Provenance
     /// <summary>The version of run files this toolkit writes (summary.json, checkpoints).</summary>
     public const int FormatVersion = 2;
 
+    /// <summary>The toolkit's version (the assembly's informational version, without the commit).</summary>
     public static string ToolkitVersion { get; } =
         typeof(Provenance).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion.Split('+')[0] ?? "unknown";
 
@@ -45,6 +46,9 @@ public static class Provenance
         return sets;
     }
 
+    /// <summary>
+    /// The <c>provenance</c> block of summary.json: versions, runtime, BLAS backend, CPU and thread count.
+    /// </summary>
     public static Dictionary<string, object?> Describe() => new()
     {
         ["format_version"] = FormatVersion,

@@ -10,12 +10,19 @@ namespace LabelNoiseLab.Training;
 /// </summary>
 public sealed class SharpnessAware(Sam sam) : ITrainingComponent
 {
+    /// <inheritdoc/>
     public string Name => "sam";
 
+    /// <inheritdoc/>
     public long Acted { get; private set; }
 
+    /// <summary>The SAM (or ASAM) optimizer wrapped around the run's optimizer.</summary>
     public Sam Sam { get; } = sam ?? throw new ArgumentNullException(nameof(sam));
 
+    /// <summary>
+    /// One SAM step: <paramref name="closure"/> runs the step's forward and backward and returns the loss;
+    /// it is called twice (at the weights and at the ascended weights). Returns the first pass's loss.
+    /// </summary>
     public float Step(Func<float> closure)
     {
         float loss = Sam.Step(closure);
@@ -24,8 +31,10 @@ public sealed class SharpnessAware(Sam sam) : ITrainingComponent
         return loss;
     }
 
+    /// <inheritdoc/>
     public ComponentState SaveState() => new ComponentState().Set("acted", Acted);
 
+    /// <inheritdoc/>
     public void RestoreState(ComponentState state)
     {
         ArgumentNullException.ThrowIfNull(state);

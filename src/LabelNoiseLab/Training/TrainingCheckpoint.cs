@@ -9,7 +9,7 @@ using LabelNoiseLab.RunFiles;
 namespace LabelNoiseLab.Training;
 
 /// <summary>Best-epoch bookkeeping as stored in a checkpoint.</summary>
-public sealed record BestState(double BestTestAcc, int? BestTestEpoch, double BestValLoss, int? BestValEpoch, double TestAccAtBestVal);
+internal sealed record BestState(double BestTestAcc, int? BestTestEpoch, double BestValLoss, int? BestValEpoch, double TestAccAtBestVal);
 
 /// <summary>
 /// Everything a run needs, beyond the model's parameters and the optimizer's buffers, to go on
@@ -19,7 +19,7 @@ public sealed record BestState(double BestTestAcc, int? BestTestEpoch, double Be
 /// Version 2 (this format): adds <see cref="InEpoch"/>, <see cref="EpochSeconds"/> and
 /// <see cref="Components"/> (version 1 kept only some components' states, by position).
 /// </summary>
-public sealed record ResumeState
+internal sealed record ResumeState
 {
     public const int CurrentVersion = 2;
 
@@ -64,20 +64,20 @@ public sealed record ResumeState
 /// </summary>
 public static class TrainingCheckpoint
 {
-    public const string ResumeKey = "lnlab.resume";
-    public const string ChecksumKey = "lnlab.checksum";
-    public const string FormatVersionKey = "format_version";
-    public const string OptimizerPrefix = "optimizer.";
-    public const string StatePrefix = "state.";
-    public const string EpochPrefix = "epoch-";
-    public const string StepInfix = "-step-";
+    internal const string ResumeKey = "lnlab.resume";
+    internal const string ChecksumKey = "lnlab.checksum";
+    internal const string FormatVersionKey = "format_version";
+    internal const string OptimizerPrefix = "optimizer.";
+    internal const string StatePrefix = "state.";
+    internal const string EpochPrefix = "epoch-";
+    internal const string StepInfix = "-step-";
 
     private static readonly JsonSerializerOptions Json = new()
     {
         NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
     };
 
-    public static void Save(RunDirectory dir, string name, TrainingOptions options, Model model, Optimizer optimizer,
+    internal static void Save(RunDirectory dir, string name, TrainingOptions options, Model model, Optimizer optimizer,
         IReadOnlyList<ITrainingComponent> components, ResumeState state)
     {
         ArgumentNullException.ThrowIfNull(dir);
@@ -140,7 +140,7 @@ public static class TrainingCheckpoint
     /// Reads and checks a checkpoint's resume state against the run's config, without touching a
     /// model: a truncated or foreign file, or one written for another config, is a <see cref="DataException"/>.
     /// </summary>
-    public static ResumeState ReadState(string path, string fingerprint)
+    internal static ResumeState ReadState(string path, string fingerprint)
     {
         ArgumentNullException.ThrowIfNull(path);
         if (Directory.Exists(path))
@@ -194,7 +194,7 @@ public static class TrainingCheckpoint
     /// generators; any name or shape that does not match, or a component without its state, is a
     /// <see cref="DataException"/> naming the file.
     /// </summary>
-    public static ResumeState Restore(string path, TrainingOptions options, Model model, Optimizer optimizer,
+    internal static ResumeState Restore(string path, TrainingOptions options, Model model, Optimizer optimizer,
         Batcher batcher, IReadOnlyList<Tensors.Rng> dropoutGenerators, IReadOnlyList<ITrainingComponent> components)
     {
         ArgumentNullException.ThrowIfNull(options);
@@ -272,7 +272,7 @@ public static class TrainingCheckpoint
     }
 
     /// <summary>SHA-256 over every tensor (name, shape, bytes; by name) and every metadata entry but the checksum itself (by key).</summary>
-    public static string Checksum(IEnumerable<(string Name, Tensor Tensor)> tensors, IReadOnlyDictionary<string, string> metadata)
+    internal static string Checksum(IEnumerable<(string Name, Tensor Tensor)> tensors, IReadOnlyDictionary<string, string> metadata)
     {
         ArgumentNullException.ThrowIfNull(tensors);
         ArgumentNullException.ThrowIfNull(metadata);
@@ -290,6 +290,6 @@ public static class TrainingCheckpoint
     private static string Short(string checksum) => checksum.Length > 19 ? checksum[..19] + "…" : checksum;
 
     /// <summary>The distinct dropout generators of a model, in module order.</summary>
-    public static IReadOnlyList<Tensors.Rng> DropoutGenerators(Model model) =>
+    internal static IReadOnlyList<Tensors.Rng> DropoutGenerators(Model model) =>
         model.NamedModules().Select(m => m.Module).OfType<IRandomLayer>().Select(d => d.Generator).Distinct().ToList();
 }
