@@ -39,7 +39,7 @@ public abstract class ConfigKey(string name, string description)
     /// <summary>Dotted name as written in YAML and <c>--set</c>: <c>optim.lr</c>.</summary>
     public string Name { get; } = name;
 
-    /// <summary>What the key means, one line (what <c>lnlab keys</c> prints).</summary>
+    /// <summary>What the key means and its special values (<c>0 = off</c>), one line.</summary>
     public string Description { get; } = description;
 
     /// <summary>What the key expects, in words: "an integer", "one of sgd|adam|adamw".</summary>
