@@ -6,7 +6,7 @@ namespace LabelNoiseLab.Experiments;
 /// A raw config value before it is typed: one scalar (from YAML or <c>--set key=value</c>) or a
 /// YAML sequence of scalars. <see cref="Source"/> says where it came from, for error messages.
 /// </summary>
-public sealed class ConfigValue
+internal sealed class ConfigValue
 {
     private ConfigValue(string? scalar, IReadOnlyList<string>? items, string source)
     {
@@ -39,11 +39,13 @@ public abstract class ConfigKey(string name, string description)
     /// <summary>Dotted name as written in YAML and <c>--set</c>: <c>optim.lr</c>.</summary>
     public string Name { get; } = name;
 
+    /// <summary>What the key means and its special values (<c>0 = off</c>), one line.</summary>
     public string Description { get; } = description;
 
     /// <summary>What the key expects, in words: "an integer", "one of sgd|adam|adamw".</summary>
     public abstract string TypeName { get; }
 
+    /// <summary>The key's value in <paramref name="config"/>, boxed (a string, int, double, bool or list).</summary>
     public abstract object? GetBoxed(ExperimentConfig config);
 
     /// <summary>The default value written as YAML.</summary>
@@ -64,7 +66,7 @@ public abstract class ConfigKey(string name, string description)
 }
 
 /// <summary>A typed key; see <see cref="ConfigKeys"/> for the table.</summary>
-public sealed class ConfigKey<T>(
+internal sealed class ConfigKey<T>(
     string name,
     ConfigType<T> type,
     T defaultValue,
@@ -134,7 +136,7 @@ public sealed class ConfigKey<T>(
 /// How a config value is parsed from a <see cref="ConfigValue"/>, written back as YAML and compared.
 /// <see cref="Parse"/> throws <see cref="FormatException"/> with a short reason.
 /// </summary>
-public sealed class ConfigType<T>(
+internal sealed class ConfigType<T>(
     string name,
     Func<ConfigValue, T> parse,
     Func<T, string> format,
@@ -153,7 +155,7 @@ public sealed class ConfigType<T>(
 }
 
 /// <summary>The value types config keys use.</summary>
-public static class ConfigTypes
+internal static class ConfigTypes
 {
     private static readonly CultureInfo Inv = CultureInfo.InvariantCulture;
 

@@ -11,6 +11,7 @@ namespace LabelNoiseLab.Experiments;
 /// </summary>
 public static class ConfigKeys
 {
+    /// <summary>Every key, in table order (the order of <see cref="ExperimentConfig.ToYaml"/> within a section).</summary>
     public static IReadOnlyList<ConfigKey> All { get; } =
     [
         Key("name", Text, "run", c => c.Name, (c, v) => c with { Name = v }, SafeName, "run name; the default run directory is runs/<name>-<timestamp>"),
@@ -155,6 +156,7 @@ public static class ConfigKeys
 
     private static readonly Dictionary<string, ConfigKey> ByName = All.ToDictionary(k => k.Name, StringComparer.Ordinal);
 
+    /// <summary>The key with this dotted name (<c>optim.lr</c>), or null when there is none.</summary>
     public static ConfigKey? Find(string name) => ByName.GetValueOrDefault(name);
 
     /// <summary>The known key nearest to an unknown one, if it is close enough to be a typo.</summary>

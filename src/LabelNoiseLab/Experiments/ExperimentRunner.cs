@@ -23,6 +23,11 @@ namespace LabelNoiseLab.Experiments;
 /// </summary>
 public interface IExperimentRunner
 {
+    /// <summary>
+    /// Trains one run of <paramref name="config"/> into <paramref name="directory"/> and reports how
+    /// it ended (the host records the status); bad input is thrown as <see cref="InputException"/>
+    /// or <see cref="ConfigException"/>.
+    /// </summary>
     RunResult Run(ExperimentConfig config, RunDirectory directory, RunContext context);
 }
 
@@ -35,7 +40,7 @@ public interface IExperimentRunner
 public sealed class ExperimentRunner : IExperimentRunner
 {
     /// <summary>The probes: each looks at the config and the built run and returns its callback, or null when off.</summary>
-    public static IReadOnlyList<Func<ExperimentConfig, Built, ITrainingCallback?>> Probes { get; } =
+    internal static IReadOnlyList<Func<ExperimentConfig, Built, ITrainingCallback?>> Probes { get; } =
     [
         (c, _) => c.ProbeNeuronNorms ? new NeuronNormHook() : null,
         (c, _) => c.ProbeSpectralEvery > 0 ? new SpectralTrainerHook(c.ProbeSpectralEvery, c.Seed) : null,
@@ -47,8 +52,9 @@ public sealed class ExperimentRunner : IExperimentRunner
     ];
 
     /// <summary>What the probes' factories may look at.</summary>
-    public sealed record Built(PreparedData Data, Model Model);
+    internal sealed record Built(PreparedData Data, Model Model);
 
+    /// <inheritdoc/>
     public RunResult Run(ExperimentConfig config, RunDirectory directory, RunContext context)
     {
         ArgumentNullException.ThrowIfNull(config);
@@ -243,7 +249,7 @@ public sealed class ExperimentRunner : IExperimentRunner
     }
 
     /// <summary>The loss spec of a config; T validated (size; invertible for backward correction).</summary>
-    public static RobustLossSpec CreateSpec(ExperimentConfig c, int classes, out bool estimateT)
+    internal static RobustLossSpec CreateSpec(ExperimentConfig c, int classes, out bool estimateT)
     {
         ArgumentNullException.ThrowIfNull(c);
         estimateT = false;

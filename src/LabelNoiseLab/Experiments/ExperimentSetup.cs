@@ -21,7 +21,7 @@ public static class ExperimentSetup
     /// <see cref="NoiseOptions(ExperimentConfig)"/> fill and the data and noise layers name (as
     /// <see cref="ArgumentException.ParamName"/> <c>DataOptions.Subset</c>, ...) when they reject it.
     /// </summary>
-    public static IReadOnlyDictionary<string, string> KeyOfOption { get; } = new Dictionary<string, string>(StringComparer.Ordinal)
+    internal static IReadOnlyDictionary<string, string> KeyOfOption { get; } = new Dictionary<string, string>(StringComparer.Ordinal)
     {
         [nameof(Data.DataOptions) + "." + nameof(Data.DataOptions.Name)] = "data.name",
         [nameof(Data.DataOptions) + "." + nameof(Data.DataOptions.CsvPath)] = "data.path",
@@ -61,7 +61,7 @@ public static class ExperimentSetup
     /// <see cref="KeyOfOption"/>, the problem in the layer's words (one line, without .NET's
     /// "(Parameter '...')" suffix).
     /// </summary>
-    public static ConfigException AsConfigError(ArgumentException e)
+    internal static ConfigException AsConfigError(ArgumentException e)
     {
         ArgumentNullException.ThrowIfNull(e);
         string key = e.ParamName is not null && KeyOfOption.TryGetValue(e.ParamName, out var k)
@@ -72,6 +72,10 @@ public static class ExperimentSetup
         return new ConfigException(key, (newline < 0 ? problem : problem[..newline]).TrimEnd());
     }
 
+    /// <summary>
+    /// The data layer's options of a config (the <c>data.*</c> and <c>audit.*</c> keys, <c>seed</c>);
+    /// relative <c>data.path</c>, <c>data.test_path</c> and <c>data.noisy_labels</c> are resolved against <paramref name="dataDir"/>.
+    /// </summary>
     public static DataOptions DataOptions(ExperimentConfig c, string? dataDir) => new()
     {
         Name = c.DataName,
@@ -98,6 +102,7 @@ public static class ExperimentSetup
         Normalization = c.DataNormalize == "standardize" ? NormalizationMode.PerFeature : NormalizationMode.None,
     };
 
+    /// <summary>The noise layer's options of a config (the <c>noise.*</c> keys).</summary>
     public static NoiseOptions NoiseOptions(ExperimentConfig c) => new()
     {
         Kind = Noise.NoiseOptions.ParseKind(c.NoiseKind),
@@ -175,6 +180,10 @@ public static class ExperimentSetup
             ? channels
             : throw new ConfigException("model.kind", $"{c.ModelKind} needs square images{(minSide > 1 ? $" of side {minSide} or more" : "")} (mnist, fashion-mnist, cifar10), data has samples of shape [{string.Join(", ", train.SampleShape)}]");
 
+    /// <summary>
+    /// The optimizer of <c>optim.kind</c> (SGD, or Adam; AdamW is Adam with decoupled weight decay) over
+    /// <paramref name="parameters"/>, with the <c>optim.*</c> settings.
+    /// </summary>
     public static Optimizer CreateOptimizer(ExperimentConfig c, IEnumerable<Tensor> parameters) => c.OptimKind switch
     {
         "sgd" => new Sgd(parameters, (float)c.OptimLr, (float)c.OptimMomentum, c.OptimNesterov, (float)c.OptimWeightDecay),
@@ -183,6 +192,10 @@ public static class ExperimentSetup
         _ => throw new ConfigException("optim.kind", $"unknown optimizer '{c.OptimKind}'"),
     };
 
+    /// <summary>
+    /// The learning-rate schedule of <c>schedule.kind</c>; <paramref name="stepsPerEpoch"/> converts the
+    /// epoch-based settings (step size, cosine length over <c>epochs</c>) to optimizer steps.
+    /// </summary>
     public static LrSchedule CreateSchedule(ExperimentConfig c, int stepsPerEpoch) => c.ScheduleKind switch
     {
         "constant" => new LrSchedule.Constant(),

@@ -5,8 +5,12 @@ namespace LabelNoiseLab.Experiments;
 /// table of (key, getter, setter): one place parses the assignment and turns a bad key or value
 /// into a <see cref="ConfigException"/> naming the key.
 /// </summary>
-public static class PresetSettings
+internal static class PresetSettings
 {
+    /// <summary>
+    /// Applies one <c>key=value</c> assignment through the setter of its table entry; a malformed
+    /// assignment is an <see cref="InputException"/>, an unknown key or bad value a <see cref="ConfigException"/>.
+    /// </summary>
     public static T Apply<T>(T settings, string assignment, string preset,
         IReadOnlyList<(string Key, Func<T, string> Get, Func<T, string, T> Set)> table)
     {

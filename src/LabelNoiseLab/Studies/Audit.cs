@@ -22,8 +22,14 @@ namespace LabelNoiseLab.Studies;
 /// </summary>
 public static class Audit
 {
+    /// <summary>
+    /// The audit's verdict, one row per training sample in index order: <c>index, given_label, suggested_label,
+    /// score, is_issue</c> (and <c>true_label, is_noisy</c> when the truth is known); <c>data.exclude</c> and <c>data.relabel</c> read it.
+    /// </summary>
     public const string IssuesFile = "label_issues.csv";
+    /// <summary>The out-of-sample predicted probabilities, n × K float32 (row i: training sample i, predicted by the fold run that did not train on it).</summary>
     public const string ProbabilitiesFile = "probabilities.npy";
+    /// <summary>The folder of the fold runs, <c>folds/fold-i/</c>.</summary>
     public const string FoldsFolder = "folds";
 
     /// <summary>Whether <paramref name="path"/> is an audit's folder (it has <c>folds/</c> beside its config).</summary>
@@ -236,7 +242,7 @@ public static class Audit
     }
 
     /// <summary>label_issues.csv: one row per training sample, in index order.</summary>
-    public static string IssuesCsv(Dataset pool, ConfidentLearningResult cl)
+    internal static string IssuesCsv(Dataset pool, ConfidentLearningResult cl)
     {
         ArgumentNullException.ThrowIfNull(pool);
         ArgumentNullException.ThrowIfNull(cl);
@@ -255,7 +261,7 @@ public static class Audit
     }
 
     /// <summary>summary.json → audit: the estimates, and with the truth known the audit's scores.</summary>
-    public static Dictionary<string, object?> Figures(ExperimentConfig config, Dataset pool, ReadOnlySpan<float> probs, ConfidentLearningResult cl)
+    internal static Dictionary<string, object?> Figures(ExperimentConfig config, Dataset pool, ReadOnlySpan<float> probs, ConfidentLearningResult cl)
     {
         ArgumentNullException.ThrowIfNull(config);
         ArgumentNullException.ThrowIfNull(pool);

@@ -5,7 +5,7 @@ using System.Text.Json.Nodes;
 namespace LabelNoiseLab.Studies;
 
 /// <summary>One claim as read back from a summary.json (see <see cref="Claims"/>); <see cref="Spread"/> is NaN when none.</summary>
-public sealed record Claim(string Id, string Statement, double Measured, string Expected, bool Pass, int Seeds, double Spread, bool Quick);
+internal sealed record Claim(string Id, string Statement, double Measured, string Expected, bool Pass, int Seeds, double Spread, bool Quick);
 
 /// <summary>
 /// A preset's claims in <c>summary.json → claims</c>, a list of <c>{id, statement, measured,
@@ -15,7 +15,7 @@ public sealed record Claim(string Id, string Statement, double Measured, string 
 /// written whether it held or not. A <c>--quick</c> run's claims (<c>quick: true</c>) only show
 /// that everything runs. <see cref="Read"/> is the one reader (<c>lnlab verify</c>, reports).
 /// </summary>
-public static class Claims
+internal static class Claims
 {
     public static Dictionary<string, object?> Claim(string id, string statement, double measured, string expected, bool pass,
         bool quick, int seeds = 1, double? spread = null) => new()

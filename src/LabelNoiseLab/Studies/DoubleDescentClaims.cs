@@ -6,7 +6,7 @@ namespace LabelNoiseLab.Studies;
 /// re-generalisation after the noisy labels are fitted, a massive activation in a shallow layer
 /// tied to the input rather than the output. One seed per run (n_seeds 1).
 /// </summary>
-public static class DoubleDescentClaims
+internal static class DoubleDescentClaims
 {
     public static List<Dictionary<string, object?>> Evaluate(IReadOnlyList<Dictionary<string, object?>> phases,
         IReadOnlyDictionary<string, object?> runs, bool quick)

@@ -27,6 +27,7 @@ public sealed record DoubleDescentSettings(ExperimentConfig Base, IReadOnlyList<
     /// <summary>One setting (the base config's) unless <c>double_descent.grid: true</c>.</summary>
     public IReadOnlyList<DoubleDescentSetting> Settings { get; init; } = [DoubleDescentSetting.Of(Base)];
 
+    /// <summary>Whether the settings are the opt-in grid (<c>double_descent.grid: true</c>); each run's name then carries its setting's id.</summary>
     public bool Grid { get; init; }
 
     /// <summary>The full config of one model: the shared one with its widths and name.</summary>
@@ -61,8 +62,10 @@ public sealed record DoubleDescentSettings(ExperimentConfig Base, IReadOnlyList<
 /// </summary>
 public sealed class DoubleDescentPreset : IPreset
 {
+    /// <inheritdoc/>
     public string Name => "double-descent";
 
+    /// <inheritdoc/>
     public string Description => "MLP3/5/7 under 30% label noise: epoch-wise double descent, activation probe";
 
     /// <summary>See <see cref="Resolve"/>: everything is checked before the run folder exists.</summary>
@@ -73,10 +76,13 @@ public sealed class DoubleDescentPreset : IPreset
         return new PresetPlan(request.Quick ? "double-descent-quick" : "double-descent", (dir, context) => Run(settings, dir, context));
     }
 
+    /// <summary><c>--set double_descent.models=mlp3,mlp7</c>: train only the named networks (default all three).</summary>
     public const string ModelsKey = "double_descent.models";
 
+    /// <summary><c>--set double_descent.grid=true</c>: train every model in every setting of <see cref="GridSettings"/> (default false: the base config's one setting).</summary>
     public const string GridKey = "double_descent.grid";
 
+    /// <summary><c>--set double_descent.grid_subsets=4000,10000</c>: the training-subset sizes of the grid (default 4000 and 10000; each at least batch_size and probe.set_size).</summary>
     public const string GridSubsetsKey = "double_descent.grid_subsets";
 
     /// <summary>Per (model, setting): the three phases and the size of the second descent.</summary>
@@ -85,6 +91,7 @@ public sealed class DoubleDescentPreset : IPreset
     /// <summary>Every sub-run's activations.csv and ablation.csv rows, with a leading <c>run</c> column.</summary>
     public const string LayersFile = "layers.csv";
 
+    /// <summary>Every sub-run's top-unit ablation rows (per run, evaluation and hidden layer), with a leading <c>run</c> column.</summary>
     public const string AblationFile = "ablation.csv";
 
     /// <summary>

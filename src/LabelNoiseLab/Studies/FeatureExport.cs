@@ -10,6 +10,7 @@ namespace LabelNoiseLab.Studies;
 /// <summary>What <c>lnlab export features</c> was asked for.</summary>
 public sealed record FeatureExportOptions
 {
+    /// <summary>The run folder: its <c>config.yaml</c> rebuilds the data and model, its <c>checkpoints/</c> give the weights.</summary>
     public required string RunDir { get; init; }
 
     /// <summary>A module path (<c>layers.1</c>), <c>features</c> (the head's input) or <c>logits</c>.</summary>
@@ -21,8 +22,10 @@ public sealed record FeatureExportOptions
     /// <summary>Checkpoint name in <c>checkpoints/</c>; null = <c>final</c>, else the newest <c>epoch-NNNN</c>.</summary>
     public string? Checkpoint { get; init; }
 
+    /// <summary>Where the <c>.npy</c> files go; null = <c>RUN_DIR/exports/&lt;split&gt;/</c>.</summary>
     public string? OutDir { get; init; }
 
+    /// <summary>Where the data set's files are (<c>--data-dir</c>); null = the default locations.</summary>
     public string? DataDir { get; init; }
 }
 
@@ -34,6 +37,10 @@ public sealed record FeatureExportOptions
 /// </summary>
 public static class FeatureExport
 {
+    /// <summary>
+    /// Writes <c>features-&lt;layer&gt;.npy</c> (samples × width, float32), <c>labels.npy</c>, <c>true_labels.npy</c> and
+    /// <c>noise_mask.npy</c>; returns their paths in that order. An unknown split or layer, or a missing run file, is an <see cref="InputException"/>.
+    /// </summary>
     public static IReadOnlyList<string> Export(FeatureExportOptions o)
     {
         var config = RunFolder.ReadConfig(o.RunDir);

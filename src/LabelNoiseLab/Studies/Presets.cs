@@ -33,6 +33,7 @@ public sealed class PresetPlan(string runName, Func<RunDirectory, PresetContext,
     /// <summary>The default folder name: <c>runs/&lt;RunName&gt;-&lt;timestamp&gt;</c>.</summary>
     public string RunName { get; } = runName;
 
+    /// <summary>Runs the preset into <paramref name="dir"/> and returns how it ended; the caller records the final status (<see cref="RunOutcome.Record"/>).</summary>
     public RunResult Run(RunDirectory dir, PresetContext context)
     {
         ArgumentNullException.ThrowIfNull(dir);
@@ -58,12 +59,14 @@ public interface IPreset
     /// <summary>What <c>--seeds</c> means for this preset (its default), or null when it has no seeds (the option is then ignored).</summary>
     string? SeedsHelp => null;
 
+    /// <summary>Parses and checks the request's settings and returns the plan to run; throws <see cref="ConfigException"/> (or <see cref="InputException"/>) for a bad setting.</summary>
     PresetPlan Prepare(PresetRequest request);
 }
 
 /// <summary>The built-in presets: the one list <c>lnlab run</c> dispatches on and prints in its help.</summary>
 public static class Presets
 {
+    /// <summary>Every built-in preset, in the order <c>lnlab run --help</c> lists them.</summary>
     public static IReadOnlyList<IPreset> All { get; } =
     [
         new TwoPhasePreset(),
@@ -74,6 +77,7 @@ public static class Presets
         new RobustPreset(),
     ];
 
+    /// <summary>The names of <see cref="All"/>, in order.</summary>
     public static IReadOnlyList<string> Names { get; } = [.. All.Select(p => p.Name)];
 
     /// <summary>The preset called <paramref name="name"/>; an unknown name is an <see cref="InputException"/> listing the known ones.</summary>

@@ -16,10 +16,13 @@ namespace LabelNoiseLab.Studies;
 /// </summary>
 public sealed class RobustPreset : IPreset
 {
+    /// <inheritdoc/>
     public string Name => "robust";
 
+    /// <inheritdoc/>
     public string Description => "robust training methods on Fashion-MNIST";
 
+    /// <inheritdoc/>
     public string SeedsHelp => "default 3, 1 with --quick";
 
     /// <summary><c>--seeds</c> and <c>--set</c> (see <see cref="Resolve"/>), checked before the run folder exists.</summary>
@@ -88,6 +91,7 @@ public sealed class RobustPreset : IPreset
         }
     }
 
+    /// <summary>The noise settings of a full run (<c>kind:rate</c>, comma-separated; <c>--set preset.settings=...</c> replaces them, <c>--quick</c> runs symmetric:0.4 only).</summary>
     public const string DefaultSettings = "symmetric:0.2,symmetric:0.4,symmetric:0.6,symmetric:0.8,asymmetric:0.4";
 
     /// <summary>The base config of every run: Fashion-MNIST, MLP 512-512, SGD with momentum, detection on.</summary>
@@ -219,6 +223,11 @@ public sealed class RobustPreset : IPreset
         return claims;
     }
 
+    /// <summary>
+    /// The base config with the experiment keys of <paramref name="sets"/> applied, the methods (<c>preset.methods=a,b</c>; default all of
+    /// <see cref="Methods"/>) and the noise settings (<c>preset.settings=kind:rate,...</c>); a bad value is a
+    /// <see cref="ConfigException"/> naming its key.
+    /// </summary>
     public static (ExperimentConfig Config, List<string> Methods, List<(string Kind, double Rate)> Settings) Resolve(bool quick, IReadOnlyList<string> sets)
     {
         var config = Base(quick);

@@ -4,7 +4,7 @@ using System.Text;
 namespace LabelNoiseLab.Studies;
 
 /// <summary>What <c>lnlab sweep FILE --slurm</c> writes into <c>DIR/sweep.sbatch</c>.</summary>
-public sealed record SlurmScriptOptions
+internal sealed record SlurmScriptOptions
 {
     /// <summary>The sweep file (absolute path).</summary>
     public required string SweepFile { get; init; }
@@ -37,7 +37,7 @@ public sealed record SlurmScriptOptions
 /// signal to lnlab and waiting for it (the running points checkpoint and end interrupted); logs
 /// appended per task under <c>DIR/logs/</c>. The task runs the built CLI directly.
 /// </summary>
-public static class SlurmScript
+internal static class SlurmScript
 {
     public const string FileName = "sweep.sbatch";
 

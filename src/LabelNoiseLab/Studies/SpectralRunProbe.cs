@@ -21,9 +21,13 @@ public sealed record SpectralRunReport(SpectralResult Trained, SpectralResult? I
 /// </summary>
 public static class SpectralRunProbe
 {
+    /// <summary>The trained model's feature spectrum: singular values and explained variance of the probed layer's features (<see cref="SpectralResult.SpectrumHeader"/>).</summary>
     public const string SpectrumFile = "spectrum.csv";
+    /// <summary>The trained model's probe per truncation dimension d: linear-probe and truncation accuracies, clean and noisy tail energies (<see cref="SpectralResult.SpectralHeader"/>).</summary>
     public const string SpectralFile = "spectral.csv";
+    /// <summary>As <see cref="SpectrumFile"/>, for the untrained control (same init seed).</summary>
     public const string SpectrumInitFile = "spectrum_init.csv";
+    /// <summary>As <see cref="SpectralFile"/>, for the untrained control (same init seed).</summary>
     public const string SpectralInitFile = "spectral_init.csv";
 
     private static readonly JsonSerializerOptions Json = new()
@@ -32,6 +36,7 @@ public static class SpectralRunProbe
         NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
     };
 
+    /// <summary>Probes the final checkpoint of <paramref name="runDir"/> at <paramref name="layer"/> and, with <paramref name="control"/>, the untrained network; writes the four files and merges the figures into <c>summary.json</c>.</summary>
     public static SpectralRunReport Run(string runDir, string layer, SpectralOptions options, string? dataDir = null, bool control = true, Action<string>? log = null) =>
         Run(runDir, layer, options, dataDir, control, log, "final", "");
 
@@ -131,6 +136,7 @@ public static class SpectralRunProbe
         Write(runDir, RunDirectory.SummaryFile, summary.ToJsonString(Json) + "\n");
     }
 
+    /// <summary>One line for a log: <paramref name="what"/> was probed, and its figures (<see cref="SpectralResult.Describe"/>).</summary>
     public static string Describe(string what, SpectralResult r) => r.Describe(what);
 
     private static void Write(string runDir, string file, string text) => AtomicFile.WriteAllText(Path.Combine(runDir, file), text);

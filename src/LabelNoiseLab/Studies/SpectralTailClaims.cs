@@ -6,7 +6,7 @@ namespace LabelNoiseLab.Studies;
 /// as good as the full model at ≥ 40% noise, truncation against early stopping (reported either
 /// way), and wider networks having a larger tail.
 /// </summary>
-public static class SpectralTailClaims
+internal static class SpectralTailClaims
 {
     private const int Classes = 10;
 

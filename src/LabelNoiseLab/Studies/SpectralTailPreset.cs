@@ -16,8 +16,11 @@ namespace LabelNoiseLab.Studies;
 /// </summary>
 public sealed record SpectralTailOptions
 {
+    /// <summary><c>spectral_tail.data</c>: the data set of every run (<c>data.name</c>). Default fashion-mnist.</summary>
     public string Data { get; init; } = "fashion-mnist";
+    /// <summary><c>spectral_tail.subset</c>: class-stratified training subset (<c>data.subset</c>; 0 = all). Default 10,000.</summary>
     public int Subset { get; init; } = 10_000;
+    /// <summary><c>spectral_tail.val_fraction</c>: validation split in (0, 1), on which the truncation dimension d is chosen. Default 0.1.</summary>
     public double ValFraction { get; init; } = 0.1;
     /// <summary>The epoch cap: each run stops earlier once its noisy labels are fitted (<see cref="FitFactor"/>).</summary>
     public int Epochs { get; init; } = 150;
@@ -27,18 +30,27 @@ public sealed record SpectralTailOptions
 
     /// <summary>Seeds of the noise-rate grid (seed, seed + 1, ...); the width and architecture sweeps use one.</summary>
     public int Seeds { get; init; } = 3;
+    /// <summary><c>spectral_tail.batch_size</c>: mini-batch size of every run. Default 128.</summary>
     public int BatchSize { get; init; } = 128;
+    /// <summary><c>spectral_tail.lr</c>: Adam learning rate of every run. Default 1e-3.</summary>
     public double Lr { get; init; } = 1e-3;
     /// <summary>Hidden layers of the MLP, each <see cref="Width"/> wide (the penultimate width).</summary>
     public int Depth { get; init; } = 2;
+    /// <summary><c>spectral_tail.width</c>: the MLP's hidden width in the noise-rate grid. Default 512.</summary>
     public int Width { get; init; } = 512;
+    /// <summary><c>spectral_tail.noise_rates</c>: symmetric noise rates of the grid, each in [0, 1). Default 0, 0.2, 0.4, 0.6, 0.8.</summary>
     public IReadOnlyList<double> NoiseRates { get; init; } = [0, 0.2, 0.4, 0.6, 0.8];
+    /// <summary><c>spectral_tail.widths</c>: hidden widths of the width sweep at <see cref="SweepNoise"/>. Default 64, 128, 256, 512, 1024, 2048.</summary>
     public IReadOnlyList<int> Widths { get; init; } = [64, 128, 256, 512, 1024, 2048];
+    /// <summary><c>spectral_tail.sweep_noise</c>: the noise rate of the width and architecture sweeps, in [0, 1). Default 0.4.</summary>
     public double SweepNoise { get; init; } = 0.4;
     /// <summary>The opt-in architecture sweep at <see cref="SweepNoise"/>, one seed: model kinds (small_cnn, resnet, cnn9, vit; mlp is the grid's).</summary>
     public IReadOnlyList<string> Architectures { get; init; } = [];
+    /// <summary><c>spectral_tail.probe_epochs</c>: epochs of each linear probe fitted on the top-d features (<see cref="SpectralOptions.ProbeEpochs"/>). Default 5.</summary>
     public int ProbeEpochs { get; init; } = 5;
+    /// <summary><c>spectral_tail.seed</c>: the first seed (the grid uses seed, seed + 1, ...; it seeds the noise too). Default 0.</summary>
     public int Seed { get; init; }
+    /// <summary><c>spectral_tail.threads</c>: worker threads of every run (<c>threads</c>; 0 = all cores). Default 0.</summary>
     public int Threads { get; init; }
 
     /// <summary>The CI version: MLP only, small subset, few epochs, two noise rates, two widths (under a minute).</summary>
@@ -98,6 +110,7 @@ public sealed record SpectralTailOptions
         return config;
     }
 
+    /// <summary>The run's folder name, <c>&lt;model&gt;-w&lt;width&gt;-noise&lt;percent&gt;[-s&lt;seed&gt;]</c> (the seed only when it is not the first).</summary>
     public static string Name(string model, double noiseRate, int width, int? seed = null) =>
         string.Create(CultureInfo.InvariantCulture, $"{model.Replace('_', '-')}-w{width}-noise{Math.Round(noiseRate * 100)}{(seed is int s ? $"-s{s}" : "")}");
 
@@ -138,6 +151,7 @@ public sealed record SpectralTailOptions
         return runs;
     }
 
+    /// <summary>The settings as YAML (<c>config.yaml</c>), one <c>spectral_tail.*</c> key per line.</summary>
     public string ToYaml() => PresetSettings.ToYaml(this, "spectral-tail preset (spectral linear probe and truncation under label noise)", Table);
 
     private static List<T> List<T>(string s, Func<string, T> parse) =>
@@ -154,10 +168,13 @@ public sealed record SpectralTailOptions
 /// </summary>
 public sealed class SpectralTailPreset : IPreset
 {
+    /// <summary>One row per run (columns <see cref="ResultsHeader"/>).</summary>
     public const string ResultsFile = "results.csv";
 
+    /// <inheritdoc/>
     public string Name => "spectral-tail";
 
+    /// <inheritdoc/>
     public string Description => "spectral probe and truncation under label noise";
 
     /// <summary><c>--set spectral_tail.&lt;key&gt;=value</c> over the defaults (or <see cref="SpectralTailOptions.Quick"/>), checked with every run's config.</summary>
@@ -176,11 +193,16 @@ public sealed class SpectralTailPreset : IPreset
         + "model,oracle_best_test_acc,probe_best_d,probe_best_test_acc,probe_test_acc_at_D,clean_tail_energy_at_k,noisy_tail_energy_at_k,run,"
         + "seed,epochs_run,noisy_fit_epoch,early_stop_epoch,oracle_d,oracle_trunc_test_acc,early_stop_best_d_by_val,early_stop_trunc_test_acc_at_best_d,early_stop_oracle_trunc_test_acc,probe_test_acc_at_1";
 
+    /// <summary>Per (model, width, noise rate): mean and standard deviation over the seeds.</summary>
     public const string AggregateFile = "aggregate.csv";
+    /// <summary>Every run's <c>spectral.csv</c> rows (per truncation dimension d), with a leading run column.</summary>
     public const string PerDFile = "per_d.csv";
+    /// <summary>As <see cref="PerDFile"/>, for the early-stopped checkpoint (lowest noisy-validation loss).</summary>
     public const string PerDEarlyFile = "per_d_early_stopped.csv";
+    /// <summary>The width sweep: tail energy at d = classes, effective rank and test accuracy per width.</summary>
     public const string WidthsFile = "widths.csv";
 
+    /// <summary>Trains and probes every run of <see cref="SpectralTailOptions.Runs"/> in <paramref name="dir"/>, then writes the tables, <c>metrics.csv</c> and <c>summary.json</c> with the claims; returns how it ended.</summary>
     public static RunResult Run(SpectralTailOptions o, RunDirectory dir, PresetContext context, bool quick = false)
     {
         ArgumentNullException.ThrowIfNull(o);

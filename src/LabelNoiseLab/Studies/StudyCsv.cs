@@ -8,7 +8,7 @@ namespace LabelNoiseLab.Studies;
 /// Concatenates one CSV file of several sub-runs into one table with a leading column naming the
 /// run (the sub-runs' files must share a header; a run without the file adds nothing).
 /// </summary>
-public sealed class CsvConcat(string runColumn)
+internal sealed class CsvConcat(string runColumn)
 {
     private readonly StringBuilder _text = new();
     private string? _header;

@@ -55,6 +55,7 @@ public static class RunOutcome
 /// </summary>
 public sealed record SubRun(RunDirectory Directory, RunResult Result)
 {
+    /// <summary>How the run ended (complete, diverged, failed or interrupted), as written to its status file.</summary>
     public RunStatus Status => Result.Status;
 
     /// <summary>What the trainer measured; null when the runner reports nothing (a run cancelled early).</summary>
@@ -95,7 +96,7 @@ public sealed record SubRun(RunDirectory Directory, RunResult Result)
 /// (the first one's, then any new ones later sub-runs bring, in order), then one trailing column
 /// naming the sub-run (<c>model_id</c>, <c>run</c>). A column a sub-run lacks is an empty cell.
 /// </summary>
-public sealed class CombinedMetrics(string trailingColumn)
+internal sealed class CombinedMetrics(string trailingColumn)
 {
     private readonly List<string> _extraColumns = [];
     private readonly List<(MetricsRow Row, string Trailing)> _rows = [];

@@ -16,8 +16,10 @@ public sealed record SweepPlan(string Name, IReadOnlyList<SweepPoint> Points);
 /// <summary>Which share of a sweep's points this process runs: every n-th point, starting at point i−1 (1-based i).</summary>
 public readonly record struct Shard(int Index, int Count)
 {
+    /// <summary>The whole sweep: shard 1 of 1.</summary>
     public static Shard All => new(1, 1);
 
+    /// <summary>Whether this shard runs point <paramref name="p"/> (points are dealt round-robin by index).</summary>
     public bool Takes(SweepPoint p) => p.Index % Count == Index - 1;
 
     /// <summary>
@@ -70,6 +72,7 @@ public static class Sweep
 {
     private static readonly string[] TopKeys = ["name", "base", "config", "grid", "seeds"];
 
+    /// <summary>Reads and expands a sweep file, building and validating every point's config; a missing or malformed file is an <see cref="InputException"/>, a bad key or value a <see cref="ConfigException"/>.</summary>
     public static SweepPlan Load(string path)
     {
         string text;

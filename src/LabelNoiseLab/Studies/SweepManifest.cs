@@ -10,11 +10,17 @@ namespace LabelNoiseLab.Studies;
 /// <summary>How one point of a sweep stands, as <c>lnlab sweep status</c> reports it.</summary>
 public enum PointState
 {
+    /// <summary>Not started: the point's folder has no run status yet.</summary>
     Pending,
+    /// <summary>Its status says running and its lock's owner is alive (or on another host).</summary>
     Running,
+    /// <summary>Ended by a signal, or its process is gone without a final status; running the sweep again resumes it.</summary>
     Interrupted,
+    /// <summary>Ended failed; <see cref="PointStatus.Reason"/> says why.</summary>
     Failed,
+    /// <summary>Training diverged; <see cref="PointStatus.Reason"/> says where.</summary>
     Diverged,
+    /// <summary>Finished; running the sweep again skips it.</summary>
     Complete,
 }
 
@@ -29,6 +35,7 @@ public sealed record PointStatus(int Index, string RelativeDir, PointState State
 /// </summary>
 public static class SweepManifest
 {
+    /// <summary>The manifest's file name in the sweep directory.</summary>
     public const string FileName = "sweep.json";
 
     /// <summary>SHA-256 (hex) over the sweep's name and every point's folder and resolved config, in order.</summary>
@@ -162,5 +169,6 @@ public static class SweepManifest
         return sb.ToString();
     }
 
+    /// <summary>The state as <c>lnlab sweep status</c> prints it: its name in lower case.</summary>
     public static string Word(PointState state) => state.ToString().ToLowerInvariant();
 }

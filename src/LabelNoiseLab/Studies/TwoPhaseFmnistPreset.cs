@@ -23,10 +23,13 @@ namespace LabelNoiseLab.Studies;
 /// </summary>
 public sealed class TwoPhaseFmnistPreset : IPreset
 {
+    /// <summary>The methods run, in order (plain SGD, then label-noise SGD); <c>metrics.csv</c>'s <c>method_id</c> indexes this list.</summary>
     public static IReadOnlyList<string> Methods { get; } = ["sgd", "label_noise_sgd"];
 
+    /// <inheritdoc/>
     public string Name => "two-phase-fmnist";
 
+    /// <inheritdoc/>
     public string Description => "plain vs label-noise SGD on Fashion-MNIST";
 
     /// <summary>The built-in config, <c>--quick</c>'s overrides, then <c>--set</c> (any config key), checked.</summary>
@@ -40,6 +43,7 @@ public sealed class TwoPhaseFmnistPreset : IPreset
     /// <summary>The CI version (<c>--quick</c>): 2,000 training samples, 3 epochs, under a minute.</summary>
     public static IReadOnlyList<string> QuickSets { get; } = ["data.subset=2000", "epochs=3", "eval_every_steps=0", "name=two-phase-fmnist-quick"];
 
+    /// <summary>The header of <c>dynamics.csv</c>: one row per method and evaluation, with the first layer's neuron-norm mean and spread.</summary>
     public const string Header = "method,epoch,step,train_loss,train_acc,test_loss,test_acc,neuron_norm_mean,neuron_norm_std";
 
     /// <summary>The preset's config: the base YAML, then the quick overrides, then the user's; validated.</summary>
@@ -53,6 +57,7 @@ public sealed class TwoPhaseFmnistPreset : IPreset
         return config;
     }
 
+    /// <summary>Runs both methods as sub-runs of <paramref name="dir"/> (one folder each) from <paramref name="config"/> (see <see cref="Configure"/>), then writes <c>dynamics.csv</c>, <c>metrics.csv</c> and <c>summary.json</c>; returns how it ended.</summary>
     public static RunResult Run(ExperimentConfig config, RunDirectory dir, PresetContext context, bool quick = false)
     {
         ArgumentNullException.ThrowIfNull(config);
@@ -184,7 +189,7 @@ public sealed class TwoPhaseFmnistPreset : IPreset
 }
 
 /// <summary>The two-phase-fmnist preset's config (experiments/two-phase-fmnist.yaml, embedded at build time).</summary>
-public static class TwoPhaseFmnistConfig
+internal static class TwoPhaseFmnistConfig
 {
     public const string Source = "two-phase-fmnist.yaml (built in)";
 

@@ -20,14 +20,21 @@ public sealed record TwoPhasePaperOptions
 {
     /// <summary>fashion-mnist (the notebook's), mnist or cifar10 (binary files from --data-dir).</summary>
     public string Data { get; init; } = "fashion-mnist";
+    /// <summary><c>two_phase_paper.samples</c>: the first N training images trained on, and the first N test images evaluated on (at least 2). Default 64.</summary>
     public int Samples { get; init; } = 64;
+    /// <summary><c>two_phase_paper.width</c>: hidden width of Dense(width) → erf → Dense(classes). Default 512.</summary>
     public int Width { get; init; } = 512;
+    /// <summary><c>two_phase_paper.lr</c>: gradient-descent step size. Default 1e-3.</summary>
     public double Lr { get; init; } = 1e-3;
+    /// <summary><c>two_phase_paper.steps</c>: full-batch steps per method. Default 10,000.</summary>
     public long Steps { get; init; } = 10_000;
+    /// <summary><c>two_phase_paper.eval_every</c>: steps between rows of <c>curves.csv</c>. Default 100.</summary>
     public long EvalEvery { get; init; } = 100;
     /// <summary>label_noise: each label redrawn with this probability at every step.</summary>
     public double P { get; init; } = 0.5;
+    /// <summary><c>two_phase_paper.rho</c>: SAM perturbation radius ρ (method <c>sam</c>). Default 0.05.</summary>
     public double Rho { get; init; } = 0.05;
+    /// <summary><c>two_phase_paper.seed</c>: seed of the initialisation (shared by every method) and the label noise. Default 0.</summary>
     public int Seed { get; init; }
 
     /// <summary>The CI version: the same experiment, 500 steps.</summary>
@@ -46,6 +53,7 @@ public sealed record TwoPhasePaperOptions
         ("two_phase_paper.seed", o => F(o.Seed), (o, v) => o with { Seed = I(v) }),
     ];
 
+    /// <summary>Applies <c>key=value</c>; an unknown key or a value of the wrong type is a <see cref="ConfigException"/>.</summary>
     public TwoPhasePaperOptions With(string assignment) => PresetSettings.Apply(this, assignment, "two-phase-paper", Table);
 
     /// <summary>Throws a <see cref="ConfigException"/> naming the first out-of-range key.</summary>
@@ -69,6 +77,7 @@ public sealed record TwoPhasePaperOptions
             throw new ConfigException("two_phase_paper.rho", $"expected a finite value > 0, got {F(Rho)}");
     }
 
+    /// <summary>The settings as YAML (<c>config.yaml</c>), one <c>two_phase_paper.*</c> key per line.</summary>
     public string ToYaml() => PresetSettings.ToYaml(this, "two-phase-paper preset (the label-noise SGD paper's real-data notebook)", Table);
 
 }
@@ -84,14 +93,19 @@ public sealed record TwoPhasePaperOptions
 /// </summary>
 public sealed class TwoPhasePaperPreset : IPreset
 {
+    /// <summary>The learning curves, one row per method and evaluation (columns <see cref="CurvesHeader"/>).</summary>
     public const string CurvesFile = "curves.csv";
+    /// <summary>The header of <see cref="CurvesFile"/>: losses of the network and of its linearised twin, neuron norms, kernel distance and function gaps.</summary>
     public const string CurvesHeader = "method,step,train_loss_clean,test_loss,lin_train_loss_clean,lin_test_loss,neuron_norm_mean,neuron_norm_std,kernel_distance,function_gap_train,function_gap_test";
     private static readonly string[] Methods = ["gd", "label_noise", "sam"];
 
+    /// <inheritdoc/>
     public string Name => "two-phase-paper";
 
+    /// <inheritdoc/>
     public string Description => "label-noise SGD paper's real-data notebook: 64 images, erf network, full-batch GD vs label noise vs SAM, each with its linearised twin";
 
+    /// <summary><c>--set two_phase_paper.&lt;key&gt;=value</c> over the defaults (or <see cref="TwoPhasePaperOptions.Quick"/>), checked.</summary>
     public PresetPlan Prepare(PresetRequest request)
     {
         ArgumentNullException.ThrowIfNull(request);

@@ -21,28 +21,41 @@ namespace LabelNoiseLab.Studies;
 /// </summary>
 public sealed record TwoPhaseOptions
 {
+    /// <summary><c>two_phase.samples</c>: training samples n of the synthetic regression set. Default 200.</summary>
     public int Samples { get; init; } = 200;
+    /// <summary><c>two_phase.test_samples</c>: test samples drawn from the same teacher. Default 1000.</summary>
     public int TestSamples { get; init; } = 1000;
+    /// <summary><c>two_phase.dim</c>: input dimension d (x ~ N(0, I_d)). Default 20.</summary>
     public int Dim { get; init; } = 20;
+    /// <summary><c>two_phase.width</c>: hidden width m of f(x) = aᵀWx (d×m at most 50,000,000). Default 1000.</summary>
     public int Width { get; init; } = 1000;
     /// <summary>θ* has ones on its first <c>Sparsity</c> coordinates, zeros elsewhere.</summary>
     public int Sparsity { get; init; } = 3;
+    /// <summary><c>two_phase.lr</c>: SGD step size η (batch 1). Default 1e-3.</summary>
     public double Lr { get; init; } = 1e-3;
+    /// <summary><c>two_phase.sigma</c>: label-noise level σ (ε = ±σ on the target at each step). Default 4.</summary>
     public double Sigma { get; init; } = 4;
     /// <summary>label_noise_periodic: noise on for Period steps, off for Period steps.</summary>
     public long Period { get; init; } = 5000;
+    /// <summary><c>two_phase.rho</c>: SAM perturbation radius ρ (method <c>sam</c>). Default 0.05.</summary>
     public double Rho { get; init; } = 0.05;
     /// <summary>oscillation: a(t) = a₀ + OscAmplitude·sin(2πt/OscPeriod) on every second-layer weight.</summary>
     public double OscAmplitude { get; init; } = 0.05;
+    /// <summary><c>two_phase.osc_period</c>: period in steps of the oscillation methods' sine. Default 200.</summary>
     public long OscPeriod { get; init; } = 200;
     /// <summary>Phase-I end: Kneedle on the log neuron-norm curve smoothed over this many evaluations (odd).</summary>
     public int KneeSmooth { get; init; } = 5;
+    /// <summary><c>two_phase.steps</c>: SGD steps per method. Default 1,000,000.</summary>
     public long Steps { get; init; } = 1_000_000;
+    /// <summary><c>two_phase.eval_every</c>: steps between evaluations (rows of metrics.csv and dynamics.csv). Default 5000.</summary>
     public long EvalEvery { get; init; } = 5000;
     /// <summary>Hessian columns every this many evaluations (and at the last one); 0 = never.</summary>
     public int HessianEvery { get; init; } = 20;
+    /// <summary><c>two_phase.hessian_iterations</c>: power iterations for the top Hessian eigenvalue. Default 30.</summary>
     public int HessianIterations { get; init; } = 30;
+    /// <summary><c>two_phase.hutchinson_samples</c>: probe vectors of the Hutchinson estimate of the Hessian trace. Default 10.</summary>
     public int HutchinsonSamples { get; init; } = 10;
+    /// <summary><c>two_phase.seed</c>: seed of the data, initialisation, sample order and noise generators. Default 0.</summary>
     public int Seed { get; init; }
 
     /// <summary>The CI version: same model and data, far fewer steps (under a minute).</summary>
@@ -106,6 +119,7 @@ public sealed record TwoPhaseOptions
             throw new ConfigException("two_phase.width", $"d×m = {(long)Dim * Width} is too large for this preset");
     }
 
+    /// <summary>The settings as YAML (<c>config.yaml</c>), one <c>two_phase.*</c> key per line.</summary>
     public string ToYaml() => PresetSettings.ToYaml(this, "two-phase preset (label-noise SGD on a two-layer linear network)", Table);
 
     private static void Positive(string key, long value)
@@ -136,10 +150,13 @@ public sealed record TwoPhaseMethodSummary(
 /// </summary>
 public sealed class TwoPhasePreset : IPreset
 {
+    /// <summary>The methods run, in order; <c>metrics.csv</c>'s <c>method_id</c> indexes this list.</summary>
     public static IReadOnlyList<string> Methods { get; } = ["sgd", "label_noise_sgd", "label_noise_periodic", "sam", "oscillation", "oscillation_periodic"];
 
+    /// <inheritdoc/>
     public string Name => "two-phase";
 
+    /// <inheritdoc/>
     public string Description => "label-noise SGD, SAM and the two phases of a two-layer linear network";
 
     /// <summary><c>--set two_phase.&lt;key&gt;=value</c> over the defaults (or <see cref="TwoPhaseOptions.Quick"/>), checked.</summary>

@@ -12,7 +12,7 @@ namespace LabelNoiseLab.Studies;
 /// or the problem that kept it from being read or run (<see cref="Problem"/>, one line naming the
 /// folder or preset; <see cref="BadInput"/> when the input was at fault rather than the run).
 /// </summary>
-public sealed record PresetClaims(string Preset, string Dir, IReadOnlyList<Claim> Claims, bool WroteClaims, string? Problem = null, bool BadInput = false, double Seconds = double.NaN)
+internal sealed record PresetClaims(string Preset, string Dir, IReadOnlyList<Claim> Claims, bool WroteClaims, string? Problem = null, bool BadInput = false, double Seconds = double.NaN)
 {
     public static PresetClaims Failed(string preset, string dir, string problem, bool badInput = false) => new(preset, dir, [], false, problem, badInput);
 }
@@ -23,7 +23,7 @@ public sealed record PresetClaims(string Preset, string Dir, IReadOnlyList<Claim
 /// preset's claims come from its <c>summary.json → claims</c> (<see cref="Claims.Read"/>); a
 /// preset that wrote none is listed as such.
 /// </summary>
-public static class Verify
+internal static class Verify
 {
     public const string ClaimsFile = "claims.csv";
 
