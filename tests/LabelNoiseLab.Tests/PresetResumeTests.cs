@@ -102,6 +102,42 @@ public sealed class PresetResumeTests : IDisposable
         Assert.Equal(RunStatus.Complete, RunDirectory.ReadStatus(cut)!.Value.Status);
     }
 
+    /// <summary>
+    /// A signal that arrives before a run's first step (in a preset: while the run before it was
+    /// probed, or while its data loaded) checkpoints at step 0, and that checkpoint resumes.
+    /// </summary>
+    [Fact]
+    public void A_run_interrupted_before_its_first_step_resumes_from_its_step_0_checkpoint()
+    {
+        const string yaml = """
+            name: step0
+            seed: 3
+            epochs: 3
+            batch_size: 32
+            threads: 1
+            data: {name: gaussian-mixture, samples: 300, test_samples: 100}
+            noise: {kind: symmetric, rate: 0.3, seed: 1}
+            model: {kind: mlp, hidden: [16]}
+            optim: {kind: sgd, lr: 0.05, momentum: 0.9}
+            """;
+        string config = _temp.Sub("step0.yaml"), full = _temp.Sub("full"), cut = _temp.Sub("cut");
+        File.WriteAllText(config, yaml);
+        Assert.Equal(0, TestCli.Run(_temp.Path, "train", "-c", config, "--out", full).Code);
+        using var signalled = new CancellationTokenSource();
+        signalled.Cancel();
+        var stdout = new StringWriter();
+        int code = Cli.LnlabCli.Run(["train", "-c", config, "--out", cut], stdout, new StringWriter(),
+            new Cli.CliHost(new ExperimentRunner(), Interactive: false, RunsRoot: _temp.Sub("runs"), Cancellation: signalled.Token));
+        Assert.True(code == 5, stdout.ToString());
+        Assert.Equal(["epoch-0001-step-0000000000.safetensors"], Directory.GetFiles(Path.Combine(cut, "checkpoints")).Select(Path.GetFileName));
+
+        var (resumed, output, err) = TestCli.Run(_temp.Path, "resume", cut);
+        Assert.True(resumed == 0, output + err);
+        Assert.Equal(RunFilesComparison.MetricsWithoutTiming(File.ReadAllText(Path.Combine(full, "metrics.csv"))),
+            RunFilesComparison.MetricsWithoutTiming(File.ReadAllText(Path.Combine(cut, "metrics.csv"))));
+        Assert.Equal(File.ReadAllBytes(Path.Combine(full, "checkpoints", "final.safetensors")), File.ReadAllBytes(Path.Combine(cut, "checkpoints", "final.safetensors")));
+    }
+
     // Robust, tiny: three methods on the Gaussian mixture, the second one interrupted.
     private static readonly string[] Robust = ["run", "robust", "--quick", "--set", "data.name=gaussian-mixture", "--set", "data.subset=0", "--set", "model.hidden=32",
         "--set", "epochs=200", "--set", "preset.methods=ce,gce,sce", "--set", "threads=1"];
