@@ -89,7 +89,8 @@ public sealed record SubRun(RunDirectory Directory, RunResult Result)
         ArgumentNullException.ThrowIfNull(context);
         string configFile = Path.Combine(path, RunDirectory.ConfigFile);
         string? checkpoint = null;
-        bool resume = RunDirectory.ReadStatus(path) is { } found && File.Exists(configFile);
+        var found = RunDirectory.ReadStatus(path);
+        bool resume = found is not null && File.Exists(configFile);
         if (resume)
         {
             var existing = ExperimentConfig.Load(configFile);
@@ -98,7 +99,7 @@ public sealed record SubRun(RunDirectory Directory, RunResult Result)
                 string keys = string.Join(", ", ConfigKeys.All.Where(k => !k.ValueEquals(existing, config)).Select(k => k.Name));
                 throw new InputException($"{path}: was run with another config than its preset asks for now ({keys}); start the preset or audit again with --overwrite");
             }
-            var (status, reason) = RunDirectory.ReadStatus(path)!.Value;
+            var (status, reason) = found!.Value;
             if (status is RunStatus.Complete or RunStatus.Diverged)
                 return ReadEnded(path, status, reason);
             checkpoint = TrainingCheckpoint.Latest(path);
