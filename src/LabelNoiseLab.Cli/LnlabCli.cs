@@ -107,13 +107,21 @@ public static class LnlabCli
 
         var resumeDir = new Argument<string>("run-dir") { Description = "the run directory to continue" };
         var resumeData = new Option<string?>("--data-dir") { Description = "data folder (default $LNLAB_DATA, then /usr/share/datasets)" };
-        var resume = new Command("resume", "continue a killed, failed or interrupted run from its newest checkpoint (checkpoint_every, checkpoint_every_steps, or the one a signal wrote); metrics end as in an uninterrupted run")
+        var resume = new Command("resume", "continue a killed, failed or interrupted run, audit or preset from its newest checkpoint (checkpoint_every, checkpoint_every_steps, or the one a signal wrote); metrics end as in an uninterrupted run; a preset keeps its finished sub-runs")
         {
             resumeDir, resumeData,
         };
-        resume.SetAction(p => Audit.IsAuditDirectory(p.GetRequiredValue(resumeDir))
-            ? new AuditWorker(stdout, host.RunsRoot, host.Runner, host.Cancellation).Resume(p.GetRequiredValue(resumeDir), p.GetValue(resumeData))
-            : Worker(stdout, host).Resume(p.GetRequiredValue(resumeDir), p.GetValue(resumeData)));
+        resume.SetAction(p =>
+        {
+            string dir = p.GetRequiredValue(resumeDir);
+            if (PresetFolder.IsPresetFolder(dir))
+                return new PresetWorker(stdout, host.RunsRoot, host.Runner, host.Cancellation).Resume(dir, p.GetValue(resumeData));
+            if (Audit.IsAuditDirectory(dir))
+                return new AuditWorker(stdout, host.RunsRoot, host.Runner, host.Cancellation).Resume(dir, p.GetValue(resumeData));
+            if (PresetFolder.LooksLikeOldPresetFolder(dir))
+                throw new InputException($"{dir}: a preset's folder without {PresetFolder.FileName} (written before presets could be resumed); run the preset again with --overwrite");
+            return Worker(stdout, host).Resume(dir, p.GetValue(resumeData));
+        });
 
         var root = new RootCommand("lnlab: deep learning with wrong labels") { train, demo, run, resume, ProbeWorker.Command(stdout), AuditWorker.Command(stdout, host) };
         StudyCommands.Add(root, stdout, host);

@@ -82,7 +82,7 @@ public sealed class TrainWorker(IExperimentRunner? runner, IProgressDisplay disp
 /// </summary>
 internal static class RunEnding
 {
-    public static int Run(RunDirectory dir, TextWriter stdout, Func<RunResult> body, Action? onComplete = null, bool resumable = true)
+    public static int Run(RunDirectory dir, TextWriter stdout, Func<RunResult> body, Action? onComplete = null)
     {
         RunResult result;
         try
@@ -109,8 +109,7 @@ internal static class RunEnding
                 stdout.WriteLine($"diverged: {dir.StatusReason} ({dir.Path})");
                 return ExitCodes.Diverged;
             case RunStatus.Interrupted:
-                stdout.WriteLine(resumable ? $"interrupted: {dir.StatusReason}; continue with: lnlab resume {dir.Path}"
-                    : $"interrupted: {dir.StatusReason} ({dir.Path}; a preset is not resumed: run it again)");
+                stdout.WriteLine($"interrupted: {dir.StatusReason}; continue with: lnlab resume {dir.Path}");
                 return ExitCodes.Interrupted;
             default:
                 stdout.WriteLine($"failed: {dir.StatusReason} ({dir.Path})");

@@ -34,7 +34,9 @@ public sealed record VerifyOptions
 /// some input was bad (an unknown --only name, a --from folder that is not a preset's), else 4 when
 /// a preset run failed, else 6 with --strict when a claim failed, else 0. A signal (SIGINT, SIGTERM,
 /// SIGHUP) reaches the running preset, which ends interrupted as under <c>lnlab run</c>; verify
-/// starts no further preset, writes its table and files for what ran, and exits 5.
+/// starts no further preset, writes its table and files for what ran, and exits 5. Run again with
+/// the same <c>--out</c>, it reads the presets that completed, resumes the interrupted one and
+/// runs the rest.
 /// </summary>
 public sealed class VerifyWorker(TextWriter stdout, TextWriter stderr, CliHost host)
 {
@@ -105,9 +107,38 @@ public sealed class VerifyWorker(TextWriter stdout, TextWriter stderr, CliHost h
         return options.Strict && results.Any(r => r.Claims.Any(c => !c.Pass)) ? ExitCodes.ClaimsFailed : ExitCodes.Complete;
     }
 
-    /// <summary>Runs one preset into <paramref name="dir"/> with a progress display, then reads what it wrote; a failure is a problem naming it.</summary>
+    /// <summary>
+    /// Runs one preset into <paramref name="dir"/> with a progress display, then reads what it
+    /// wrote; a failure is a problem naming it. A folder an earlier verify left there is read
+    /// when complete and resumed when not (<see cref="PresetWorker.Resume"/>), if it was run with
+    /// the same <c>--quick</c>.
+    /// </summary>
     private PresetClaims RunOne(string name, string dir, VerifyOptions options, string counter)
     {
+        var earlier = RunDirectory.ReadStatus(dir);
+        if (earlier is not null)
+        {
+            bool? quick;
+            try
+            {
+                quick = PresetFolder.IsPresetFolder(dir) ? PresetFolder.Read(dir).Request.Quick : Verify.QuickOf(dir);
+            }
+            catch (InputException e)
+            {
+                return PresetClaims.Failed(name, dir, e.Message, badInput: true);
+            }
+            string? problem = quick is null
+                ? (earlier.Value.Status == RunStatus.Complete ? null : $"{dir}: an unfinished preset folder without {PresetFolder.FileName} (written before presets could be resumed); choose another --out")
+                : quick != options.Quick ? $"{dir}: holds a {(quick.Value ? "quick" : "full")} run of {name}, verify was asked for a {(options.Quick ? "quick" : "full")} one; choose another --out"
+                : null;
+            if (problem is not null)
+                return PresetClaims.Failed(name, dir, problem, badInput: true);
+            if (earlier.Value.Status == RunStatus.Complete)
+            {
+                stdout.WriteLine($"verify {counter} {name}: complete in {dir}, read (not run again)");
+                return Verify.Read(dir, name);
+            }
+        }
         var clock = Stopwatch.StartNew();
         string? last = null;
         int code;
@@ -118,7 +149,8 @@ public sealed class VerifyWorker(TextWriter stdout, TextWriter stderr, CliHost h
             using var lines = new LineWriter(log);
             try
             {
-                code = new PresetWorker(lines, host.RunsRoot, host.Runner, host.Cancellation).Run(new PresetOptions
+                var worker = new PresetWorker(lines, host.RunsRoot, host.Runner, host.Cancellation);
+                code = earlier is not null ? worker.Resume(dir, options.DataDir) : worker.Run(new PresetOptions
                 {
                     Preset = name,
                     Quick = options.Quick,
@@ -148,7 +180,7 @@ public sealed class VerifyWorker(TextWriter stdout, TextWriter stderr, CliHost h
         }
         else
         {
-            stdout.WriteLine($"verify {counter} {name}: running");
+            stdout.WriteLine($"verify {counter} {name}: {(earlier is null ? "running" : "resuming")}");
             Body(line => stdout.WriteLine($"  {name} | {line}"));
         }
         var result = error is not null ? PresetClaims.Failed(name, dir, $"preset {name}: {error}", badInput) : Verify.Read(dir, name);

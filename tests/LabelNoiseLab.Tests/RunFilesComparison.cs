@@ -15,11 +15,15 @@ namespace LabelNoiseLab.Tests;
 internal static class RunFilesComparison
 {
     /// <summary>metrics.csv text without the columns seconds and eval_seconds.</summary>
-    public static string MetricsWithoutTiming(string csv)
+    public static string MetricsWithoutTiming(string csv) => CsvWithout(csv, c => c is "seconds" or "eval_seconds");
+
+    /// <summary>A CSV text without the columns whose header <paramref name="drop"/> names.</summary>
+    public static string CsvWithout(string csv, Func<string, bool> drop)
     {
+        ArgumentNullException.ThrowIfNull(csv);
         var lines = csv.Split('\n');
         var header = lines[0].Split(',');
-        var keep = Enumerable.Range(0, header.Length).Where(i => header[i] is not ("seconds" or "eval_seconds")).ToArray();
+        var keep = Enumerable.Range(0, header.Length).Where(i => !drop(header[i])).ToArray();
         return string.Join('\n', lines.Select(l => l.Length == 0 ? l : string.Join(',', keep.Select(i => l.Split(',')[i]))));
     }
 

@@ -182,20 +182,44 @@ public sealed class MetricsWriter
         var lines = csv.Split('\n', StringSplitOptions.RemoveEmptyEntries);
         if (lines.Length == 0 || lines[0] != header)
             throw new DataException(_path, $"the checkpoint's metrics have columns '{(lines.Length == 0 ? "" : lines[0])}', this run writes '{header}'");
+        _rows.AddRange(ParseRows(lines, ExtraColumns, _path, "a checkpoint metrics row"));
+        foreach (var line in lines.AsSpan(1))
+            _content.Append(line).Append('\n');
+    }
+
+    /// <summary>
+    /// Reads a run's <c>metrics.csv</c> back (a finished sub-run that a resumed preset keeps): its
+    /// extra columns (after the standard ones) and every row, exactly as written (round-trip
+    /// formatting). A file that is not a metrics.csv is a <see cref="DataException"/> naming it.
+    /// </summary>
+    internal static (IReadOnlyList<string> ExtraColumns, List<MetricsRow> Rows) Read(string path)
+    {
+        string csv = File.ReadAllText(path);
+        if (Check(csv) is { } problem)
+            throw new DataException(path, problem);
+        var lines = csv.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        var extra = lines[0].Split(',')[StandardColumns.Count..];
+        return (extra, ParseRows(lines, extra, path, "a row"));
+    }
+
+    // The rows after the header line, each with every extra column (an empty cell is NaN).
+    private static List<MetricsRow> ParseRows(string[] lines, IReadOnlyList<string> extraColumns, string path, string what)
+    {
+        var rows = new List<MetricsRow>();
+        int n = StandardColumns.Count;
         foreach (var line in lines.AsSpan(1))
         {
             var cells = line.Split(',');
-            if (cells.Length != Columns.Count)
-                throw new DataException(_path, $"a checkpoint metrics row has {cells.Length} cells, expected {Columns.Count}");
+            if (cells.Length != n + extraColumns.Count)
+                throw new DataException(path, $"{what} has {cells.Length} cells, expected {n + extraColumns.Count}");
             double Cell(int i) => cells[i].Length == 0 ? double.NaN
                 : cells[i] == "inf" ? double.PositiveInfinity
                 : cells[i] == "-inf" ? double.NegativeInfinity
                 : double.Parse(cells[i], CultureInfo.InvariantCulture);
-            int n = StandardColumns.Count;
             var extra = new Dictionary<string, double>();
-            for (int c = 0; c < ExtraColumns.Count; c++)
-                extra[ExtraColumns[c]] = Cell(n + c);
-            _rows.Add(new MetricsRow
+            for (int c = 0; c < extraColumns.Count; c++)
+                extra[extraColumns[c]] = Cell(n + c);
+            rows.Add(new MetricsRow
             {
                 Epoch = int.Parse(cells[0], CultureInfo.InvariantCulture),
                 Step = long.Parse(cells[1], CultureInfo.InvariantCulture),
@@ -204,8 +228,8 @@ public sealed class MetricsWriter
                 TestLoss = Cell(11), TestAcc = Cell(12), Seconds = Cell(13),
                 Extra = extra,
             });
-            _content.Append(line).Append('\n');
         }
+        return rows;
     }
 
     /// <summary>The file's text as written so far (stored in checkpoints).</summary>

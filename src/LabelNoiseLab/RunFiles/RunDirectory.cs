@@ -178,6 +178,18 @@ public sealed class RunDirectory : IDisposable
     }
 
     /// <summary>
+    /// A run that has ended (<paramref name="status"/>: complete or diverged, as its status file
+    /// says), to read only: no lock is taken and nothing may be written (a resumed preset keeps
+    /// such a sub-run as it is).
+    /// </summary>
+    internal static RunDirectory OpenEnded(string path, RunStatus status, string? reason)
+    {
+        if (status == RunStatus.Running)
+            throw new ArgumentException("a running run has not ended", nameof(status));
+        return new RunDirectory(path, null) { Status = status, StatusReason = reason };
+    }
+
+    /// <summary>
     /// The new run is ready (config valid, data loaded, model built): a run built beside an old
     /// one (<see cref="Staged"/>) replaces it now; otherwise nothing happens. Called by the runner
     /// just before training, and at the latest when the run's final status is written.

@@ -146,41 +146,33 @@ public static class Audit
         return RunResult.Complete;
     }
 
-    /// <summary>A fold: skipped when complete, continued from its newest checkpoint when started, else run from scratch.</summary>
+    /// <summary>A fold: kept when complete, continued from its newest checkpoint when started, else run from scratch (<see cref="SubRun.Execute"/>).</summary>
     private static RunResult RunFold(ExperimentConfig foldConfig, string path, PresetContext context)
     {
-        var status = RunDirectory.ReadStatus(path);
-        if (status is not null)
-        {
-            var existing = ExperimentConfig.Load(Path.Combine(path, RunDirectory.ConfigFile));
-            if (!existing.Equals(foldConfig))
-                throw new InputException($"{path}: this fold was run with another config; start the audit again with --overwrite");
-            if (status.Value.Status == RunStatus.Complete)
-            {
-                context.Log($"{path}: complete, kept");
-                return RunResult.Complete;
-            }
-            using var reopened = RunDirectory.Reopen(path);
-            string? checkpoint = TrainingCheckpoint.Latest(path);
-            if (checkpoint is not null)
-                TrainingCheckpoint.ReadState(checkpoint, foldConfig.ToYaml());
-            context.Log(checkpoint is null ? $"{path}: starting again" : $"{path}: resuming from {checkpoint}");
-            try
-            {
-                var result = context.Runner.Run(foldConfig, reopened, context.ForSubRun() with { ResumeFrom = checkpoint });
-                RunOutcome.Record(reopened, result);
-                return result;
-            }
-            catch (Exception e)
-            {
-                RunOutcome.RecordException(reopened, e);
-                throw;
-            }
-        }
-        context.Log($"{path}: training fold {foldConfig.AuditFold} of {foldConfig.AuditFolds}");
-        var run = SubRun.Execute(path, foldConfig, context.Runner, context.ForSubRun());
+        context.Log(RunDirectory.ReadStatus(path) is null ? $"{path}: training fold {foldConfig.AuditFold} of {foldConfig.AuditFolds}" : $"{path}: continuing");
+        var run = SubRun.Execute(path, foldConfig, context.Runner, context.ForSubRun(new MessageLog(context.Log)));
         run.Directory.Dispose();
+        if (run.Kept)
+            context.Log($"{path}: {run.Status.ToString().ToLowerInvariant()}, kept");
         return run.Result;
+    }
+
+    /// <summary>Only the runner's messages (resuming from which checkpoint), to the log.</summary>
+    private sealed class MessageLog(Action<string> log) : IProgressSink
+    {
+        public void OnRunStart(int totalEpochs, int stepsPerEpoch)
+        {
+        }
+
+        public void OnStep(int epoch, long step, double loss)
+        {
+        }
+
+        public void OnEvaluation(MetricsRow row)
+        {
+        }
+
+        public void OnMessage(string message) => log(message);
     }
 
     /// <summary>Softmax probabilities of <paramref name="model"/> on every sample (evaluation mode, no tape), n × K.</summary>

@@ -67,6 +67,7 @@ public sealed class RobustPreset : IPreset
     /// <summary>
     /// The audit of one (setting, seed): the run's config without detection, K folds as resumable
     /// runs, then confident learning; its label_issues.csv, or null when the audit did not complete.
+    /// A complete audit is kept; one an earlier process started is continued.
     /// </summary>
     private static string? AuditFor(RunDirectory dir, ExperimentConfig c, string name, PresetContext context)
     {
@@ -75,11 +76,18 @@ public sealed class RobustPreset : IPreset
         if (RunDirectory.ReadStatus(path)?.Status == RunStatus.Complete && File.Exists(issues))
             return issues;
         var config = c with { Name = name, DetectionEnabled = false, DetectionSuspects = 0 };
-        using var audit = RunDirectory.Create(path, name, overwrite: true);
+        // An audit an earlier process started goes on (its complete folds kept, a started fold resumed).
+        bool started = RunDirectory.ReadStatus(path) is not null && File.Exists(Path.Combine(path, RunDirectory.ConfigFile));
+        if (started && !ExperimentConfig.Load(Path.Combine(path, RunDirectory.ConfigFile)).Equals(config))
+            throw new InputException($"{path}: was run with another config than the preset asks for now; start the preset again with --overwrite");
+        using var audit = started ? RunDirectory.Reopen(path) : RunDirectory.Create(path, name, overwrite: true);
         try
         {
-            audit.WriteConfig(config);
-            audit.Publish();
+            if (!started)
+            {
+                audit.WriteConfig(config);
+                audit.Publish();
+            }
             var result = Audit.Run(config, audit, context);
             RunOutcome.Record(audit, result);
             return result.Status == RunStatus.Complete ? issues : null;

@@ -224,15 +224,21 @@ public sealed class SpectralTailPreset : IPreset
             var config = o.RunConfig(model, rate, width, seed);
             var runClock = Stopwatch.StartNew();
             // The trained model and the early-stopped checkpoint are probed before the run is marked complete.
-            SpectralRunReport? probe = null, early = null;
+            SpectralFigures? probe = null, early = null;
             var spectral = new SpectralOptions { ProbeEpochs = o.ProbeEpochs };
+            bool HasEarly(string path) => File.Exists(Path.Combine(path, RunDirectory.CheckpointsFolder, "best_val" + RunDirectory.CheckpointExtension));
             var run = SubRun.Execute(Path.Combine(dir.Path, "runs", config.Name), config, context.Runner, context.ForSubRun(),
                 beforeComplete: (sub, _) =>
                 {
-                    probe = SpectralRunProbe.Run(sub.Path, FeatureExtractor.Penultimate, spectral, context.DataDir);
-                    if (File.Exists(Path.Combine(sub.Path, RunDirectory.CheckpointsFolder, "best_val" + RunDirectory.CheckpointExtension)))
-                        early = SpectralRunProbe.Run(sub.Path, FeatureExtractor.Penultimate, spectral, context.DataDir, false, null, "best_val", "_early_stopped");
+                    probe = SpectralFigures.Of(SpectralRunProbe.Run(sub.Path, FeatureExtractor.Penultimate, spectral, context.DataDir));
+                    if (HasEarly(sub.Path))
+                        early = SpectralFigures.Of(SpectralRunProbe.Run(sub.Path, FeatureExtractor.Penultimate, spectral, context.DataDir, false, null, "best_val", "_early_stopped"));
                 });
+            if (run.Kept && run.Status == RunStatus.Complete) // complete in an earlier process: its probes' files are read back
+            {
+                probe = SpectralFigures.Read(run.Directory.Path, "");
+                early = HasEarly(run.Directory.Path) ? SpectralFigures.Read(run.Directory.Path, "_early_stopped") : null;
+            }
             Dictionary<string, object?> row;
             if (run.Status != RunStatus.Complete)
             {
@@ -309,10 +315,8 @@ public sealed class SpectralTailPreset : IPreset
         return RunResult.Complete;
     }
 
-    private static Dictionary<string, object?> Row(string model, double rate, int width, int seed, string name, SpectralRunReport? report, SpectralRunReport? early, TrainingReport? training)
+    private static Dictionary<string, object?> Row(string model, double rate, int width, int seed, string name, SpectralFigures? t, SpectralFigures? e, TrainingReport? training)
     {
-        var t = report?.Trained;
-        var e = early?.Trained;
         var atK = t?.RowAt(t.Classes);
         var atD = t?.Rows[^1];
         var oracle = t?.Rows.MaxBy(r => r.TruncTestAcc);
@@ -325,7 +329,7 @@ public sealed class SpectralTailPreset : IPreset
             ["trunc_test_acc_at_best_d"] = t?.TruncTestAccAtBestD ?? double.NaN,
             ["best_early_stop_test_acc"] = training?.Number("test_acc_at_best_val") ?? double.NaN,
             ["effective_rank"] = t?.EffectiveRank ?? double.NaN,
-            ["effective_rank_at_init"] = report?.Init?.EffectiveRank ?? double.NaN,
+            ["effective_rank_at_init"] = t?.EffectiveRankAtInit ?? double.NaN,
             ["model"] = model,
             ["oracle_best_test_acc"] = training?.Number("best_test_acc") ?? double.NaN,
             ["probe_best_d"] = t?.ProbeBestD,

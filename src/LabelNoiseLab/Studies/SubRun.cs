@@ -1,4 +1,6 @@
 using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
 using LabelNoiseLab.Experiments;
 using LabelNoiseLab.RunFiles;
 using LabelNoiseLab.Training;
@@ -62,25 +64,61 @@ public sealed record SubRun(RunDirectory Directory, RunResult Result)
     public TrainingReport? Report => Result.Report;
 
     /// <summary>
-    /// Creates <paramref name="path"/> (replacing an earlier attempt), writes the config, runs it and
-    /// writes its final status on every path: complete (after <paramref name="beforeComplete"/>,
-    /// e.g. a probe of the trained model, has run), diverged or failed with the runner's reason;
-    /// an exception (the runner's or <paramref name="beforeComplete"/>'s) marks it failed and goes on.
+    /// True when the run had ended (complete or diverged) in an earlier process and was kept as it
+    /// is: <see cref="Report"/> was read back from its metrics.csv and summary.json, and whatever a
+    /// probe wrote into its folder is there to be read.
+    /// </summary>
+    public bool Kept { get; init; }
+
+    /// <summary>The extra columns of the run's metrics.csv (after the standard ones), in order.</summary>
+    public IReadOnlyList<string> MetricsColumns { get; init; } = [];
+
+    /// <summary>
+    /// Runs <paramref name="config"/> in <paramref name="path"/> and writes its final status on
+    /// every path: complete (after <paramref name="beforeComplete"/>, e.g. a probe of the trained
+    /// model, has run), diverged, failed or interrupted with the runner's reason; an exception (the
+    /// runner's or <paramref name="beforeComplete"/>'s) marks it failed and goes on. What an earlier
+    /// process left there decides how (a resumed preset): a run that ended complete or diverged is
+    /// kept as it is (<see cref="Kept"/>; nothing is run); a started one goes on from its newest
+    /// checkpoint (from the start when it has none); anything else is replaced by a fresh run. A run
+    /// left there with another config is an <see cref="InputException"/> naming it.
     /// </summary>
     public static SubRun Execute(string path, ExperimentConfig config, IExperimentRunner runner, RunContext context, Action<RunDirectory, RunResult>? beforeComplete = null)
     {
         ArgumentNullException.ThrowIfNull(config);
         ArgumentNullException.ThrowIfNull(runner);
         ArgumentNullException.ThrowIfNull(context);
-        var dir = RunDirectory.Create(path, config.Name, overwrite: true);
+        string configFile = Path.Combine(path, RunDirectory.ConfigFile);
+        string? checkpoint = null;
+        var found = RunDirectory.ReadStatus(path);
+        bool resume = found is not null && File.Exists(configFile);
+        if (resume)
+        {
+            var existing = ExperimentConfig.Load(configFile);
+            if (!existing.Equals(config))
+            {
+                string keys = string.Join(", ", ConfigKeys.All.Where(k => !k.ValueEquals(existing, config)).Select(k => k.Name));
+                throw new InputException($"{path}: was run with another config than its preset asks for now ({keys}); start the preset or audit again with --overwrite");
+            }
+            var (status, reason) = found!.Value;
+            if (status is RunStatus.Complete or RunStatus.Diverged)
+                return ReadEnded(path, status, reason);
+            checkpoint = TrainingCheckpoint.Latest(path);
+            if (checkpoint is not null)
+                TrainingCheckpoint.ReadState(checkpoint, config.ToYaml()); // a bad checkpoint fails here, the folder untouched
+        }
+        var dir = resume ? RunDirectory.Reopen(path) : RunDirectory.Create(path, config.Name, overwrite: true);
         try
         {
-            dir.WriteConfig(config);
-            var result = runner.Run(config, dir, context);
+            if (resume)
+                context.Progress.OnMessage(checkpoint is null ? $"{path}: started earlier without a checkpoint; running it from the start" : $"{path}: resuming from {checkpoint}");
+            else
+                dir.WriteConfig(config);
+            var result = runner.Run(config, dir, context with { ResumeFrom = checkpoint });
             if (result.Status == RunStatus.Complete)
                 beforeComplete?.Invoke(dir, result);
             RunOutcome.Record(dir, result);
-            return new SubRun(dir, result);
+            return new SubRun(dir, result) { MetricsColumns = dir.Metrics?.ExtraColumns ?? [] };
         }
         catch (Exception e)
         {
@@ -89,6 +127,50 @@ public sealed record SubRun(RunDirectory Directory, RunResult Result)
             throw;
         }
     }
+
+    // A run an earlier process ended: its report from its files, nothing run or written.
+    private static SubRun ReadEnded(string path, RunStatus status, string? reason)
+    {
+        var (columns, rows) = MetricsWriter.Read(Path.Combine(path, RunDirectory.MetricsFile));
+        string summaryPath = Path.Combine(path, RunDirectory.SummaryFile);
+        JsonNode? summary;
+        try
+        {
+            summary = JsonNode.Parse(File.ReadAllText(summaryPath));
+        }
+        catch (JsonException e)
+        {
+            throw new DataException(summaryPath, $"not valid JSON ({e.Message})");
+        }
+        if (Plain(summary) is not Dictionary<string, object?> values)
+            throw new DataException(summaryPath, "not a JSON object");
+        var report = new TrainingReport(rows, values);
+        var result = status == RunStatus.Complete ? RunResult.Complete with { Report = report } : new RunResult(status, reason) { Report = report };
+        return new SubRun(RunDirectory.OpenEnded(path, status, reason), result) { Kept = true, MetricsColumns = columns };
+    }
+
+    /// <summary>
+    /// A summary.json value as the trainer held it: objects as dictionaries, arrays as lists, whole
+    /// numbers as int (long when larger), other numbers and "NaN"/"Infinity"/"-Infinity" as double.
+    /// Written again, each gives the same JSON text.
+    /// </summary>
+    internal static object? Plain(JsonNode? node) => node switch
+    {
+        null => null,
+        JsonObject o => o.ToDictionary(p => p.Key, p => Plain(p.Value)),
+        JsonArray a => a.Select(Plain).ToList(),
+        JsonValue v when v.GetValueKind() == JsonValueKind.String => v.GetValue<string>() switch
+        {
+            "NaN" => double.NaN,
+            "Infinity" => double.PositiveInfinity,
+            "-Infinity" => double.NegativeInfinity,
+            var text => text,
+        },
+        JsonValue v when v.GetValueKind() is JsonValueKind.True or JsonValueKind.False => v.GetValue<bool>(),
+        JsonValue v when v.TryGetValue(out int i) => i,
+        JsonValue v when v.TryGetValue(out long l) => l,
+        _ => node.GetValue<double>(),
+    };
 }
 
 /// <summary>
@@ -122,7 +204,7 @@ internal sealed class CombinedMetrics(string trailingColumn)
         ArgumentNullException.ThrowIfNull(run);
         ArgumentNullException.ThrowIfNull(rows);
         _any = true;
-        foreach (var column in run.Directory.Metrics?.ExtraColumns ?? [])
+        foreach (var column in run.MetricsColumns)
         {
             if (!_extraColumns.Contains(column))
                 _extraColumns.Add(column);

@@ -53,6 +53,20 @@ internal static class Verify
         return found.Count == 0 ? null : found;
     }
 
+    /// <summary>What a finished preset folder's summary.json says of <c>quick</c>; null when it says nothing (or cannot be read).</summary>
+    internal static bool? QuickOf(string dir)
+    {
+        try
+        {
+            return JsonNode.Parse(File.ReadAllText(Path.Combine(dir, RunDirectory.SummaryFile))) is JsonObject o && o["quick"] is JsonValue v
+                && v.TryGetValue(out bool quick) ? quick : null;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or System.Text.Json.JsonException)
+        {
+            return null;
+        }
+    }
+
     private static string? PresetNamed(string dir)
     {
         try

@@ -263,7 +263,7 @@ public static class TrainingCheckpoint
         string? problem =
             state.Epoch > options.Epochs ? $"epoch {state.Epoch} is beyond the run's {options.Epochs} epochs"
             : p.Epoch != state.Epoch ? $"the batcher is in epoch {p.Epoch}, the state says {state.Epoch}"
-            : state.InEpoch && (state.Epoch < 1 || p.Position <= 0 || p.Position >= n || p.Position % b != 0) ? $"batcher position {p.Position} is not inside epoch {state.Epoch} ({n} samples, batches of {b})"
+            : state.InEpoch && (state.Epoch < 1 || p.Position < 0 || p.Position >= n || p.Position % b != 0) ? $"batcher position {p.Position} is not inside epoch {state.Epoch} ({n} samples, batches of {b})"
             : state.InEpoch && state.Step != (long)(state.Epoch - 1) * bpe + p.Position / b ? $"step {state.Step} does not match epoch {state.Epoch}, position {p.Position}"
             : !state.InEpoch && state.Step != (long)state.Epoch * bpe ? $"step {state.Step} does not match the end of epoch {state.Epoch} ({bpe} steps an epoch)"
             : null;
