@@ -14,7 +14,8 @@ namespace LabelNoiseLab.Bench;
 /// (<c>vit: true</c>) times the default ViT (patch 7, dimension 64, 4 blocks, 4 heads) in the same
 /// setting, against bench/peers/torch_vit_step.py. Prints the median
 /// step time after 5 warm-up steps, the 60,000-sample epoch extrapolated from it (epoch_s=), and
-/// the managed bytes a warm step allocates, and the process's peak working set. Options: <c>--steps N</c>, <c>--channels C</c>, <c>--size S</c>.
+/// the managed bytes a warm step allocates, the process's peak working set, and the fraction of the GEMM peak the step reaches
+/// (<see cref="GemmPeak"/>; measured after the peak working set is read). Options: <c>--steps N</c>, <c>--channels C</c>, <c>--size S</c>.
 /// </summary>
 public static class ResNetStepBench
 {
@@ -67,6 +68,8 @@ public static class ResNetStepBench
         double median = times.Order().ElementAt(times.Count / 2);
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"{(vit ? "vit" : "resnet-20")} step ({Blas.Backend}, {Blas.Threads} threads, batch {batch}, {channels}x{size}x{size}): step_ms={median:F1} epoch_s={median * 60_000 / batch / 1000:F0} allocated_bytes_per_step={allocated} peak_working_set_mb={Process.GetCurrentProcess().PeakWorkingSet64 / (1024 * 1024)}"));
+        var calls = GemmPeak.Record(Step);
+        Console.WriteLine(GemmPeak.Report(calls, calls.Sum(g => g.Flops), median / 1000));
         return 0;
     }
 }
