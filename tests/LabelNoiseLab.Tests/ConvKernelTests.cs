@@ -136,47 +136,4 @@ public class ConvKernelTests
             }
         }
     }
-    /// <summary>
-    /// The shifted-plane im2col and col2im of the size-keeping convolutions (stride 1, padding
-    /// (K − 1)/2) against the element-by-element references, on planes narrower and shorter
-    /// than the kernel too; the col2im's only change to its (scratch) input is zeroing entries
-    /// that fall outside the image.
-    /// </summary>
-    [Theory]
-    [InlineData(7, 7, 3, 3)]
-    [InlineData(28, 28, 3, 3)]
-    [InlineData(8, 5, 3, 3)]
-    [InlineData(2, 1, 3, 3)]
-    [InlineData(1, 6, 5, 5)]
-    [InlineData(5, 9, 5, 5)]
-    [InlineData(6, 4, 1, 1)]
-    public void Shifted_plane_kernels_match_the_references(int h, int w, int kh, int kw)
-    {
-        var rng = new Rng((ulong)(h * 100 + w * 10 + kh));
-        var x = GradCheck.Random(rng, [3, 2, h, w]);
-        int p = (kh - 1) / 2;
-        var g = Conv2dOp.Geometry.Of(x, new Tensor(4, 2, kh, kw), 1, p);
-        Assert.True(ConvShiftKernels.Fits(g));
-        Assert.False(ConvShiftKernels.Fits(Conv2dOp.Geometry.Of(x, new Tensor(4, 2, 3, 1), 1, 1))); // the width grows by 2
-        Assert.False(ConvShiftKernels.Fits(Conv2dOp.Geometry.Of(x, new Tensor(4, 2, kh, kw), 2, p)));
-        int size = g.Patch * g.N * g.OutPlane;
-        var fast = Enumerable.Repeat(float.NaN, size).ToArray();
-        var reference = new float[size];
-        ConvShiftKernels.Im2Col(x.Span, fast, g);
-        Conv2dOp.Im2ColReference(x.Span, reference, g);
-        Assert.Equal(reference, fast);
-
-        var dcol = GradCheck.Random(rng, [size]).Span.ToArray();
-        var scratch = dcol.ToArray();
-        var dx0 = GradCheck.Random(rng, [x.Length]).Span.ToArray();
-        var dxFast = dx0.ToArray();
-        var dxRef = dx0.ToArray();
-        ConvShiftKernels.Col2ImAdd(scratch, dxFast, g);
-        Conv2dOp.Col2ImAddReference(dcol, dxRef, g);
-        Assert.Equal(dxRef, dxFast); // the same additions in the same order
-        var unfoldedOnes = new float[size];
-        Conv2dOp.Im2ColReference(Enumerable.Repeat(1f, x.Length).ToArray(), unfoldedOnes, g); // 1 inside the image, 0 outside
-        for (int i = 0; i < size; i++)
-            Assert.True(scratch[i] == dcol[i] || (scratch[i] == 0f && unfoldedOnes[i] == 0f), $"dcol[{i}] changed from {dcol[i]} to {scratch[i]}");
-    }
 }

@@ -75,11 +75,7 @@ public sealed class Conv2dOp : Op
             {
                 // dcol = Wᵀ·G, folded back onto the chunk's input gradient.
                 Blas.Sgemm(true, false, g.Patch, positions, g.Co, 1f, w.Span, g.Patch, gt, positions, 0f, col, positions);
-                var dxChunk = dx.Span.Slice(n0 * g.InSample, gc.N * g.InSample);
-                if (ConvShiftKernels.Fits(gc))
-                    ConvShiftKernels.Col2ImAdd(col, dxChunk, gc);
-                else
-                    Col2ImAdd(col, dxChunk, gc);
+                Col2ImAdd(col, dx.Span.Slice(n0 * g.InSample, gc.N * g.InSample), gc);
             }
         }
     }
@@ -114,11 +110,6 @@ public sealed class Conv2dOp : Op
     /// </summary>
     internal static void Im2Col(ReadOnlySpan<float> x, Span<float> col, in Geometry g)
     {
-        if (ConvShiftKernels.Fits(g))
-        {
-            ConvShiftKernels.Im2Col(x, col, g); // one shifted copy per plane and tap
-            return;
-        }
         int positions = g.N * g.OutPlane, plane = g.H * g.W, s = g.Stride;
         for (int c = 0; c < g.C; c++)
         for (int i = 0; i < g.KH; i++)
