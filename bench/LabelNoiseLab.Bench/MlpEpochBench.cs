@@ -22,7 +22,6 @@ namespace LabelNoiseLab.Bench;
 public static class MlpEpochBench
 {
     private const int Samples = 60_000;
-    private const int Repetitions = 7;
 
     public static int Run(string[] args)
     {
@@ -65,7 +64,7 @@ public static class MlpEpochBench
         var stepSeconds = new List<double>(batcher.BatchesPerEpoch);
 
         var shapes = StepGemms(widths, batch);
-        double gflopsBefore = MeasureGemmRate(Blas.Selected, shapes);
+        double gflopsBefore = GemmPeak.MeasureRate(Blas.Selected, shapes);
         Epoch(model, opt, batcher, tape, phases, stepSeconds, out _); // warm-up: JIT tiers, workspaces, BLAS threads
         Array.Clear(phases);
         stepSeconds.Clear();
@@ -75,7 +74,7 @@ public static class MlpEpochBench
         double epochFlops = EpochGemmFlops(widths, batch, data.Count);
         // The peak: the better of the rates measured before and after the epochs (the machine is
         // shared; a busy spell during one measurement should not lower the floor).
-        double gflops = Math.Max(gflopsBefore, MeasureGemmRate(Blas.Selected, shapes));
+        double gflops = Math.Max(gflopsBefore, GemmPeak.MeasureRate(Blas.Selected, shapes));
         double floor = epochFlops / (gflops * 1e9);
 
         var ci = CultureInfo.InvariantCulture;
@@ -105,14 +104,18 @@ public static class MlpEpochBench
             Blas.Threads = threads;
             foreach (var backend in list)
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"gemm_backend={backend.Kind} threads={threads} gemm_peak_gflops={MeasureGemmRate(backend, shapes):F1}"));
+                    $"gemm_backend={backend.Kind} threads={threads} gemm_peak_gflops={GemmPeak.MeasureRate(backend, shapes):F1}"));
         }
         Blas.Threads = saved;
         return 0;
     }
 
-    /// <summary>One epoch of training steps; returns its seconds and the last batch's loss.</summary>
-    private static double Epoch(Mlp model, Sgd opt, Batcher batcher, Tape tape, double[] phases, List<double> stepSeconds, out float lastLoss)
+    /// <summary>
+    /// One epoch of training steps (softmax cross-entropy on the batcher's flat features); returns
+    /// its seconds and the last batch's loss. <paramref name="phases"/> accumulates the seconds of
+    /// batch copy, forward, backward and optimizer step; <paramref name="stepSeconds"/> gets each step's.
+    /// </summary>
+    internal static double Epoch(Model model, Optimizer opt, Batcher batcher, Tape tape, double[] phases, List<double> stepSeconds, out float lastLoss)
     {
         int d = batcher.Data.FeatureLength;
         Tensor? x = null;
@@ -146,12 +149,6 @@ public static class MlpEpochBench
         return Stopwatch.GetElapsedTime(t0).TotalSeconds;
     }
 
-    /// <summary>One sgemm call: C = op(A)·op(B) + beta·C, op(A) m×k, op(B) k×n.</summary>
-    private readonly record struct Gemm(bool TransA, bool TransB, int M, int N, int K, float Beta)
-    {
-        public double Flops => 2.0 * M * N * K;
-    }
-
     /// <summary>
     /// The sgemm calls of one step, in order, as <see cref="LinearOp"/> makes them: forward
     /// y = x·Wᵀ (beta 1 over the broadcast bias) per layer, then per layer from the last:
@@ -178,44 +175,6 @@ public static class MlpEpochBench
         foreach (var g in StepGemms(widths, 1))
             perSample += g.Flops;
         return perSample * samples; // every GEMM is linear in the batch size
-    }
-
-    /// <summary>
-    /// Peak GFLOP/s of <paramref name="backend"/> over one step's sgemm list: the best of
-    /// several repetitions of ~0.1 s each, after a warm-up.
-    /// </summary>
-    private static double MeasureGemmRate(IGemmBackend backend, List<Gemm> shapes)
-    {
-        var rng = new Random(7);
-        var buffers = shapes.Select(g => (
-            A: RandomArray(rng, g.M * g.K), B: RandomArray(rng, g.K * g.N), C: RandomArray(rng, g.M * g.N))).ToArray();
-        double flops = shapes.Sum(g => g.Flops);
-
-        void OneStep()
-        {
-            for (int i = 0; i < shapes.Count; i++)
-            {
-                var g = shapes[i];
-                var (a, b, c) = buffers[i];
-                int lda = g.TransA ? g.M : g.K, ldb = g.TransB ? g.K : g.N;
-                backend.Sgemm(g.TransA, g.TransB, g.M, g.N, g.K, 1f, a, lda, b, ldb, g.Beta, c, g.N);
-                if (g.Beta != 0f)
-                    c.AsSpan().Clear(); // keep beta-1 outputs bounded across iterations
-            }
-        }
-
-        var sw = Stopwatch.StartNew();
-        int warm = 0;
-        do { OneStep(); warm++; } while (sw.Elapsed.TotalMilliseconds < 300 || warm < 5);
-        int inner = Math.Max(1, (int)Math.Ceiling(0.1 / (sw.Elapsed.TotalSeconds / warm)));
-        var rates = new double[Repetitions];
-        for (int r = 0; r < Repetitions; r++)
-        {
-            sw.Restart();
-            for (int i = 0; i < inner; i++) OneStep();
-            rates[r] = flops * inner / sw.Elapsed.TotalSeconds / 1e9;
-        }
-        return rates.Max();
     }
 
     private static (Dataset Data, string Source) LoadData(int features, int classes)
@@ -250,12 +209,5 @@ public static class MlpEpochBench
             if (!int.TryParse(parts[i], CultureInfo.InvariantCulture, out widths[i]) || widths[i] < 1)
                 return false;
         return widths.Length >= 2;
-    }
-
-    private static float[] RandomArray(Random rng, int count)
-    {
-        var x = new float[count];
-        for (int i = 0; i < count; i++) x[i] = (float)(rng.NextDouble() * 2 - 1);
-        return x;
     }
 }

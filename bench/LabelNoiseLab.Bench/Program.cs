@@ -24,6 +24,8 @@ switch (args.Length > 0 ? args[0] : "")
         return ResNetStepBench.Run(args[1..]);
     case "vit-step":
         return ResNetStepBench.Run(args[1..], vit: true);
+    case "smallcnn-epoch":
+        return SmallCnnEpochBench.Run(args[1..]);
     case "resnet-profile":
         return ResNetProfileBench.Run(args[1..]);
     case "two-phase-paper":
@@ -31,6 +33,6 @@ switch (args.Length > 0 ? args[0] : "")
     case "audit":
         return AuditBench.Run(args[1..]);
     default:
-        Console.Error.WriteLine("usage: LabelNoiseLab.Bench <benchmark>   (benchmarks: gemm, mlp-epoch, data-load, online-linear, study, spectral, per-sample-norms, activation-probe, two-phase-paper, resnet-step, resnet-profile, audit, vit-step)");
+        Console.Error.WriteLine("usage: LabelNoiseLab.Bench <benchmark>   (benchmarks: gemm, mlp-epoch, data-load, online-linear, study, spectral, per-sample-norms, activation-probe, two-phase-paper, resnet-step, resnet-profile, audit, vit-step, smallcnn-epoch)");
         return 2;
 }

@@ -8,13 +8,27 @@ namespace LabelNoiseLab.Bench;
 /// <summary>
 /// Where a ResNet-20 step's time goes (batch 128, 28×28×1): for each distinct convolution shape,
 /// the convolution's forward and backward against the three GEMMs alone (the floor), and
-/// BatchNorm's forward and backward; totals weighted by how often each shape occurs.
+/// BatchNorm's forward and backward; totals weighted by how often each shape occurs. Each time
+/// is the shorter of wall clock and process CPU time (<c>--threads 1</c> on a loaded machine:
+/// the CPU time).
 /// </summary>
 public static class ResNetProfileBench
 {
     public static int Run(string[] args)
     {
-        int reps = args.Length > 1 && args[0] == "--reps" ? int.Parse(args[1], CultureInfo.InvariantCulture) : 5;
+        int reps = 5;
+        for (int i = 0; i + 1 < args.Length; i += 2)
+        {
+            int v = int.Parse(args[i + 1], CultureInfo.InvariantCulture);
+            switch (args[i])
+            {
+                case "--reps": reps = v; break;
+                case "--threads": Blas.Threads = v; break;
+                default:
+                    Console.Error.WriteLine("usage: LabelNoiseLab.Bench resnet-profile [--reps N] [--threads T]");
+                    return 2;
+            }
+        }
         const int n = 128;
         // (C, Co, H, stride, kernel, padding, count)
         (int C, int Co, int H, int S, int K, int P, int Count)[] shapes =
@@ -92,11 +106,16 @@ public static class ResNetProfileBench
     {
         run();
         var times = new List<double>();
+        var process = Process.GetCurrentProcess();
         for (int i = 0; i < reps; i++)
         {
+            process.Refresh();
+            var cpu = process.TotalProcessorTime;
             var clock = Stopwatch.StartNew();
             run();
-            times.Add(clock.Elapsed.TotalMilliseconds);
+            double wall = clock.Elapsed.TotalMilliseconds;
+            process.Refresh();
+            times.Add(Math.Min(wall, (process.TotalProcessorTime - cpu).TotalMilliseconds)); // CPU time at one thread under load
         }
         return times.Order().ElementAt(times.Count / 2);
     }

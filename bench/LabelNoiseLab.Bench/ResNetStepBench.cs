@@ -14,7 +14,10 @@ namespace LabelNoiseLab.Bench;
 /// (<c>vit: true</c>) times the default ViT (patch 7, dimension 64, 4 blocks, 4 heads) in the same
 /// setting, against bench/peers/torch_vit_step.py. Prints the median
 /// step time after 5 warm-up steps, the 60,000-sample epoch extrapolated from it (epoch_s=), and
-/// the managed bytes a warm step allocates, and the process's peak working set. Options: <c>--steps N</c>, <c>--channels C</c>, <c>--size S</c>.
+/// the managed bytes a warm step allocates, the process's peak working set, and the fraction of the GEMM peak the step reaches
+/// (<see cref="GemmPeak"/>; measured after the peak working set is read). Options: <c>--steps N</c>, <c>--channels C</c>, <c>--size S</c>, <c>--threads T</c>.
+/// Also the process's CPU time per timed step (cpu_ms=): on a loaded machine at one thread it
+/// approximates the idle step time better than the wall clock does.
 /// </summary>
 public static class ResNetStepBench
 {
@@ -29,8 +32,9 @@ public static class ResNetStepBench
                 case "--steps": steps = v; break;
                 case "--channels": channels = v; break;
                 case "--size": size = v; break;
+                case "--threads": Blas.Threads = v; break;
                 default:
-                    Console.Error.WriteLine("usage: LabelNoiseLab.Bench resnet-step|vit-step [--steps N] [--channels C] [--size S]");
+                    Console.Error.WriteLine("usage: LabelNoiseLab.Bench resnet-step|vit-step [--steps N] [--channels C] [--size S] [--threads T]");
                     return 2;
             }
         }
@@ -58,15 +62,19 @@ public static class ResNetStepBench
         Step();
         long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
         var times = new List<double>();
+        var cpuBefore = Process.GetCurrentProcess().TotalProcessorTime;
         for (int i = 0; i < steps; i++)
         {
             var clock = Stopwatch.StartNew();
             Step();
             times.Add(clock.Elapsed.TotalMilliseconds);
         }
+        double cpuMs = (Process.GetCurrentProcess().TotalProcessorTime - cpuBefore).TotalMilliseconds / steps;
         double median = times.Order().ElementAt(times.Count / 2);
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"{(vit ? "vit" : "resnet-20")} step ({Blas.Backend}, {Blas.Threads} threads, batch {batch}, {channels}x{size}x{size}): step_ms={median:F1} epoch_s={median * 60_000 / batch / 1000:F0} allocated_bytes_per_step={allocated} peak_working_set_mb={Process.GetCurrentProcess().PeakWorkingSet64 / (1024 * 1024)}"));
+            $"{(vit ? "vit" : "resnet-20")} step ({Blas.Backend}, {Blas.Threads} threads, batch {batch}, {channels}x{size}x{size}): step_ms={median:F1} cpu_ms={cpuMs:F1} epoch_s={median * 60_000 / batch / 1000:F0} allocated_bytes_per_step={allocated} peak_working_set_mb={Process.GetCurrentProcess().PeakWorkingSet64 / (1024 * 1024)}"));
+        var calls = GemmPeak.Record(Step);
+        Console.WriteLine(GemmPeak.Report(calls, calls.Sum(g => g.Flops), Math.Min(median, cpuMs) / 1000));
         return 0;
     }
 }

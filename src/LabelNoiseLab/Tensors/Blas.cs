@@ -28,7 +28,13 @@ public static class Blas
         => Selected.Sgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 
     /// <summary>The backend every <see cref="Sgemm"/> call uses (chosen once, on first use).</summary>
-    internal static IGemmBackend Selected => s_selected.Value;
+    internal static IGemmBackend Selected => Override ?? s_selected.Value;
+
+    /// <summary>
+    /// When set, the backend <see cref="Sgemm"/> uses instead of the selected one (the benchmarks
+    /// wrap the selected backend to record the calls of one training step). Null by default.
+    /// </summary>
+    internal static IGemmBackend? Override { get; set; }
 
     /// <summary>Which backend <see cref="Sgemm"/> uses.</summary>
     public static BlasBackend Backend => Selected.Kind;
