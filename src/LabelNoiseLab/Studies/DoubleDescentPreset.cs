@@ -52,8 +52,11 @@ public sealed record DoubleDescentSettings(ExperimentConfig Base, IReadOnlyList<
 /// <summary>
 /// The <c>double-descent</c> preset (epoch-wise double descent under label noise, Kubo et al.
 /// 2026): fully connected ReLU networks MLP3, MLP5, MLP7 (2, 4, 6 hidden layers, wider as they
-/// get deeper) trained with Adam and softmax cross-entropy on a Fashion-MNIST training subset with
-/// 30% symmetric label noise, long enough for the largest to fit the noisy labels. Each model is
+/// get deeper) trained with softmax cross-entropy on a Fashion-MNIST training subset with 30%
+/// symmetric label noise (full: SGD with momentum 0.9, lr 0.01; <c>--quick</c>: Adam), each until
+/// its noisy labels are fitted and then three times as long again (up to the epoch cap), evaluated
+/// at log-spaced epochs; <c>double_descent.grid: true</c> runs every model in every setting of the
+/// grid (<see cref="DoubleDescentSettings"/>). Each model is
 /// an ordinary trainer run (<see cref="Trainer"/>) in its own sub-directory with the activation
 /// probe and phase detection switched on; the preset's own folder gets a combined metrics.csv
 /// (with a <c>model_id</c> column) and a summary.json comparing the models.
