@@ -48,6 +48,42 @@ public sealed class TransformerTests(ITestOutputHelper output) : IDisposable
     }
 
     [Fact]
+    public void Gelu_kernel_matches_the_double_precision_formula()
+    {
+        // 1003 values (eight-lane blocks and a scalar tail) from −10 to 10, GELU and its
+        // derivative against ½x(1 + erf(x/√2)) and Φ(x) + x·φ(x) in double precision. Bound:
+        // the float erf's 1.5e-7 (Abramowitz–Stegun 7.1.26) halved in Φ, times |x|, plus float
+        // rounding: 3e-7 per unit of max(1, |x|).
+        const int count = 1003;
+        var x = new float[count];
+        var g = new float[count];
+        for (int i = 0; i < count; i++)
+        {
+            x[i] = -10f + 20f * i / (count - 1);
+            g[i] = (float)_rng.NextNormal();
+        }
+        var xt = Tensor.FromArray(x, count);
+        xt.RequiresGrad = true;
+        var tape = new Tape();
+        var y = GeluOp.Instance.Forward(tape, xt);
+        var loss = SumOp.Forward(tape, MulOp.Forward(tape, y, Tensor.FromArray(g, count)));
+        tape.Backward(loss);
+        var dx = xt.GradSpan().ToArray();
+        double worstY = 0, worstD = 0;
+        for (int i = 0; i < count; i++)
+        {
+            double xi = x[i], cdf = 0.5 * (1 + Kernels.Erf(xi / Math.Sqrt(2)));
+            double pdf = Math.Exp(-0.5 * xi * xi) / Math.Sqrt(2 * Math.PI);
+            double scale = Math.Max(1, Math.Abs(xi));
+            worstY = Math.Max(worstY, Math.Abs(y[i] - xi * cdf) / scale);
+            worstD = Math.Max(worstD, Math.Abs(dx[i] - g[i] * (cdf + xi * pdf)) / scale / Math.Max(1, Math.Abs(g[i])));
+        }
+        output.WriteLine($"gelu: worst error {worstY:E2}, derivative {worstD:E2} (per unit of max(1, |x|))");
+        Assert.True(worstY < 3e-7, $"gelu forward error {worstY:E3}");
+        Assert.True(worstD < 3e-7, $"gelu derivative error {worstD:E3}");
+    }
+
+    [Fact]
     public void Patchify_and_patch_embedding_equal_the_strided_convolution()
     {
         var x = R(2, 3, 4, 4);
