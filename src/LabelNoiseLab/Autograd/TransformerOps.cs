@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
 using LabelNoiseLab.Tensors;
 
 namespace LabelNoiseLab.Autograd;
@@ -229,7 +231,9 @@ public sealed class TokenEmbedOp : Op
 /// <c>qkv.reshape(N, T, 3, H, D/H).permute(2, 0, 3, 1, 4)</c>): per sample and head
 /// P = softmax(Q·Kᵀ/√(D/H)) row-wise (the row maximum subtracted first), O = P·V; y [N·T, D]
 /// holds the heads side by side (<c>(P·V).transpose(1, 2).reshape(N, T, D)</c>). The forward
-/// saves P for the backward.
+/// saves P for the backward. Each head's rows are contiguous D/H floats of qkv, so the products
+/// run in place as eight-lane dot products and scaled additions (no head split or merge
+/// copies), and the exponentials of a head's T×T scores as one eight-lane pass.
 /// </summary>
 public sealed class SelfAttentionOp : Op
 {
@@ -243,106 +247,157 @@ public sealed class SelfAttentionOp : Op
         int d = qkv.Dim(1) / 3;
         if (heads < 1 || d % heads != 0)
             throw new ShapeException($"attention: {heads} heads do not divide the dimension {d}");
-        int n = qkv.Rows / tokens, hd = d / heads, t = tokens, w = 3 * d;
-        float scale = 1f / MathF.Sqrt(hd);
+        int n = qkv.Rows / tokens, t = tokens;
         var y = tape.Workspace(n * t, d);
         var probs = tape.Workspace(n * heads * t * t);
-        var q = qkv.Span;
-        var ys = y.Span;
-        var ps = probs.Span;
         for (int s = 0; s < n; s++)
-            for (int h = 0; h < heads; h++)
-            {
-                var p = ps.Slice((s * heads + h) * t * t, t * t);
-                for (int i = 0; i < t; i++)
-                {
-                    var qi = q.Slice((s * t + i) * w + h * hd, hd);
-                    var row = p.Slice(i * t, t);
-                    float max = float.NegativeInfinity;
-                    for (int j = 0; j < t; j++)
-                    {
-                        float dot = 0f;
-                        var kj = q.Slice((s * t + j) * w + d + h * hd, hd);
-                        for (int k = 0; k < hd; k++)
-                            dot += qi[k] * kj[k];
-                        row[j] = dot * scale;
-                        max = MathF.Max(max, row[j]);
-                    }
-                    double total = 0;
-                    for (int j = 0; j < t; j++)
-                    {
-                        row[j] = MathF.Exp(row[j] - max);
-                        total += row[j];
-                    }
-                    float inv = (float)(1.0 / total);
-                    var yi = ys.Slice((s * t + i) * d + h * hd, hd);
-                    yi.Clear();
-                    for (int j = 0; j < t; j++)
-                    {
-                        row[j] *= inv;
-                        var vj = q.Slice((s * t + j) * w + 2 * d + h * hd, hd);
-                        for (int k = 0; k < hd; k++)
-                            yi[k] += row[j] * vj[k];
-                    }
-                }
-            }
+            ForwardSample(qkv.Span, y.Span, probs.Span, s, t, d, heads);
         if (tape.Tracks(qkv))
             tape.Record(new TapeEntry { Op = Instance, Output = y, A = qkv, Saved = probs, Int0 = tokens, Int1 = heads });
         return y;
+    }
+
+    /// <summary>Sample <paramref name="s"/>'s rows of y [N·T, D] and its heads' P (each [T, T]) from its rows of qkv [N·T, 3D].</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void ForwardSample(ReadOnlySpan<float> qkv, Span<float> y, Span<float> probs, int s, int t, int d, int heads)
+    {
+        int hd = d / heads, w = 3 * d;
+        float scale = 1f / MathF.Sqrt(hd);
+        for (int h = 0; h < heads; h++)
+        {
+            var p = probs.Slice((s * heads + h) * t * t, t * t);
+            for (int i = 0; i < t; i++)
+            {
+                var qi = qkv.Slice((s * t + i) * w + h * hd, hd);
+                var row = p.Slice(i * t, t);
+                float max = float.NegativeInfinity;
+                for (int j = 0; j < t; j++)
+                {
+                    row[j] = Dot(qi, qkv.Slice((s * t + j) * w + d + h * hd, hd)) * scale;
+                    max = MathF.Max(max, row[j]);
+                }
+                for (int j = 0; j < t; j++)
+                    row[j] -= max;
+            }
+            ExpInPlace(p);
+            for (int i = 0; i < t; i++)
+            {
+                var row = p.Slice(i * t, t);
+                float total = 0f;
+                foreach (float v in row)
+                    total += v;
+                float inv = 1f / total;
+                var yi = y.Slice((s * t + i) * d + h * hd, hd);
+                yi.Clear();
+                for (int j = 0; j < t; j++)
+                {
+                    row[j] *= inv;
+                    Axpy(row[j], qkv.Slice((s * t + j) * w + 2 * d + h * hd, hd), yi);
+                }
+            }
+        }
     }
 
     /// <inheritdoc/>
     public override void Backward(Tape tape, in TapeEntry e)
     {
         var qkv = e.A!;
-        int t = e.Int0, heads = e.Int1, d = qkv.Dim(1) / 3, n = qkv.Rows / t, hd = d / heads, w = 3 * d;
-        float scale = 1f / MathF.Sqrt(hd);
-        var q = qkv.Span;
-        var g = e.Output.Grad!.Span;
-        var ps = e.Saved!.Span;
+        int t = e.Int0, heads = e.Int1, d = qkv.Dim(1) / 3, n = qkv.Rows / t;
         var dx = GradTarget.For(qkv);
-        var ds = dx.Span;
-        if (!dx.Accumulate)
-            ds.Clear();
-        var dp = new float[t];
         for (int s = 0; s < n; s++)
-            for (int h = 0; h < heads; h++)
+            BackwardSample(qkv.Span, e.Output.Grad!.Span, e.Saved!.Span, dx.Span, dx.Accumulate, s, t, d, heads);
+    }
+
+    /// <summary>Sample <paramref name="s"/>'s rows of dqkv (+)= from its rows of g [N·T, D], qkv and P.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void BackwardSample(ReadOnlySpan<float> qkv, ReadOnlySpan<float> g, ReadOnlySpan<float> probs, Span<float> dqkv,
+        bool accumulate, int s, int t, int d, int heads)
+    {
+        int hd = d / heads, w = 3 * d;
+        float scale = 1f / MathF.Sqrt(hd);
+        if (!accumulate)
+            dqkv.Slice(s * t * w, t * w).Clear();
+        Span<float> dp = t <= 256 ? stackalloc float[t] : new float[t];
+        for (int h = 0; h < heads; h++)
+        {
+            var p = probs.Slice((s * heads + h) * t * t, t * t);
+            for (int i = 0; i < t; i++)
             {
-                var p = ps.Slice((s * heads + h) * t * t, t * t);
-                for (int i = 0; i < t; i++)
+                var gi = g.Slice((s * t + i) * d + h * hd, hd);
+                var row = p.Slice(i * t, t);
+                // dV_j += P_ij·g_i; dP_ij = g_i·V_j; dS_ij = P_ij·(dP_ij − Σ_j' P_ij'·dP_ij').
+                float weighted = 0f;
+                for (int j = 0; j < t; j++)
                 {
-                    var gi = g.Slice((s * t + i) * d + h * hd, hd);
-                    var row = p.Slice(i * t, t);
-                    // dV_j += P_ij·g_i; dP_ij = g_i·V_j; dS_ij = P_ij·(dP_ij − Σ_j' P_ij'·dP_ij').
-                    double weighted = 0;
-                    for (int j = 0; j < t; j++)
-                    {
-                        var vj = q.Slice((s * t + j) * w + 2 * d + h * hd, hd);
-                        var dvj = ds.Slice((s * t + j) * w + 2 * d + h * hd, hd);
-                        float dot = 0f;
-                        for (int k = 0; k < hd; k++)
-                        {
-                            dot += gi[k] * vj[k];
-                            dvj[k] += row[j] * gi[k];
-                        }
-                        dp[j] = dot;
-                        weighted += row[j] * (double)dot;
-                    }
-                    var qi = q.Slice((s * t + i) * w + h * hd, hd);
-                    var dqi = ds.Slice((s * t + i) * w + h * hd, hd);
-                    for (int j = 0; j < t; j++)
-                    {
-                        float dsij = row[j] * (dp[j] - (float)weighted) * scale;
-                        var kj = q.Slice((s * t + j) * w + d + h * hd, hd);
-                        var dkj = ds.Slice((s * t + j) * w + d + h * hd, hd);
-                        for (int k = 0; k < hd; k++)
-                        {
-                            dqi[k] += dsij * kj[k];
-                            dkj[k] += dsij * qi[k];
-                        }
-                    }
+                    int v = (s * t + j) * w + 2 * d + h * hd;
+                    dp[j] = Dot(gi, qkv.Slice(v, hd));
+                    weighted += row[j] * dp[j];
+                    Axpy(row[j], gi, dqkv.Slice(v, hd));
+                }
+                var qi = qkv.Slice((s * t + i) * w + h * hd, hd);
+                var dqi = dqkv.Slice((s * t + i) * w + h * hd, hd);
+                for (int j = 0; j < t; j++)
+                {
+                    float dsij = row[j] * (dp[j] - weighted) * scale;
+                    int k = (s * t + j) * w + d + h * hd;
+                    Axpy(dsij, qkv.Slice(k, hd), dqi);
+                    Axpy(dsij, qi, dqkv.Slice(k, hd));
                 }
             }
+        }
+    }
+
+    /// <summary>a·b, eight lanes at a time.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float Dot(ReadOnlySpan<float> a, ReadOnlySpan<float> b)
+    {
+        int k = 0;
+        float sum = 0f;
+        if (Vector256.IsHardwareAccelerated && a.Length >= Vector256<float>.Count)
+        {
+            var acc = Vector256<float>.Zero;
+            for (; k <= a.Length - Vector256<float>.Count; k += Vector256<float>.Count)
+                acc = Vector256.FusedMultiplyAdd(Vector256.Create(a.Slice(k, Vector256<float>.Count)), Vector256.Create(b.Slice(k, Vector256<float>.Count)), acc);
+            sum = Vector256.Sum(acc);
+        }
+        for (; k < a.Length; k++)
+            sum += a[k] * b[k];
+        return sum;
+    }
+
+    /// <summary>y += a·x, eight lanes at a time.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Axpy(float a, ReadOnlySpan<float> x, Span<float> y)
+    {
+        int k = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            var av = Vector256.Create(a);
+            for (; k <= x.Length - Vector256<float>.Count; k += Vector256<float>.Count)
+            {
+                var yk = y.Slice(k, Vector256<float>.Count);
+                Vector256.FusedMultiplyAdd(av, Vector256.Create(x.Slice(k, Vector256<float>.Count)), Vector256.Create((ReadOnlySpan<float>)yk)).CopyTo(yk);
+            }
+        }
+        for (; k < x.Length; k++)
+            y[k] += a * x[k];
+    }
+
+    /// <summary>x = e^x for x ≤ 0 (shifted scores), eight lanes at a time.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void ExpInPlace(Span<float> x)
+    {
+        int k = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            for (; k <= x.Length - Vector256<float>.Count; k += Vector256<float>.Count)
+            {
+                var xk = x.Slice(k, Vector256<float>.Count);
+                VectorMath.Exp(Vector256.Create((ReadOnlySpan<float>)xk)).CopyTo(xk);
+            }
+        }
+        for (; k < x.Length; k++)
+            x[k] = MathF.Exp(x[k]);
     }
 }
 
