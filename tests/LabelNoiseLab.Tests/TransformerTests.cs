@@ -83,6 +83,43 @@ public sealed class TransformerTests(ITestOutputHelper output) : IDisposable
         Assert.True(worstD < 3e-7, $"gelu derivative error {worstD:E3}");
     }
 
+    [Theory]
+    [InlineData(1, 1, 1)]
+    [InlineData(17, 17, 16)]
+    [InlineData(17, 16, 17)]
+    [InlineData(5, 23, 3)]
+    [InlineData(3, 8, 0)]
+    [InlineData(9, 33, 7)]
+    public void Small_matmul_matches_the_naive_loop(int m, int n, int k)
+    {
+        // Strided operands (row strides larger than the rows), written and accumulated.
+        int lda = k + 3, ldb = n + 2, ldc = n + 5;
+        var a = GradCheck.Random(_rng, [Math.Max(1, m * lda)]).ToArray();
+        var b = GradCheck.Random(_rng, [Math.Max(1, k * ldb)]).ToArray();
+        var c = GradCheck.Random(_rng, [m * ldc]).ToArray();
+        foreach (bool accumulate in new[] { false, true })
+        {
+            var expected = (float[])c.Clone();
+            for (int i = 0; i < m; i++)
+                for (int j = 0; j < n; j++)
+                {
+                    double sum = accumulate ? c[i * ldc + j] : 0;
+                    for (int kk = 0; kk < k; kk++)
+                        sum += a[i * lda + kk] * (double)b[kk * ldb + j];
+                    expected[i * ldc + j] = (float)sum;
+                }
+            var actual = (float[])c.Clone();
+            SmallMatMul.Multiply(a, lda, b, ldb, actual, ldc, m, n, k, accumulate);
+            for (int i = 0; i < actual.Length; i++)
+                Assert.Equal(expected[i], actual[i], 1e-5f * (1 + Math.Abs(expected[i])));
+        }
+        var transposed = new float[n * (m + 1)];
+        SmallMatMul.Transpose(c, ldc, transposed, m + 1, m, n);
+        for (int i = 0; i < m; i++)
+            for (int j = 0; j < n; j++)
+                Assert.Equal(c[i * ldc + j], transposed[j * (m + 1) + i]);
+    }
+
     [Fact]
     public void Patchify_and_patch_embedding_equal_the_strided_convolution()
     {
@@ -120,16 +157,17 @@ public sealed class TransformerTests(ITestOutputHelper output) : IDisposable
     }
 
     [Theory]
-    [InlineData(1)]
-    [InlineData(2)]
-    [InlineData(4)]
-    public void Self_attention(int heads)
+    [InlineData(1, 3, 4)]
+    [InlineData(2, 3, 4)]
+    [InlineData(4, 3, 4)]
+    [InlineData(2, 17, 32)] // heads of 16: the eight-lane paths and a scalar tail of T
+    public void Self_attention(int heads, int tokens, int dim)
     {
-        var qkv = GradCheck.Random(_rng, [2 * 3, 3 * 4], 1.5f);
-        AssertGradients($"attention heads={heads}", t => SelfAttentionOp.Forward(t, qkv, 3, heads), [qkv]);
+        var qkv = GradCheck.Random(_rng, [2 * tokens, 3 * dim], 1.5f);
+        AssertGradients($"attention heads={heads} T={tokens} D={dim}", t => SelfAttentionOp.Forward(t, qkv, tokens, heads), [qkv]);
         // Large logits: the row maximum is subtracted before exponentiating, nothing overflows.
-        var big = GradCheck.Random(_rng, [3, 3 * 4], 200f);
-        var y = SelfAttentionOp.Forward(new Tape(false), big, 3, heads);
+        var big = GradCheck.Random(_rng, [tokens, 3 * dim], 200f);
+        var y = SelfAttentionOp.Forward(new Tape(false), big, tokens, heads);
         Assert.All(y.ToArray(), v => Assert.True(float.IsFinite(v)));
     }
 

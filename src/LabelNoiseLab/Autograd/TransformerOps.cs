@@ -263,38 +263,34 @@ public sealed class SelfAttentionOp : Op
     {
         int hd = d / heads, w = 3 * d;
         float scale = 1f / MathF.Sqrt(hd);
+        var kt = Scratch(hd * t);
         for (int h = 0; h < heads; h++)
         {
+            int q = s * t * w + h * hd, k = q + d, v = q + 2 * d;
             var p = probs.Slice((s * heads + h) * t * t, t * t);
+            SmallMatMul.Transpose(qkv[k..], w, kt, t, t, hd);
+            SmallMatMul.Multiply(qkv[q..], w, kt, t, p, t, t, t, hd, accumulate: false); // Q·Kᵀ
             for (int i = 0; i < t; i++)
             {
-                var qi = qkv.Slice((s * t + i) * w + h * hd, hd);
                 var row = p.Slice(i * t, t);
                 float max = float.NegativeInfinity;
+                foreach (float value in row)
+                    max = MathF.Max(max, value);
                 for (int j = 0; j < t; j++)
-                {
-                    row[j] = Dot(qi, qkv.Slice((s * t + j) * w + d + h * hd, hd)) * scale;
-                    max = MathF.Max(max, row[j]);
-                }
-                for (int j = 0; j < t; j++)
-                    row[j] -= max;
+                    row[j] = (row[j] - max) * scale;
             }
             ExpInPlace(p);
             for (int i = 0; i < t; i++)
             {
                 var row = p.Slice(i * t, t);
                 float total = 0f;
-                foreach (float v in row)
-                    total += v;
+                foreach (float value in row)
+                    total += value;
                 float inv = 1f / total;
-                var yi = y.Slice((s * t + i) * d + h * hd, hd);
-                yi.Clear();
                 for (int j = 0; j < t; j++)
-                {
                     row[j] *= inv;
-                    Axpy(row[j], qkv.Slice((s * t + j) * w + 2 * d + h * hd, hd), yi);
-                }
             }
+            SmallMatMul.Multiply(p, t, qkv[v..], w, y[(s * t * d + h * hd)..], d, t, hd, t, accumulate: false); // P·V
         }
     }
 
@@ -317,70 +313,42 @@ public sealed class SelfAttentionOp : Op
         float scale = 1f / MathF.Sqrt(hd);
         if (!accumulate)
             dqkv.Slice(s * t * w, t * w).Clear();
-        Span<float> dp = t <= 256 ? stackalloc float[t] : new float[t];
+        var scratch = Scratch(2 * t * t + hd * t);
+        Span<float> transposed = scratch[..(t * t)], dp = scratch.Slice(t * t, t * t), vt = scratch.Slice(2 * t * t, hd * t);
         for (int h = 0; h < heads; h++)
         {
+            int q = s * t * w + h * hd, k = q + d, v = q + 2 * d, gi = s * t * d + h * hd;
             var p = probs.Slice((s * heads + h) * t * t, t * t);
+            SmallMatMul.Transpose(p, t, transposed, t, t, t);
+            SmallMatMul.Multiply(transposed, t, g[gi..], d, dqkv[v..], w, t, hd, t, accumulate: true); // dV += Pᵀ·G
+            SmallMatMul.Transpose(qkv[v..], w, vt, t, t, hd);
+            SmallMatMul.Multiply(g[gi..], d, vt, t, dp, t, t, t, hd, accumulate: false); // dP = G·Vᵀ
             for (int i = 0; i < t; i++)
             {
-                var gi = g.Slice((s * t + i) * d + h * hd, hd);
+                // dS_ij = P_ij·(dP_ij − Σ_j' P_ij'·dP_ij')·scale.
                 var row = p.Slice(i * t, t);
-                // dV_j += P_ij·g_i; dP_ij = g_i·V_j; dS_ij = P_ij·(dP_ij − Σ_j' P_ij'·dP_ij').
+                var dRow = dp.Slice(i * t, t);
                 float weighted = 0f;
                 for (int j = 0; j < t; j++)
-                {
-                    int v = (s * t + j) * w + 2 * d + h * hd;
-                    dp[j] = Dot(gi, qkv.Slice(v, hd));
-                    weighted += row[j] * dp[j];
-                    Axpy(row[j], gi, dqkv.Slice(v, hd));
-                }
-                var qi = qkv.Slice((s * t + i) * w + h * hd, hd);
-                var dqi = dqkv.Slice((s * t + i) * w + h * hd, hd);
+                    weighted += row[j] * dRow[j];
                 for (int j = 0; j < t; j++)
-                {
-                    float dsij = row[j] * (dp[j] - weighted) * scale;
-                    int k = (s * t + j) * w + d + h * hd;
-                    Axpy(dsij, qkv.Slice(k, hd), dqi);
-                    Axpy(dsij, qi, dqkv.Slice(k, hd));
-                }
+                    dRow[j] = row[j] * (dRow[j] - weighted) * scale;
             }
+            SmallMatMul.Multiply(dp, t, qkv[k..], w, dqkv[q..], w, t, hd, t, accumulate: true); // dQ += dS·K
+            SmallMatMul.Transpose(dp, t, transposed, t, t, t);
+            SmallMatMul.Multiply(transposed, t, qkv[q..], w, dqkv[k..], w, t, hd, t, accumulate: true); // dK += dSᵀ·Q
         }
     }
 
-    /// <summary>a·b, eight lanes at a time.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static float Dot(ReadOnlySpan<float> a, ReadOnlySpan<float> b)
-    {
-        int k = 0;
-        float sum = 0f;
-        if (Vector256.IsHardwareAccelerated && a.Length >= Vector256<float>.Count)
-        {
-            var acc = Vector256<float>.Zero;
-            for (; k <= a.Length - Vector256<float>.Count; k += Vector256<float>.Count)
-                acc = Vector256.FusedMultiplyAdd(Vector256.Create(a.Slice(k, Vector256<float>.Count)), Vector256.Create(b.Slice(k, Vector256<float>.Count)), acc);
-            sum = Vector256.Sum(acc);
-        }
-        for (; k < a.Length; k++)
-            sum += a[k] * b[k];
-        return sum;
-    }
+    [ThreadStatic]
+    private static float[]? t_scratch;
 
-    /// <summary>y += a·x, eight lanes at a time.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Axpy(float a, ReadOnlySpan<float> x, Span<float> y)
+    /// <summary>This thread's scratch of at least <paramref name="length"/> floats (grown, never shrunk).</summary>
+    private static Span<float> Scratch(int length)
     {
-        int k = 0;
-        if (Vector256.IsHardwareAccelerated)
-        {
-            var av = Vector256.Create(a);
-            for (; k <= x.Length - Vector256<float>.Count; k += Vector256<float>.Count)
-            {
-                var yk = y.Slice(k, Vector256<float>.Count);
-                Vector256.FusedMultiplyAdd(av, Vector256.Create(x.Slice(k, Vector256<float>.Count)), Vector256.Create((ReadOnlySpan<float>)yk)).CopyTo(yk);
-            }
-        }
-        for (; k < x.Length; k++)
-            y[k] += a * x[k];
+        if (t_scratch is null || t_scratch.Length < length)
+            t_scratch = new float[length];
+        return t_scratch.AsSpan(0, length);
     }
 
     /// <summary>x = e^x for x ≤ 0 (shifted scores), eight lanes at a time.</summary>
