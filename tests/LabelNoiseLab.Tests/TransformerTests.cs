@@ -37,6 +37,13 @@ public sealed class TransformerTests(ITestOutputHelper output) : IDisposable
         for (int i = 0; i < 5; i++)
             w[i] += 1f;
         AssertGradients("layernorm", t => LayerNormOp.Forward(t, x, w, b, 1e-5f), [x, w, b]);
+        // Rows of 19: two eight-lane blocks and a scalar tail.
+        var wide = R(4, 19);
+        var w19 = GradCheck.Random(_rng, [19], 0.3f);
+        var b19 = GradCheck.Random(_rng, [19], 0.3f);
+        for (int i = 0; i < 19; i++)
+            w19[i] += 1f;
+        AssertGradients("layernorm D=19", t => LayerNormOp.Forward(t, wide, w19, b19, 1e-5f), [wide, w19, b19]);
         // Each row has mean β and variance γ² after the norm (here γ = 1, β = 0).
         var y = LayerNormOp.Forward(new Tape(false), x, Tensor.FromArray([1, 1, 1, 1, 1], 5), new Tensor(5), 1e-5f);
         for (int r = 0; r < 6; r++)

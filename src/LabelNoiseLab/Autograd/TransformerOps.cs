@@ -23,32 +23,66 @@ public sealed class LayerNormOp : Op
             throw new ShapeException($"layernorm: weight {weight.Describe()} and bias {bias.Describe()} must have {d} values for input {x.Describe()}");
         var y = tape.Workspace(x.Shape);
         bool track = tape.Tracks(x, weight) || tape.Tracks(bias);
-        var xhat = track ? tape.Workspace(x.Shape) : null;
+        var xhat = track ? tape.Workspace(x.Shape) : y;
         var invStd = tape.Workspace(rows);
-        var xs = x.Span;
-        var ys = y.Span;
-        var gamma = weight.Span;
-        var beta = bias.Span;
         for (int r = 0; r < rows; r++)
-        {
-            var row = xs.Slice(r * d, d);
-            double mean = BatchNormOp.Sum(row) / d, v = 0;
-            foreach (float value in row)
-                v += (value - mean) * (value - mean);
-            float inv = (float)(1.0 / Math.Sqrt(v / d + eps)), m = (float)mean;
-            invStd.Span[r] = inv;
-            for (int k = 0; k < d; k++)
-            {
-                int idx = r * d + k;
-                float h = (xs[idx] - m) * inv;
-                if (xhat is not null)
-                    xhat.Span[idx] = h;
-                ys[idx] = gamma[k] * h + beta[k];
-            }
-        }
+            invStd.Span[r] = NormaliseRow(x.Span.Slice(r * d, d), xhat.Span.Slice(r * d, d), y.Span.Slice(r * d, d), weight.Span, bias.Span, eps);
         if (track)
             tape.Record(new TapeEntry { Op = Instance, Output = y, A = x, B = weight, C = bias, Saved = xhat, State = invStd });
         return y;
+    }
+
+    /// <summary>x̂ = (x − mean)/σ and y = γ·x̂ + β for one row (<paramref name="xhat"/> may be <paramref name="y"/>); returns 1/σ.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static float NormaliseRow(ReadOnlySpan<float> x, Span<float> xhat, Span<float> y, ReadOnlySpan<float> gamma, ReadOnlySpan<float> beta, float eps)
+    {
+        const int W = 8;
+        int d = x.Length, k = 0;
+        float sum = 0f;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            var acc = Vector256<float>.Zero;
+            for (; k <= d - W; k += W)
+                acc += Vector256.Create(x.Slice(k, W));
+            sum = Vector256.Sum(acc);
+        }
+        for (; k < d; k++)
+            sum += x[k];
+        float mean = sum / d, squares = 0f;
+        k = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            var m = Vector256.Create(mean);
+            var acc = Vector256<float>.Zero;
+            for (; k <= d - W; k += W)
+            {
+                var c = Vector256.Create(x.Slice(k, W)) - m;
+                acc = Vector256.FusedMultiplyAdd(c, c, acc);
+            }
+            squares = Vector256.Sum(acc);
+        }
+        for (; k < d; k++)
+            squares += (x[k] - mean) * (x[k] - mean);
+        float inv = 1f / MathF.Sqrt(squares / d + eps);
+        k = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            var m = Vector256.Create(mean);
+            var s = Vector256.Create(inv);
+            for (; k <= d - W; k += W)
+            {
+                var h = (Vector256.Create(x.Slice(k, W)) - m) * s;
+                h.CopyTo(xhat.Slice(k, W));
+                Vector256.FusedMultiplyAdd(h, Vector256.Create(gamma.Slice(k, W)), Vector256.Create(beta.Slice(k, W))).CopyTo(y.Slice(k, W));
+            }
+        }
+        for (; k < d; k++)
+        {
+            float h = (x[k] - mean) * inv;
+            xhat[k] = h;
+            y[k] = gamma[k] * h + beta[k];
+        }
+        return inv;
     }
 
     /// <inheritdoc/>
@@ -59,39 +93,100 @@ public sealed class LayerNormOp : Op
         var g = e.Output.Grad!.Span;
         var xhat = e.Saved!.Span;
         var invStd = ((Tensor)e.State!).Span;
-        var sumG = new double[d];
-        var sumGx = new double[d];
-        for (int r = 0; r < rows; r++)
-            for (int k = 0; k < d; k++)
-            {
-                int idx = r * d + k;
-                sumG[k] += g[idx];
-                sumGx[k] += g[idx] * (double)xhat[idx];
-            }
-        BatchNormOp.AffineGradients(weight, bias, sumG, sumGx);
+        var scratch = tape.Scratch(0, 2 * d);
+        Span<float> sumG = scratch[..d], sumGx = scratch.Slice(d, d);
+        sumG.Clear();
+        sumGx.Clear();
+        ColumnSums(g, xhat, sumG, sumGx);
+        AddInto(weight, sumGx);
+        AddInto(bias, sumG);
         if (!x.RequiresGrad)
             return;
         var dx = GradTarget.For(x);
-        var gamma = weight.Span;
         for (int r = 0; r < rows; r++)
+            RowGradient(g.Slice(r * d, d), xhat.Slice(r * d, d), weight.Span, invStd[r], dx.Span.Slice(r * d, d), dx.Accumulate);
+    }
+
+    /// <summary>sumG += Σ_rows g and sumGx += Σ_rows g⊙x̂ over the rows of g and x̂ [R, D] (β's and γ's gradients).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void ColumnSums(ReadOnlySpan<float> g, ReadOnlySpan<float> xhat, Span<float> sumG, Span<float> sumGx)
+    {
+        const int W = 8;
+        int d = sumG.Length;
+        for (int start = 0; start < g.Length; start += d)
         {
-            // With d = γ·g: dx = (1/σ)·(d − mean(d) − x̂·mean(d·x̂)) over the row.
-            int start = r * d;
-            double sd = 0, sdx = 0;
-            for (int k = 0; k < d; k++)
+            var gRow = g.Slice(start, d);
+            var hRow = xhat.Slice(start, d);
+            int k = 0;
+            if (Vector256.IsHardwareAccelerated)
             {
-                double dk = gamma[k] * (double)g[start + k];
-                sd += dk;
-                sdx += dk * xhat[start + k];
+                for (; k <= d - W; k += W)
+                {
+                    var gk = Vector256.Create(gRow.Slice(k, W));
+                    (Vector256.Create((ReadOnlySpan<float>)sumG.Slice(k, W)) + gk).CopyTo(sumG.Slice(k, W));
+                    Vector256.FusedMultiplyAdd(gk, Vector256.Create(hRow.Slice(k, W)), Vector256.Create((ReadOnlySpan<float>)sumGx.Slice(k, W))).CopyTo(sumGx.Slice(k, W));
+                }
             }
-            float meanD = (float)(sd / d), meanDx = (float)(sdx / d), inv = invStd[r];
-            for (int k = 0; k < d; k++)
+            for (; k < d; k++)
             {
-                int idx = start + k;
-                float v = inv * (gamma[k] * g[idx] - meanD - xhat[idx] * meanDx);
-                dx.Span[idx] = dx.Accumulate ? dx.Span[idx] + v : v;
+                sumG[k] += gRow[k];
+                sumGx[k] += gRow[k] * hRow[k];
             }
         }
+    }
+
+    /// <summary>One row's dx (+)= (1/σ)·(γg − mean(γg) − x̂·mean(γg·x̂)).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void RowGradient(ReadOnlySpan<float> g, ReadOnlySpan<float> xhat, ReadOnlySpan<float> gamma, float inv, Span<float> dx, bool accumulate)
+    {
+        const int W = 8;
+        int d = g.Length, k = 0;
+        float sd = 0f, sdx = 0f;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            Vector256<float> acc = Vector256<float>.Zero, accX = Vector256<float>.Zero;
+            for (; k <= d - W; k += W)
+            {
+                var dk = Vector256.Create(gamma.Slice(k, W)) * Vector256.Create(g.Slice(k, W));
+                acc += dk;
+                accX = Vector256.FusedMultiplyAdd(dk, Vector256.Create(xhat.Slice(k, W)), accX);
+            }
+            sd = Vector256.Sum(acc);
+            sdx = Vector256.Sum(accX);
+        }
+        for (; k < d; k++)
+        {
+            float dk = gamma[k] * g[k];
+            sd += dk;
+            sdx += dk * xhat[k];
+        }
+        // dx = a·(γg) + b·x̂ + c.
+        float a = inv, b = -inv * sdx / d, c = -inv * sd / d;
+        k = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            Vector256<float> av = Vector256.Create(a), bv = Vector256.Create(b), cv = Vector256.Create(c);
+            for (; k <= d - W; k += W)
+            {
+                var dk = Vector256.Create(gamma.Slice(k, W)) * Vector256.Create(g.Slice(k, W));
+                var v = Vector256.FusedMultiplyAdd(av, dk, Vector256.FusedMultiplyAdd(bv, Vector256.Create(xhat.Slice(k, W)), cv));
+                if (accumulate)
+                    v += Vector256.Create((ReadOnlySpan<float>)dx.Slice(k, W));
+                v.CopyTo(dx.Slice(k, W));
+            }
+        }
+        for (; k < d; k++)
+        {
+            float v = a * gamma[k] * g[k] + b * xhat[k] + c;
+            dx[k] = accumulate ? dx[k] + v : v;
+        }
+    }
+
+    /// <summary>t's gradient (+)= <paramref name="value"/> when t requires one.</summary>
+    private static void AddInto(Tensor t, ReadOnlySpan<float> value)
+    {
+        if (t.RequiresGrad)
+            GradTarget.For(t).Add(value);
     }
 }
 
