@@ -299,23 +299,21 @@ public sealed class TokenEmbedOp : Op
         }
         if (pos.RequiresGrad)
         {
-            var sum = new double[total * d];
+            // dpos = Σ_samples g over each sample's T' rows.
+            var sum = tape.Scratch(0, total * d);
+            sum.Clear();
             for (int s = 0; s < n; s++)
-                for (int k = 0; k < total * d; k++)
-                    sum[k] += g[s * total * d + k];
-            var dpos = GradTarget.For(pos);
-            for (int k = 0; k < sum.Length; k++)
-                dpos.Span[k] = dpos.Accumulate ? dpos.Span[k] + (float)sum[k] : (float)sum[k];
+                System.Numerics.Tensors.TensorPrimitives.Add(sum, g.Slice(s * total * d, total * d), sum);
+            GradTarget.For(pos).Add(sum);
         }
         if (cls is { RequiresGrad: true })
         {
-            var sum = new double[d];
+            // dcls = Σ_samples g of the sample's first row.
+            var sum = tape.Scratch(0, d);
+            sum.Clear();
             for (int s = 0; s < n; s++)
-                for (int k = 0; k < d; k++)
-                    sum[k] += g[s * total * d + k];
-            var dc = GradTarget.For(cls);
-            for (int k = 0; k < d; k++)
-                dc.Span[k] = dc.Accumulate ? dc.Span[k] + (float)sum[k] : (float)sum[k];
+                System.Numerics.Tensors.TensorPrimitives.Add(sum, g.Slice(s * total * d, d), sum);
+            GradTarget.For(cls).Add(sum);
         }
     }
 }
