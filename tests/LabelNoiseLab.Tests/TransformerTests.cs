@@ -127,6 +127,88 @@ public sealed class TransformerTests(ITestOutputHelper output) : IDisposable
                 Assert.Equal(c[i * ldc + j], transposed[j * (m + 1) + i]);
     }
 
+    private sealed class MarkRows(int[] hits, int throwAt) : IRowBody
+    {
+        public void Run(int start, int end)
+        {
+            for (int r = start; r < end; r++)
+            {
+                if (r == throwAt)
+                    throw new InvalidOperationException($"row {r}");
+                Interlocked.Increment(ref hits[r]);
+            }
+        }
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    [InlineData(3)]
+    [InlineData(8)]
+    public void Row_parallel_runs_every_row_once_and_rethrows(int threads)
+    {
+        int saved = Blas.Threads;
+        try
+        {
+            Blas.Threads = threads;
+            foreach (int count in new[] { 0, 1, 7, 1000 })
+                for (int repeat = 0; repeat < 20; repeat++)
+                {
+                    var hits = new int[count];
+                    RowParallel.For(count, 2, new MarkRows(hits, -1));
+                    Assert.All(hits, h => Assert.Equal(1, h));
+                }
+            var error = Assert.Throws<InvalidOperationException>(() => RowParallel.For(1000, 2, new MarkRows(new int[1000], 999)));
+            Assert.Equal("row 999", error.Message);
+        }
+        finally
+        {
+            Blas.Threads = saved;
+        }
+    }
+
+    [Fact]
+    public void Gelu_layer_norm_and_attention_give_the_same_values_on_one_thread_and_several()
+    {
+        // Batch large enough for each op to split: 64 samples of 17 tokens, D = 32, MLP 4·D.
+        var x = GradCheck.Random(_rng, [64 * 17, 32]);
+        var qkv = GradCheck.Random(_rng, [64 * 17, 96]);
+        var wide = GradCheck.Random(_rng, [64 * 17, 128]);
+        var w = GradCheck.Random(_rng, [32]);
+        var b = GradCheck.Random(_rng, [32]);
+        float[][] Run()
+        {
+            foreach (var t in new[] { x, qkv, wide, w, b })
+            {
+                t.RequiresGrad = true;
+                t.ZeroGrad();
+            }
+            var tape = new Tape();
+            var outputs = new[]
+            {
+                LayerNormOp.Forward(tape, x, w, b, 1e-5f), SelfAttentionOp.Forward(tape, qkv, 17, 4), GeluOp.Instance.Forward(tape, wide),
+            };
+            var loss = SumOp.Forward(tape, AddOp.Forward(tape, AddOp.Forward(tape, SumOp.Forward(tape, MulOp.Forward(tape, outputs[0], outputs[0])),
+                SumOp.Forward(tape, MulOp.Forward(tape, outputs[1], outputs[1]))), SumOp.Forward(tape, MulOp.Forward(tape, outputs[2], outputs[2]))));
+            tape.Backward(loss);
+            return [.. outputs.Select(o => o.ToArray()), x.GradSpan().ToArray(), qkv.GradSpan().ToArray(), wide.GradSpan().ToArray(), w.GradSpan().ToArray()];
+        }
+        int saved = Blas.Threads;
+        try
+        {
+            Blas.Threads = 1;
+            var serial = Run();
+            Blas.Threads = 3;
+            var parallel = Run();
+            for (int i = 0; i < serial.Length; i++)
+                Assert.Equal(serial[i], parallel[i]);
+        }
+        finally
+        {
+            Blas.Threads = saved;
+        }
+    }
+
     [Fact]
     public void Patchify_and_patch_embedding_equal_the_strided_convolution()
     {

@@ -128,11 +128,55 @@ public sealed class GeluOp : UnaryOp
     private const float P = 0.3275911f, A1 = 0.254829592f, A2 = -0.284496736f, A3 = 1.421413741f, A4 = -1.453152027f, A5 = 1.061405429f;
 
     /// <inheritdoc/>
-    public override void Apply(ReadOnlySpan<float> x, Span<float> y) => Run(x, default, y, derivative: false, accumulate: false);
+    public override void Apply(ReadOnlySpan<float> x, Span<float> y) => RunParallel(x, default, y, derivative: false, accumulate: false);
 
     /// <inheritdoc/>
     protected override void Derivative(ReadOnlySpan<float> x, ReadOnlySpan<float> y, ReadOnlySpan<float> g, Span<float> dx, bool accumulate)
-        => Run(x, g, dx, derivative: true, accumulate);
+        => RunParallel(x, g, dx, derivative: true, accumulate);
+
+    private const int MinElementsPerThread = 1 << 14;
+    // Ranges are whole blocks of eight lanes, so each element takes the same path (vector or
+    // scalar tail) and gets the same bits on any number of threads.
+    private const int Block = 8;
+
+    [ThreadStatic]
+    private static Job? t_job;
+
+    /// <summary><see cref="Run"/> over ranges of the elements on <see cref="Blas.Threads"/> threads (the spans are pinned until every range is done).</summary>
+    private static unsafe void RunParallel(ReadOnlySpan<float> x, ReadOnlySpan<float> g, Span<float> dst, bool derivative, bool accumulate)
+    {
+        if (x.Length < 2 * MinElementsPerThread || Blas.Threads == 1)
+        {
+            Run(x, g, dst, derivative, accumulate);
+            return;
+        }
+        fixed (float* px = x, pg = g, pd = dst)
+        {
+            var job = t_job ??= new Job();
+            job.X = px;
+            job.G = pg;
+            job.Dst = pd;
+            job.Derivative = derivative;
+            job.Accumulate = accumulate;
+            job.Length = x.Length;
+            RowParallel.For((x.Length + Block - 1) / Block, MinElementsPerThread / Block, job);
+        }
+    }
+
+    /// <summary>A range of eight-element blocks for <see cref="RowParallel"/>, over pinned buffers.</summary>
+    private sealed unsafe class Job : IRowBody
+    {
+        public float* X, G, Dst;
+        public int Length;
+        public bool Derivative, Accumulate;
+
+        public void Run(int start, int end)
+        {
+            int from = start * Block, count = Math.Min(end * Block, Length) - from;
+            GeluOp.Run(new ReadOnlySpan<float>(X + from, count), Derivative ? new ReadOnlySpan<float>(G + from, count) : default,
+                new Span<float>(Dst + from, count), Derivative, Accumulate);
+        }
+    }
 
     /// <summary>Φ(x) and e^(−x²/2) for one value (the scalar lanes of <see cref="Run"/>).</summary>
     internal static (float Cdf, float Exp) CdfAndExp(float x)

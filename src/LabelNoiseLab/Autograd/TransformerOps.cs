@@ -25,8 +25,10 @@ public sealed class LayerNormOp : Op
         bool track = tape.Tracks(x, weight) || tape.Tracks(bias);
         var xhat = track ? tape.Workspace(x.Shape) : y;
         var invStd = tape.Workspace(rows);
-        for (int r = 0; r < rows; r++)
-            invStd.Span[r] = NormaliseRow(x.Span.Slice(r * d, d), xhat.Span.Slice(r * d, d), y.Span.Slice(r * d, d), weight.Span, bias.Span, eps);
+        var job = t_rows ??= new RowJob();
+        (job.X, job.Xhat, job.Y, job.Weight, job.Bias, job.InvStd, job.Eps, job.Backward) = (x, xhat, y, weight, bias, invStd, eps, false);
+        RowParallel.For(rows, MinRowsPerThread, job);
+        job.Clear();
         if (track)
             tape.Record(new TapeEntry { Op = Instance, Output = y, A = x, B = weight, C = bias, Saved = xhat, State = invStd });
         return y;
@@ -103,8 +105,37 @@ public sealed class LayerNormOp : Op
         if (!x.RequiresGrad)
             return;
         var dx = GradTarget.For(x);
-        for (int r = 0; r < rows; r++)
-            RowGradient(g.Slice(r * d, d), xhat.Slice(r * d, d), weight.Span, invStd[r], dx.Span.Slice(r * d, d), dx.Accumulate);
+        var job = t_rows ??= new RowJob();
+        (job.X, job.Xhat, job.Y, job.Weight, job.InvStd, job.Backward, job.Accumulate) = (x, e.Saved!, e.Output, weight, (Tensor)e.State!, true, dx.Accumulate);
+        RowParallel.For(rows, MinRowsPerThread, job);
+        job.Clear();
+    }
+
+    private const int MinRowsPerThread = 128;
+
+    [ThreadStatic]
+    private static RowJob? t_rows;
+
+    /// <summary>Rows of the forward (x̂, y, 1/σ) or of the backward (x's gradient from y's) for <see cref="RowParallel"/>.</summary>
+    private sealed class RowJob : IRowBody
+    {
+        public Tensor? X, Xhat, Y, Weight, Bias, InvStd;
+        public float Eps;
+        public bool Backward, Accumulate;
+
+        public void Run(int start, int end)
+        {
+            int d = X!.Dim(-1);
+            for (int r = start; r < end; r++)
+            {
+                if (Backward)
+                    RowGradient(Y!.Grad!.Span.Slice(r * d, d), Xhat!.Span.Slice(r * d, d), Weight!.Span, InvStd!.Span[r], X.Grad!.Span.Slice(r * d, d), Accumulate);
+                else
+                    InvStd!.Span[r] = NormaliseRow(X.Span.Slice(r * d, d), Xhat!.Span.Slice(r * d, d), Y!.Span.Slice(r * d, d), Weight!.Span, Bias!.Span, Eps);
+            }
+        }
+
+        public void Clear() => X = Xhat = Y = Weight = Bias = InvStd = null;
     }
 
     /// <summary>sumG += Σ_rows g and sumGx += Σ_rows g⊙x̂ over the rows of g and x̂ [R, D] (β's and γ's gradients).</summary>
@@ -343,8 +374,10 @@ public sealed class SelfAttentionOp : Op
         int n = qkv.Rows / tokens, t = tokens;
         var y = tape.Workspace(n * t, d);
         var probs = tape.Workspace(n * heads * t * t);
-        for (int s = 0; s < n; s++)
-            ForwardSample(qkv.Span, y.Span, probs.Span, s, t, d, heads);
+        var job = t_samples ??= new SampleJob();
+        (job.Qkv, job.Y, job.Probs, job.Tokens, job.Heads, job.Backward) = (qkv, y, probs, t, heads, false);
+        RowParallel.For(n, MinSamplesPerThread, job);
+        job.Clear();
         if (tape.Tracks(qkv))
             tape.Record(new TapeEntry { Op = Instance, Output = y, A = qkv, Saved = probs, Int0 = tokens, Int1 = heads });
         return y;
@@ -393,8 +426,37 @@ public sealed class SelfAttentionOp : Op
         var qkv = e.A!;
         int t = e.Int0, heads = e.Int1, d = qkv.Dim(1) / 3, n = qkv.Rows / t;
         var dx = GradTarget.For(qkv);
-        for (int s = 0; s < n; s++)
-            BackwardSample(qkv.Span, e.Output.Grad!.Span, e.Saved!.Span, dx.Span, dx.Accumulate, s, t, d, heads);
+        var job = t_samples ??= new SampleJob();
+        (job.Qkv, job.Y, job.Probs, job.Tokens, job.Heads, job.Backward, job.Accumulate) = (qkv, e.Output, e.Saved!, t, heads, true, dx.Accumulate);
+        RowParallel.For(n, MinSamplesPerThread, job);
+        job.Clear();
+    }
+
+    private const int MinSamplesPerThread = 8;
+
+    [ThreadStatic]
+    private static SampleJob? t_samples;
+
+    /// <summary>Samples of the forward or the backward for <see cref="RowParallel"/> (each sample's rows are its own).</summary>
+    private sealed class SampleJob : IRowBody
+    {
+        public Tensor? Qkv, Y, Probs;
+        public int Tokens, Heads;
+        public bool Backward, Accumulate;
+
+        public void Run(int start, int end)
+        {
+            int d = Qkv!.Dim(1) / 3;
+            for (int s = start; s < end; s++)
+            {
+                if (Backward)
+                    BackwardSample(Qkv.Span, Y!.Grad!.Span, Probs!.Span, Qkv.Grad!.Span, Accumulate, s, Tokens, d, Heads);
+                else
+                    ForwardSample(Qkv.Span, Y!.Span, Probs!.Span, s, Tokens, d, Heads);
+            }
+        }
+
+        public void Clear() => Qkv = Y = Probs = null;
     }
 
     /// <summary>Sample <paramref name="s"/>'s rows of dqkv (+)= from its rows of g [N·T, D], qkv and P.</summary>
