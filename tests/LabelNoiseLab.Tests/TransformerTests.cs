@@ -31,19 +31,18 @@ public sealed class TransformerTests(ITestOutputHelper output) : IDisposable
     [Fact]
     public void Layer_norm()
     {
-        var x = R(6, 5);
-        var w = GradCheck.Random(_rng, [5], 0.3f);
-        var b = GradCheck.Random(_rng, [5], 0.3f);
-        for (int i = 0; i < 5; i++)
-            w[i] += 1f;
-        AssertGradients("layernorm", t => LayerNormOp.Forward(t, x, w, b, 1e-5f), [x, w, b]);
-        // Rows of 19: two eight-lane blocks and a scalar tail.
-        var wide = R(4, 19);
-        var w19 = GradCheck.Random(_rng, [19], 0.3f);
-        var b19 = GradCheck.Random(_rng, [19], 0.3f);
-        for (int i = 0; i < 19; i++)
-            w19[i] += 1f;
-        AssertGradients("layernorm D=19", t => LayerNormOp.Forward(t, wide, w19, b19, 1e-5f), [wide, w19, b19]);
+        Tensor CheckGradients(int rows, int d)
+        {
+            var x = R(rows, d);
+            var w = GradCheck.Random(_rng, [d], 0.3f);
+            var b = GradCheck.Random(_rng, [d], 0.3f);
+            for (int i = 0; i < d; i++)
+                w[i] += 1f;
+            AssertGradients($"layernorm D={d}", t => LayerNormOp.Forward(t, x, w, b, 1e-5f), [x, w, b]);
+            return x;
+        }
+        var x = CheckGradients(6, 5);
+        CheckGradients(4, 19); // rows of 19: two eight-lane blocks and a scalar tail
         // Each row has mean β and variance γ² after the norm (here γ = 1, β = 0).
         var y = LayerNormOp.Forward(new Tape(false), x, Tensor.FromArray([1, 1, 1, 1, 1], 5), new Tensor(5), 1e-5f);
         for (int r = 0; r < 6; r++)
