@@ -32,7 +32,9 @@ switch (args.Length > 0 ? args[0] : "")
         return TwoPhasePaperBench.Run(args[1..]);
     case "audit":
         return AuditBench.Run(args[1..]);
+    case "vit-profile":
+        return VitProfileBench.Run(args[1..]);
     default:
-        Console.Error.WriteLine("usage: LabelNoiseLab.Bench <benchmark>   (benchmarks: gemm, mlp-epoch, data-load, online-linear, study, spectral, per-sample-norms, activation-probe, two-phase-paper, resnet-step, resnet-profile, audit, vit-step, smallcnn-epoch)");
+        Console.Error.WriteLine("usage: LabelNoiseLab.Bench <benchmark>   (benchmarks: gemm, mlp-epoch, data-load, online-linear, study, spectral, per-sample-norms, activation-probe, two-phase-paper, resnet-step, resnet-profile, audit, vit-step, smallcnn-epoch, vit-profile)");
         return 2;
 }

@@ -31,12 +31,18 @@ public sealed class TransformerTests(ITestOutputHelper output) : IDisposable
     [Fact]
     public void Layer_norm()
     {
-        var x = R(6, 5);
-        var w = GradCheck.Random(_rng, [5], 0.3f);
-        var b = GradCheck.Random(_rng, [5], 0.3f);
-        for (int i = 0; i < 5; i++)
-            w[i] += 1f;
-        AssertGradients("layernorm", t => LayerNormOp.Forward(t, x, w, b, 1e-5f), [x, w, b]);
+        Tensor CheckGradients(int rows, int d)
+        {
+            var x = R(rows, d);
+            var w = GradCheck.Random(_rng, [d], 0.3f);
+            var b = GradCheck.Random(_rng, [d], 0.3f);
+            for (int i = 0; i < d; i++)
+                w[i] += 1f;
+            AssertGradients($"layernorm D={d}", t => LayerNormOp.Forward(t, x, w, b, 1e-5f), [x, w, b]);
+            return x;
+        }
+        var x = CheckGradients(6, 5);
+        CheckGradients(4, 19); // rows of 19: two eight-lane blocks and a scalar tail
         // Each row has mean β and variance γ² after the norm (here γ = 1, β = 0).
         var y = LayerNormOp.Forward(new Tape(false), x, Tensor.FromArray([1, 1, 1, 1, 1], 5), new Tensor(5), 1e-5f);
         for (int r = 0; r < 6; r++)
@@ -44,6 +50,161 @@ public sealed class TransformerTests(ITestOutputHelper output) : IDisposable
             var row = y.Span.Slice(r * 5, 5).ToArray();
             Assert.Equal(0, row.Average(), 5);
             Assert.Equal(1, row.Select(v => v * v).Average(), 3);
+        }
+    }
+
+    [Fact]
+    public void Gelu_kernel_matches_the_double_precision_formula()
+    {
+        // 1003 values (eight-lane blocks and a scalar tail) from −10 to 10, GELU and its
+        // derivative against ½x(1 + erf(x/√2)) and Φ(x) + x·φ(x) in double precision. Bound:
+        // the float erf's 1.5e-7 (Abramowitz–Stegun 7.1.26) halved in Φ, times |x|, plus float
+        // rounding: 3e-7 per unit of max(1, |x|).
+        const int count = 1003;
+        var x = new float[count];
+        var g = new float[count];
+        for (int i = 0; i < count; i++)
+        {
+            x[i] = -10f + 20f * i / (count - 1);
+            g[i] = (float)_rng.NextNormal();
+        }
+        var xt = Tensor.FromArray(x, count);
+        xt.RequiresGrad = true;
+        var tape = new Tape();
+        var y = GeluOp.Instance.Forward(tape, xt);
+        var loss = SumOp.Forward(tape, MulOp.Forward(tape, y, Tensor.FromArray(g, count)));
+        tape.Backward(loss);
+        var dx = xt.GradSpan().ToArray();
+        double worstY = 0, worstD = 0;
+        for (int i = 0; i < count; i++)
+        {
+            double xi = x[i], cdf = 0.5 * (1 + Kernels.Erf(xi / Math.Sqrt(2)));
+            double pdf = Math.Exp(-0.5 * xi * xi) / Math.Sqrt(2 * Math.PI);
+            double scale = Math.Max(1, Math.Abs(xi));
+            worstY = Math.Max(worstY, Math.Abs(y[i] - xi * cdf) / scale);
+            worstD = Math.Max(worstD, Math.Abs(dx[i] - g[i] * (cdf + xi * pdf)) / scale / Math.Max(1, Math.Abs(g[i])));
+        }
+        output.WriteLine($"gelu: worst error {worstY:E2}, derivative {worstD:E2} (per unit of max(1, |x|))");
+        Assert.True(worstY < 3e-7, $"gelu forward error {worstY:E3}");
+        Assert.True(worstD < 3e-7, $"gelu derivative error {worstD:E3}");
+    }
+
+    [Theory]
+    [InlineData(1, 1, 1)]
+    [InlineData(17, 17, 16)]
+    [InlineData(17, 16, 17)]
+    [InlineData(5, 23, 3)]
+    [InlineData(3, 8, 0)]
+    [InlineData(9, 33, 7)]
+    public void Small_matmul_matches_the_naive_loop(int m, int n, int k)
+    {
+        // Strided operands (row strides larger than the rows), written and accumulated.
+        int lda = k + 3, ldb = n + 2, ldc = n + 5;
+        var a = GradCheck.Random(_rng, [Math.Max(1, m * lda)]).ToArray();
+        var b = GradCheck.Random(_rng, [Math.Max(1, k * ldb)]).ToArray();
+        var c = GradCheck.Random(_rng, [m * ldc]).ToArray();
+        foreach (bool accumulate in new[] { false, true })
+        {
+            var expected = (float[])c.Clone();
+            for (int i = 0; i < m; i++)
+                for (int j = 0; j < n; j++)
+                {
+                    double sum = accumulate ? c[i * ldc + j] : 0;
+                    for (int kk = 0; kk < k; kk++)
+                        sum += a[i * lda + kk] * (double)b[kk * ldb + j];
+                    expected[i * ldc + j] = (float)sum;
+                }
+            var actual = (float[])c.Clone();
+            SmallMatMul.Multiply(a, lda, b, ldb, actual, ldc, m, n, k, accumulate);
+            for (int i = 0; i < actual.Length; i++)
+                Assert.Equal(expected[i], actual[i], 1e-5f * (1 + Math.Abs(expected[i])));
+        }
+        var transposed = new float[n * (m + 1)];
+        SmallMatMul.Transpose(c, ldc, transposed, m + 1, m, n);
+        for (int i = 0; i < m; i++)
+            for (int j = 0; j < n; j++)
+                Assert.Equal(c[i * ldc + j], transposed[j * (m + 1) + i]);
+    }
+
+    private sealed class MarkRows(int[] hits, int throwAt) : IRowBody
+    {
+        public void Run(int start, int end)
+        {
+            for (int r = start; r < end; r++)
+            {
+                if (r == throwAt)
+                    throw new InvalidOperationException($"row {r}");
+                Interlocked.Increment(ref hits[r]);
+            }
+        }
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    [InlineData(3)]
+    [InlineData(8)]
+    public void Row_parallel_runs_every_row_once_and_rethrows(int threads)
+    {
+        int saved = Blas.Threads;
+        try
+        {
+            Blas.Threads = threads;
+            foreach (int count in new[] { 0, 1, 7, 1000 })
+                for (int repeat = 0; repeat < 20; repeat++)
+                {
+                    var hits = new int[count];
+                    RowParallel.For(count, 2, new MarkRows(hits, -1));
+                    Assert.All(hits, h => Assert.Equal(1, h));
+                }
+            var error = Assert.Throws<InvalidOperationException>(() => RowParallel.For(1000, 2, new MarkRows(new int[1000], 999)));
+            Assert.Equal("row 999", error.Message);
+        }
+        finally
+        {
+            Blas.Threads = saved;
+        }
+    }
+
+    [Fact]
+    public void Gelu_layer_norm_and_attention_give_the_same_values_on_one_thread_and_several()
+    {
+        // Batch large enough for each op to split: 64 samples of 17 tokens, D = 32, MLP 4·D.
+        var x = GradCheck.Random(_rng, [64 * 17, 32]);
+        var qkv = GradCheck.Random(_rng, [64 * 17, 96]);
+        var wide = GradCheck.Random(_rng, [64 * 17, 128]);
+        var w = GradCheck.Random(_rng, [32]);
+        var b = GradCheck.Random(_rng, [32]);
+        float[][] Run()
+        {
+            foreach (var t in new[] { x, qkv, wide, w, b })
+            {
+                t.RequiresGrad = true;
+                t.ZeroGrad();
+            }
+            var tape = new Tape();
+            var outputs = new[]
+            {
+                LayerNormOp.Forward(tape, x, w, b, 1e-5f), SelfAttentionOp.Forward(tape, qkv, 17, 4), GeluOp.Instance.Forward(tape, wide),
+            };
+            var loss = SumOp.Forward(tape, AddOp.Forward(tape, AddOp.Forward(tape, SumOp.Forward(tape, MulOp.Forward(tape, outputs[0], outputs[0])),
+                SumOp.Forward(tape, MulOp.Forward(tape, outputs[1], outputs[1]))), SumOp.Forward(tape, MulOp.Forward(tape, outputs[2], outputs[2]))));
+            tape.Backward(loss);
+            return [.. outputs.Select(o => o.ToArray()), x.GradSpan().ToArray(), qkv.GradSpan().ToArray(), wide.GradSpan().ToArray(), w.GradSpan().ToArray()];
+        }
+        int saved = Blas.Threads;
+        try
+        {
+            Blas.Threads = 1;
+            var serial = Run();
+            Blas.Threads = 3;
+            var parallel = Run();
+            for (int i = 0; i < serial.Length; i++)
+                Assert.Equal(serial[i], parallel[i]);
+        }
+        finally
+        {
+            Blas.Threads = saved;
         }
     }
 
@@ -84,16 +245,17 @@ public sealed class TransformerTests(ITestOutputHelper output) : IDisposable
     }
 
     [Theory]
-    [InlineData(1)]
-    [InlineData(2)]
-    [InlineData(4)]
-    public void Self_attention(int heads)
+    [InlineData(1, 3, 4)]
+    [InlineData(2, 3, 4)]
+    [InlineData(4, 3, 4)]
+    [InlineData(2, 17, 32)] // heads of 16: the eight-lane paths and a scalar tail of T
+    public void Self_attention(int heads, int tokens, int dim)
     {
-        var qkv = GradCheck.Random(_rng, [2 * 3, 3 * 4], 1.5f);
-        AssertGradients($"attention heads={heads}", t => SelfAttentionOp.Forward(t, qkv, 3, heads), [qkv]);
+        var qkv = GradCheck.Random(_rng, [2 * tokens, 3 * dim], 1.5f);
+        AssertGradients($"attention heads={heads} T={tokens} D={dim}", t => SelfAttentionOp.Forward(t, qkv, tokens, heads), [qkv]);
         // Large logits: the row maximum is subtracted before exponentiating, nothing overflows.
-        var big = GradCheck.Random(_rng, [3, 3 * 4], 200f);
-        var y = SelfAttentionOp.Forward(new Tape(false), big, 3, heads);
+        var big = GradCheck.Random(_rng, [tokens, 3 * dim], 200f);
+        var y = SelfAttentionOp.Forward(new Tape(false), big, tokens, heads);
         Assert.All(y.ToArray(), v => Assert.True(float.IsFinite(v)));
     }
 

@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
 using LabelNoiseLab.Tensors;
 
 namespace LabelNoiseLab.Autograd;
@@ -21,32 +23,68 @@ public sealed class LayerNormOp : Op
             throw new ShapeException($"layernorm: weight {weight.Describe()} and bias {bias.Describe()} must have {d} values for input {x.Describe()}");
         var y = tape.Workspace(x.Shape);
         bool track = tape.Tracks(x, weight) || tape.Tracks(bias);
-        var xhat = track ? tape.Workspace(x.Shape) : null;
+        var xhat = track ? tape.Workspace(x.Shape) : y;
         var invStd = tape.Workspace(rows);
-        var xs = x.Span;
-        var ys = y.Span;
-        var gamma = weight.Span;
-        var beta = bias.Span;
-        for (int r = 0; r < rows; r++)
-        {
-            var row = xs.Slice(r * d, d);
-            double mean = BatchNormOp.Sum(row) / d, v = 0;
-            foreach (float value in row)
-                v += (value - mean) * (value - mean);
-            float inv = (float)(1.0 / Math.Sqrt(v / d + eps)), m = (float)mean;
-            invStd.Span[r] = inv;
-            for (int k = 0; k < d; k++)
-            {
-                int idx = r * d + k;
-                float h = (xs[idx] - m) * inv;
-                if (xhat is not null)
-                    xhat.Span[idx] = h;
-                ys[idx] = gamma[k] * h + beta[k];
-            }
-        }
+        var job = t_rows ??= new RowJob();
+        (job.X, job.Xhat, job.Y, job.Weight, job.Bias, job.InvStd, job.Eps, job.Backward) = (x, xhat, y, weight, bias, invStd, eps, false);
+        RowParallel.For(rows, MinRowsPerThread, job);
+        job.Clear();
         if (track)
             tape.Record(new TapeEntry { Op = Instance, Output = y, A = x, B = weight, C = bias, Saved = xhat, State = invStd });
         return y;
+    }
+
+    /// <summary>x̂ = (x − mean)/σ and y = γ·x̂ + β for one row (<paramref name="xhat"/> may be <paramref name="y"/>); returns 1/σ.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static float NormaliseRow(ReadOnlySpan<float> x, Span<float> xhat, Span<float> y, ReadOnlySpan<float> gamma, ReadOnlySpan<float> beta, float eps)
+    {
+        const int W = 8;
+        int d = x.Length, k = 0;
+        float sum = 0f;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            var acc = Vector256<float>.Zero;
+            for (; k <= d - W; k += W)
+                acc += Vector256.Create(x.Slice(k, W));
+            sum = Vector256.Sum(acc);
+        }
+        for (; k < d; k++)
+            sum += x[k];
+        float mean = sum / d, squares = 0f;
+        k = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            var m = Vector256.Create(mean);
+            var acc = Vector256<float>.Zero;
+            for (; k <= d - W; k += W)
+            {
+                var c = Vector256.Create(x.Slice(k, W)) - m;
+                acc = Vector256.FusedMultiplyAdd(c, c, acc);
+            }
+            squares = Vector256.Sum(acc);
+        }
+        for (; k < d; k++)
+            squares += (x[k] - mean) * (x[k] - mean);
+        float inv = 1f / MathF.Sqrt(squares / d + eps);
+        k = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            var m = Vector256.Create(mean);
+            var s = Vector256.Create(inv);
+            for (; k <= d - W; k += W)
+            {
+                var h = (Vector256.Create(x.Slice(k, W)) - m) * s;
+                h.CopyTo(xhat.Slice(k, W));
+                Vector256.FusedMultiplyAdd(h, Vector256.Create(gamma.Slice(k, W)), Vector256.Create(beta.Slice(k, W))).CopyTo(y.Slice(k, W));
+            }
+        }
+        for (; k < d; k++)
+        {
+            float h = (x[k] - mean) * inv;
+            xhat[k] = h;
+            y[k] = gamma[k] * h + beta[k];
+        }
+        return inv;
     }
 
     /// <inheritdoc/>
@@ -57,39 +95,129 @@ public sealed class LayerNormOp : Op
         var g = e.Output.Grad!.Span;
         var xhat = e.Saved!.Span;
         var invStd = ((Tensor)e.State!).Span;
-        var sumG = new double[d];
-        var sumGx = new double[d];
-        for (int r = 0; r < rows; r++)
-            for (int k = 0; k < d; k++)
-            {
-                int idx = r * d + k;
-                sumG[k] += g[idx];
-                sumGx[k] += g[idx] * (double)xhat[idx];
-            }
-        BatchNormOp.AffineGradients(weight, bias, sumG, sumGx);
+        var scratch = tape.Scratch(0, 2 * d);
+        Span<float> sumG = scratch[..d], sumGx = scratch.Slice(d, d);
+        sumG.Clear();
+        sumGx.Clear();
+        ColumnSums(g, xhat, sumG, sumGx);
+        AddInto(weight, sumGx);
+        AddInto(bias, sumG);
         if (!x.RequiresGrad)
             return;
         var dx = GradTarget.For(x);
-        var gamma = weight.Span;
-        for (int r = 0; r < rows; r++)
+        var job = t_rows ??= new RowJob();
+        (job.X, job.Xhat, job.Y, job.Weight, job.InvStd, job.Backward, job.Accumulate) = (x, e.Saved!, e.Output, weight, (Tensor)e.State!, true, dx.Accumulate);
+        RowParallel.For(rows, MinRowsPerThread, job);
+        job.Clear();
+    }
+
+    private const int MinRowsPerThread = 128;
+
+    [ThreadStatic]
+    private static RowJob? t_rows;
+
+    /// <summary>Rows of the forward (x̂, y, 1/σ) or of the backward (x's gradient from y's) for <see cref="RowParallel"/>.</summary>
+    private sealed class RowJob : IRowBody
+    {
+        public Tensor? X, Xhat, Y, Weight, Bias, InvStd;
+        public float Eps;
+        public bool Backward, Accumulate;
+
+        public void Run(int start, int end)
         {
-            // With d = γ·g: dx = (1/σ)·(d − mean(d) − x̂·mean(d·x̂)) over the row.
-            int start = r * d;
-            double sd = 0, sdx = 0;
-            for (int k = 0; k < d; k++)
+            int d = X!.Dim(-1);
+            for (int r = start; r < end; r++)
             {
-                double dk = gamma[k] * (double)g[start + k];
-                sd += dk;
-                sdx += dk * xhat[start + k];
-            }
-            float meanD = (float)(sd / d), meanDx = (float)(sdx / d), inv = invStd[r];
-            for (int k = 0; k < d; k++)
-            {
-                int idx = start + k;
-                float v = inv * (gamma[k] * g[idx] - meanD - xhat[idx] * meanDx);
-                dx.Span[idx] = dx.Accumulate ? dx.Span[idx] + v : v;
+                if (Backward)
+                    RowGradient(Y!.Grad!.Span.Slice(r * d, d), Xhat!.Span.Slice(r * d, d), Weight!.Span, InvStd!.Span[r], X.Grad!.Span.Slice(r * d, d), Accumulate);
+                else
+                    InvStd!.Span[r] = NormaliseRow(X.Span.Slice(r * d, d), Xhat!.Span.Slice(r * d, d), Y!.Span.Slice(r * d, d), Weight!.Span, Bias!.Span, Eps);
             }
         }
+
+        public void Clear() => X = Xhat = Y = Weight = Bias = InvStd = null;
+    }
+
+    /// <summary>sumG += Σ_rows g and sumGx += Σ_rows g⊙x̂ over the rows of g and x̂ [R, D] (β's and γ's gradients).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void ColumnSums(ReadOnlySpan<float> g, ReadOnlySpan<float> xhat, Span<float> sumG, Span<float> sumGx)
+    {
+        const int W = 8;
+        int d = sumG.Length;
+        for (int start = 0; start < g.Length; start += d)
+        {
+            var gRow = g.Slice(start, d);
+            var hRow = xhat.Slice(start, d);
+            int k = 0;
+            if (Vector256.IsHardwareAccelerated)
+            {
+                for (; k <= d - W; k += W)
+                {
+                    var gk = Vector256.Create(gRow.Slice(k, W));
+                    (Vector256.Create((ReadOnlySpan<float>)sumG.Slice(k, W)) + gk).CopyTo(sumG.Slice(k, W));
+                    Vector256.FusedMultiplyAdd(gk, Vector256.Create(hRow.Slice(k, W)), Vector256.Create((ReadOnlySpan<float>)sumGx.Slice(k, W))).CopyTo(sumGx.Slice(k, W));
+                }
+            }
+            for (; k < d; k++)
+            {
+                sumG[k] += gRow[k];
+                sumGx[k] += gRow[k] * hRow[k];
+            }
+        }
+    }
+
+    /// <summary>One row's dx (+)= (1/σ)·(γg − mean(γg) − x̂·mean(γg·x̂)).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void RowGradient(ReadOnlySpan<float> g, ReadOnlySpan<float> xhat, ReadOnlySpan<float> gamma, float inv, Span<float> dx, bool accumulate)
+    {
+        const int W = 8;
+        int d = g.Length, k = 0;
+        float sd = 0f, sdx = 0f;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            Vector256<float> acc = Vector256<float>.Zero, accX = Vector256<float>.Zero;
+            for (; k <= d - W; k += W)
+            {
+                var dk = Vector256.Create(gamma.Slice(k, W)) * Vector256.Create(g.Slice(k, W));
+                acc += dk;
+                accX = Vector256.FusedMultiplyAdd(dk, Vector256.Create(xhat.Slice(k, W)), accX);
+            }
+            sd = Vector256.Sum(acc);
+            sdx = Vector256.Sum(accX);
+        }
+        for (; k < d; k++)
+        {
+            float dk = gamma[k] * g[k];
+            sd += dk;
+            sdx += dk * xhat[k];
+        }
+        // dx = a·(γg) + b·x̂ + c.
+        float a = inv, b = -inv * sdx / d, c = -inv * sd / d;
+        k = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            Vector256<float> av = Vector256.Create(a), bv = Vector256.Create(b), cv = Vector256.Create(c);
+            for (; k <= d - W; k += W)
+            {
+                var dk = Vector256.Create(gamma.Slice(k, W)) * Vector256.Create(g.Slice(k, W));
+                var v = Vector256.FusedMultiplyAdd(av, dk, Vector256.FusedMultiplyAdd(bv, Vector256.Create(xhat.Slice(k, W)), cv));
+                if (accumulate)
+                    v += Vector256.Create((ReadOnlySpan<float>)dx.Slice(k, W));
+                v.CopyTo(dx.Slice(k, W));
+            }
+        }
+        for (; k < d; k++)
+        {
+            float v = a * gamma[k] * g[k] + b * xhat[k] + c;
+            dx[k] = accumulate ? dx[k] + v : v;
+        }
+    }
+
+    /// <summary>t's gradient (+)= <paramref name="value"/> when t requires one.</summary>
+    private static void AddInto(Tensor t, ReadOnlySpan<float> value)
+    {
+        if (t.RequiresGrad)
+            GradTarget.For(t).Add(value);
     }
 }
 
@@ -202,23 +330,21 @@ public sealed class TokenEmbedOp : Op
         }
         if (pos.RequiresGrad)
         {
-            var sum = new double[total * d];
+            // dpos = Σ_samples g over each sample's T' rows.
+            var sum = tape.Scratch(0, total * d);
+            sum.Clear();
             for (int s = 0; s < n; s++)
-                for (int k = 0; k < total * d; k++)
-                    sum[k] += g[s * total * d + k];
-            var dpos = GradTarget.For(pos);
-            for (int k = 0; k < sum.Length; k++)
-                dpos.Span[k] = dpos.Accumulate ? dpos.Span[k] + (float)sum[k] : (float)sum[k];
+                System.Numerics.Tensors.TensorPrimitives.Add(sum, g.Slice(s * total * d, total * d), sum);
+            GradTarget.For(pos).Add(sum);
         }
         if (cls is { RequiresGrad: true })
         {
-            var sum = new double[d];
+            // dcls = Σ_samples g of the sample's first row.
+            var sum = tape.Scratch(0, d);
+            sum.Clear();
             for (int s = 0; s < n; s++)
-                for (int k = 0; k < d; k++)
-                    sum[k] += g[s * total * d + k];
-            var dc = GradTarget.For(cls);
-            for (int k = 0; k < d; k++)
-                dc.Span[k] = dc.Accumulate ? dc.Span[k] + (float)sum[k] : (float)sum[k];
+                System.Numerics.Tensors.TensorPrimitives.Add(sum, g.Slice(s * total * d, d), sum);
+            GradTarget.For(cls).Add(sum);
         }
     }
 }
@@ -229,7 +355,9 @@ public sealed class TokenEmbedOp : Op
 /// <c>qkv.reshape(N, T, 3, H, D/H).permute(2, 0, 3, 1, 4)</c>): per sample and head
 /// P = softmax(Q·Kᵀ/√(D/H)) row-wise (the row maximum subtracted first), O = P·V; y [N·T, D]
 /// holds the heads side by side (<c>(P·V).transpose(1, 2).reshape(N, T, D)</c>). The forward
-/// saves P for the backward.
+/// saves P for the backward. Each head's rows are contiguous D/H floats of qkv, so the products
+/// run in place as eight-lane dot products and scaled additions (no head split or merge
+/// copies), and the exponentials of a head's T×T scores as one eight-lane pass.
 /// </summary>
 public sealed class SelfAttentionOp : Op
 {
@@ -243,106 +371,156 @@ public sealed class SelfAttentionOp : Op
         int d = qkv.Dim(1) / 3;
         if (heads < 1 || d % heads != 0)
             throw new ShapeException($"attention: {heads} heads do not divide the dimension {d}");
-        int n = qkv.Rows / tokens, hd = d / heads, t = tokens, w = 3 * d;
-        float scale = 1f / MathF.Sqrt(hd);
+        int n = qkv.Rows / tokens, t = tokens;
         var y = tape.Workspace(n * t, d);
         var probs = tape.Workspace(n * heads * t * t);
-        var q = qkv.Span;
-        var ys = y.Span;
-        var ps = probs.Span;
-        for (int s = 0; s < n; s++)
-            for (int h = 0; h < heads; h++)
-            {
-                var p = ps.Slice((s * heads + h) * t * t, t * t);
-                for (int i = 0; i < t; i++)
-                {
-                    var qi = q.Slice((s * t + i) * w + h * hd, hd);
-                    var row = p.Slice(i * t, t);
-                    float max = float.NegativeInfinity;
-                    for (int j = 0; j < t; j++)
-                    {
-                        float dot = 0f;
-                        var kj = q.Slice((s * t + j) * w + d + h * hd, hd);
-                        for (int k = 0; k < hd; k++)
-                            dot += qi[k] * kj[k];
-                        row[j] = dot * scale;
-                        max = MathF.Max(max, row[j]);
-                    }
-                    double total = 0;
-                    for (int j = 0; j < t; j++)
-                    {
-                        row[j] = MathF.Exp(row[j] - max);
-                        total += row[j];
-                    }
-                    float inv = (float)(1.0 / total);
-                    var yi = ys.Slice((s * t + i) * d + h * hd, hd);
-                    yi.Clear();
-                    for (int j = 0; j < t; j++)
-                    {
-                        row[j] *= inv;
-                        var vj = q.Slice((s * t + j) * w + 2 * d + h * hd, hd);
-                        for (int k = 0; k < hd; k++)
-                            yi[k] += row[j] * vj[k];
-                    }
-                }
-            }
+        var job = t_samples ??= new SampleJob();
+        (job.Qkv, job.Y, job.Probs, job.Tokens, job.Heads, job.Backward) = (qkv, y, probs, t, heads, false);
+        RowParallel.For(n, MinSamplesPerThread, job);
+        job.Clear();
         if (tape.Tracks(qkv))
             tape.Record(new TapeEntry { Op = Instance, Output = y, A = qkv, Saved = probs, Int0 = tokens, Int1 = heads });
         return y;
+    }
+
+    /// <summary>Sample <paramref name="s"/>'s rows of y [N·T, D] and its heads' P (each [T, T]) from its rows of qkv [N·T, 3D].</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void ForwardSample(ReadOnlySpan<float> qkv, Span<float> y, Span<float> probs, int s, int t, int d, int heads)
+    {
+        int hd = d / heads, w = 3 * d;
+        float scale = 1f / MathF.Sqrt(hd);
+        var kt = Scratch(hd * t);
+        for (int h = 0; h < heads; h++)
+        {
+            int q = s * t * w + h * hd, k = q + d, v = q + 2 * d;
+            var p = probs.Slice((s * heads + h) * t * t, t * t);
+            SmallMatMul.Transpose(qkv[k..], w, kt, t, t, hd);
+            SmallMatMul.Multiply(qkv[q..], w, kt, t, p, t, t, t, hd, accumulate: false); // Q·Kᵀ
+            for (int i = 0; i < t; i++)
+            {
+                var row = p.Slice(i * t, t);
+                float max = float.NegativeInfinity;
+                foreach (float value in row)
+                    max = MathF.Max(max, value);
+                for (int j = 0; j < t; j++)
+                    row[j] = (row[j] - max) * scale;
+            }
+            ExpInPlace(p);
+            for (int i = 0; i < t; i++)
+            {
+                var row = p.Slice(i * t, t);
+                float total = 0f;
+                foreach (float value in row)
+                    total += value;
+                float inv = 1f / total;
+                for (int j = 0; j < t; j++)
+                    row[j] *= inv;
+            }
+            SmallMatMul.Multiply(p, t, qkv[v..], w, y[(s * t * d + h * hd)..], d, t, hd, t, accumulate: false); // P·V
+        }
     }
 
     /// <inheritdoc/>
     public override void Backward(Tape tape, in TapeEntry e)
     {
         var qkv = e.A!;
-        int t = e.Int0, heads = e.Int1, d = qkv.Dim(1) / 3, n = qkv.Rows / t, hd = d / heads, w = 3 * d;
-        float scale = 1f / MathF.Sqrt(hd);
-        var q = qkv.Span;
-        var g = e.Output.Grad!.Span;
-        var ps = e.Saved!.Span;
+        int t = e.Int0, heads = e.Int1, d = qkv.Dim(1) / 3, n = qkv.Rows / t;
         var dx = GradTarget.For(qkv);
-        var ds = dx.Span;
-        if (!dx.Accumulate)
-            ds.Clear();
-        var dp = new float[t];
-        for (int s = 0; s < n; s++)
-            for (int h = 0; h < heads; h++)
+        var job = t_samples ??= new SampleJob();
+        (job.Qkv, job.Y, job.Probs, job.Tokens, job.Heads, job.Backward, job.Accumulate) = (qkv, e.Output, e.Saved!, t, heads, true, dx.Accumulate);
+        RowParallel.For(n, MinSamplesPerThread, job);
+        job.Clear();
+    }
+
+    private const int MinSamplesPerThread = 8;
+
+    [ThreadStatic]
+    private static SampleJob? t_samples;
+
+    /// <summary>Samples of the forward or the backward for <see cref="RowParallel"/> (each sample's rows are its own).</summary>
+    private sealed class SampleJob : IRowBody
+    {
+        public Tensor? Qkv, Y, Probs;
+        public int Tokens, Heads;
+        public bool Backward, Accumulate;
+
+        public void Run(int start, int end)
+        {
+            int d = Qkv!.Dim(1) / 3;
+            for (int s = start; s < end; s++)
             {
-                var p = ps.Slice((s * heads + h) * t * t, t * t);
-                for (int i = 0; i < t; i++)
-                {
-                    var gi = g.Slice((s * t + i) * d + h * hd, hd);
-                    var row = p.Slice(i * t, t);
-                    // dV_j += P_ij·g_i; dP_ij = g_i·V_j; dS_ij = P_ij·(dP_ij − Σ_j' P_ij'·dP_ij').
-                    double weighted = 0;
-                    for (int j = 0; j < t; j++)
-                    {
-                        var vj = q.Slice((s * t + j) * w + 2 * d + h * hd, hd);
-                        var dvj = ds.Slice((s * t + j) * w + 2 * d + h * hd, hd);
-                        float dot = 0f;
-                        for (int k = 0; k < hd; k++)
-                        {
-                            dot += gi[k] * vj[k];
-                            dvj[k] += row[j] * gi[k];
-                        }
-                        dp[j] = dot;
-                        weighted += row[j] * (double)dot;
-                    }
-                    var qi = q.Slice((s * t + i) * w + h * hd, hd);
-                    var dqi = ds.Slice((s * t + i) * w + h * hd, hd);
-                    for (int j = 0; j < t; j++)
-                    {
-                        float dsij = row[j] * (dp[j] - (float)weighted) * scale;
-                        var kj = q.Slice((s * t + j) * w + d + h * hd, hd);
-                        var dkj = ds.Slice((s * t + j) * w + d + h * hd, hd);
-                        for (int k = 0; k < hd; k++)
-                        {
-                            dqi[k] += dsij * kj[k];
-                            dkj[k] += dsij * qi[k];
-                        }
-                    }
-                }
+                if (Backward)
+                    BackwardSample(Qkv.Span, Y!.Grad!.Span, Probs!.Span, Qkv.Grad!.Span, Accumulate, s, Tokens, d, Heads);
+                else
+                    ForwardSample(Qkv.Span, Y!.Span, Probs!.Span, s, Tokens, d, Heads);
             }
+        }
+
+        public void Clear() => Qkv = Y = Probs = null;
+    }
+
+    /// <summary>Sample <paramref name="s"/>'s rows of dqkv (+)= from its rows of g [N·T, D], qkv and P.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void BackwardSample(ReadOnlySpan<float> qkv, ReadOnlySpan<float> g, ReadOnlySpan<float> probs, Span<float> dqkv,
+        bool accumulate, int s, int t, int d, int heads)
+    {
+        int hd = d / heads, w = 3 * d;
+        float scale = 1f / MathF.Sqrt(hd);
+        if (!accumulate)
+            dqkv.Slice(s * t * w, t * w).Clear();
+        var scratch = Scratch(2 * t * t + hd * t);
+        Span<float> transposed = scratch[..(t * t)], dp = scratch.Slice(t * t, t * t), vt = scratch.Slice(2 * t * t, hd * t);
+        for (int h = 0; h < heads; h++)
+        {
+            int q = s * t * w + h * hd, k = q + d, v = q + 2 * d, gi = s * t * d + h * hd;
+            var p = probs.Slice((s * heads + h) * t * t, t * t);
+            SmallMatMul.Transpose(p, t, transposed, t, t, t);
+            SmallMatMul.Multiply(transposed, t, g[gi..], d, dqkv[v..], w, t, hd, t, accumulate: true); // dV += Pᵀ·G
+            SmallMatMul.Transpose(qkv[v..], w, vt, t, t, hd);
+            SmallMatMul.Multiply(g[gi..], d, vt, t, dp, t, t, t, hd, accumulate: false); // dP = G·Vᵀ
+            for (int i = 0; i < t; i++)
+            {
+                // dS_ij = P_ij·(dP_ij − Σ_j' P_ij'·dP_ij')·scale.
+                var row = p.Slice(i * t, t);
+                var dRow = dp.Slice(i * t, t);
+                float weighted = 0f;
+                for (int j = 0; j < t; j++)
+                    weighted += row[j] * dRow[j];
+                for (int j = 0; j < t; j++)
+                    dRow[j] = row[j] * (dRow[j] - weighted) * scale;
+            }
+            SmallMatMul.Multiply(dp, t, qkv[k..], w, dqkv[q..], w, t, hd, t, accumulate: true); // dQ += dS·K
+            SmallMatMul.Transpose(dp, t, transposed, t, t, t);
+            SmallMatMul.Multiply(transposed, t, qkv[q..], w, dqkv[k..], w, t, hd, t, accumulate: true); // dK += dSᵀ·Q
+        }
+    }
+
+    [ThreadStatic]
+    private static float[]? t_scratch;
+
+    /// <summary>This thread's scratch of at least <paramref name="length"/> floats (grown, never shrunk).</summary>
+    private static Span<float> Scratch(int length)
+    {
+        if (t_scratch is null || t_scratch.Length < length)
+            t_scratch = new float[length];
+        return t_scratch.AsSpan(0, length);
+    }
+
+    /// <summary>x = e^x for x ≤ 0 (shifted scores), eight lanes at a time.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void ExpInPlace(Span<float> x)
+    {
+        int k = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            for (; k <= x.Length - Vector256<float>.Count; k += Vector256<float>.Count)
+            {
+                var xk = x.Slice(k, Vector256<float>.Count);
+                VectorMath.Exp(Vector256.Create((ReadOnlySpan<float>)xk)).CopyTo(xk);
+            }
+        }
+        for (; k < x.Length; k++)
+            x[k] = MathF.Exp(x[k]);
     }
 }
 
