@@ -237,4 +237,32 @@ public class ParallelKernelTests
         Assert.True(skipped < 0.2, $"{skipped:P0} of the elements sit at a kink");
         Assert.True(error < 1e-2, $"relative error {error}");
     }
+
+    [Theory]
+    [InlineData(2)]
+    [InlineData(4)]
+    public void GroupNorm_forward_and_backward_give_the_serial_bits_and_pass_the_gradient_check(int groups)
+    {
+        var rng = new Rng((ulong)groups);
+        var x = GradCheck.Random(rng, [5, 8, 4, 3]);
+        var gamma = GradCheck.Random(rng, [8]);
+        var beta = GradCheck.Random(rng, [8]);
+        Tensor[] inputs = [x, gamma, beta];
+        var (serial, parallel) = Both(() =>
+        {
+            foreach (var t in inputs)
+            {
+                t.RequiresGrad = true;
+                t.GradIsZero = true;
+            }
+            var tape = new Tape();
+            var y = GroupNormOp.Forward(tape, x, gamma, beta, groups, 1e-5f);
+            tape.Backward(SumOp.Forward(tape, MulOp.Forward(tape, y, y)));
+            return new[] { y.Span.ToArray() }.Concat(inputs.Select(t => t.Grad!.Span.ToArray())).ToList();
+        });
+        for (int i = 0; i < serial.Count; i++)
+            Assert.Equal(serial[i], parallel[i]);
+        var (_, error) = Both(() => GradCheck.MaxRelativeError(t => GroupNormOp.Forward(t, x, gamma, beta, groups, 1e-5f), inputs));
+        Assert.True(error < 1e-2, $"relative error {error}");
+    }
 }

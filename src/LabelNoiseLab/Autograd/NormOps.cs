@@ -192,83 +192,132 @@ public sealed class GroupNormOp : Op
     private static readonly GroupNormOp Instance = new();
 
     /// <summary>y, same shape as <paramref name="x"/>, with γ = <paramref name="weight"/> [C] and β = <paramref name="bias"/> [C]; throws a <see cref="ShapeException"/> for a wrong layout or when <paramref name="groups"/> does not divide C.</summary>
-    public static Tensor Forward(Tape tape, Tensor x, Tensor weight, Tensor bias, int groups, float eps)
+    public static unsafe Tensor Forward(Tape tape, Tensor x, Tensor weight, Tensor bias, int groups, float eps)
     {
         var (n, c, plane) = BatchNormOp.Layout("groupnorm", x, weight, bias);
         if (groups < 1 || c % groups != 0)
             throw new ShapeException($"groupnorm: {groups} groups do not divide {c} channels");
-        int perGroup = c / groups * plane;
         var y = tape.Workspace(x.Shape);
         bool track = tape.Tracks(x, weight) || tape.Tracks(bias);
         var xhat = track ? tape.Workspace(x.Shape) : null;
         var invStd = tape.Workspace(n * groups);
-        var xs = x.Span;
-        var ys = y.Span;
-        for (int ng = 0; ng < n * groups; ng++)
+        fixed (float* px = x.Span, py = y.Span, ph = xhat is null ? default : xhat.Span, pInv = invStd.Span, pw = weight.Span, pb = bias.Span)
         {
-            var values = xs.Slice(ng * perGroup, perGroup);
-            double mean = BatchNormOp.Sum(values) / perGroup, v = 0;
-            foreach (float value in values)
-                v += (value - mean) * (value - mean);
-            float inv = (float)(1.0 / Math.Sqrt(v / perGroup + eps)), m = (float)mean;
-            invStd.Span[ng] = inv;
-            int firstChannel = ng % groups * (c / groups);
-            for (int k = 0; k < perGroup; k++)
-            {
-                int ch = firstChannel + k / plane, idx = ng * perGroup + k;
-                float h = (xs[idx] - m) * inv;
-                if (xhat is not null)
-                    xhat.Span[idx] = h;
-                ys[idx] = weight.Span[ch] * h + bias.Span[ch];
-            }
+            var body = new ForwardBody(px, py, ph, pInv, pw, pb, groups, c / groups, plane, eps);
+            ParallelRange.For(n * groups, 3L * x.Length, ref body);
         }
         if (track)
             tape.Record(new TapeEntry { Op = Instance, Output = y, A = x, B = weight, C = bias, Saved = xhat, State = invStd, Int0 = groups });
         return y;
     }
 
+    /// <summary>Sample-groups [start, end): mean and 1/σ in double, then x̂ (saved when tracked) and y = γ·x̂ + β.</summary>
+    private readonly unsafe struct ForwardBody(float* x, float* y, float* xhat, float* invStd, float* weight, float* bias,
+        int groups, int channelsPerGroup, int plane, float eps) : IRangeBody
+    {
+        public void Run(int start, int end)
+        {
+            int perGroup = channelsPerGroup * plane;
+            for (int ng = start; ng < end; ng++)
+            {
+                var values = new ReadOnlySpan<float>(x + (long)ng * perGroup, perGroup);
+                double mean = BatchNormOp.Sum(values) / perGroup, v = 0;
+                foreach (float value in values)
+                    v += (value - mean) * (value - mean);
+                float inv = (float)(1.0 / Math.Sqrt(v / perGroup + eps)), m = (float)mean;
+                invStd[ng] = inv;
+                int firstChannel = ng % groups * channelsPerGroup;
+                for (int cc = 0; cc < channelsPerGroup; cc++)
+                {
+                    float gamma = weight[firstChannel + cc], beta = bias[firstChannel + cc];
+                    long o = (long)ng * perGroup + cc * plane;
+                    for (int k = 0; k < plane; k++)
+                    {
+                        float h = (x[o + k] - m) * inv;
+                        if (xhat != null)
+                            xhat[o + k] = h;
+                        y[o + k] = gamma * h + beta;
+                    }
+                }
+            }
+        }
+    }
+
     /// <inheritdoc/>
-    public override void Backward(Tape tape, in TapeEntry e)
+    public override unsafe void Backward(Tape tape, in TapeEntry e)
     {
         Tensor x = e.A!, weight = e.B!, bias = e.C!;
         var (n, c, plane) = BatchNormOp.Layout("groupnorm", x, weight, bias);
-        int groups = e.Int0, perGroup = c / groups * plane;
-        var g = e.Output.Grad!.Span;
-        var xhat = e.Saved!.Span;
-        var invStd = ((Tensor)e.State!).Span;
-        var sumG = new double[c];
-        var sumGx = new double[c];
-        for (int i = 0; i < n; i++)
-        for (int ch = 0; ch < c; ch++)
+        int groups = e.Int0;
+        Span<double> sumG = c <= 256 ? stackalloc double[c] : new double[c];
+        Span<double> sumGx = c <= 256 ? stackalloc double[c] : new double[c];
+        var dx = x.RequiresGrad ? GradTarget.For(x) : default;
+        fixed (float* pg = e.Output.Grad!.Span, ph = e.Saved!.Span, pInv = ((Tensor)e.State!).Span, pw = weight.Span, pdx = dx.Span)
+        fixed (double* pSumG = sumG, pSumGx = sumGx)
         {
-            int o = (i * c + ch) * plane;
-            for (int k = o; k < o + plane; k++)
+            var sums = new AffineSumsBody(pg, ph, pSumG, pSumGx, n, c, plane);
+            ParallelRange.For(c, 2L * x.Length, ref sums);
+            if (pdx != null)
             {
-                sumG[ch] += g[k];
-                sumGx[ch] += g[k] * (double)xhat[k];
+                var body = new InputGradientBody(pg, ph, pInv, pw, pdx, dx.Accumulate, groups, c / groups, plane);
+                ParallelRange.For(n * groups, 3L * x.Length, ref body);
             }
         }
         BatchNormOp.AffineGradients(weight, bias, sumG, sumGx);
-        if (!x.RequiresGrad)
-            return;
-        var dx = GradTarget.For(x);
-        for (int ng = 0; ng < n * groups; ng++)
+    }
+
+    /// <summary>Channels [start, end): Σ g and Σ g·x̂ over every sample, in double.</summary>
+    private readonly unsafe struct AffineSumsBody(float* g, float* xhat, double* sumG, double* sumGx, int n, int c, int plane) : IRangeBody
+    {
+        public void Run(int start, int end)
         {
-            // With d = γ·g: dx = (1/σ)·(d − mean(d) − x̂·mean(d·x̂)) over the group.
-            int firstChannel = ng % groups * (c / groups), start = ng * perGroup;
-            double sd = 0, sdx = 0;
-            for (int k = 0; k < perGroup; k++)
+            for (int ch = start; ch < end; ch++)
             {
-                double d = weight.Span[firstChannel + k / plane] * (double)g[start + k];
-                sd += d;
-                sdx += d * xhat[start + k];
+                double s = 0, sx = 0;
+                for (int i = 0; i < n; i++)
+                {
+                    long o = ((long)i * c + ch) * plane;
+                    for (long k = o; k < o + plane; k++)
+                    {
+                        s += g[k];
+                        sx += g[k] * (double)xhat[k];
+                    }
+                }
+                sumG[ch] = s;
+                sumGx[ch] = sx;
             }
-            float meanD = (float)(sd / perGroup), meanDx = (float)(sdx / perGroup), inv = invStd[ng];
-            for (int k = 0; k < perGroup; k++)
+        }
+    }
+
+    /// <summary>Sample-groups [start, end): with d = γ·g, dx (+)= (1/σ)·(d − mean(d) − x̂·mean(d·x̂)) over the group.</summary>
+    private readonly unsafe struct InputGradientBody(float* g, float* xhat, float* invStd, float* weight, float* dx, bool accumulate,
+        int groups, int channelsPerGroup, int plane) : IRangeBody
+    {
+        public void Run(int start, int end)
+        {
+            int perGroup = channelsPerGroup * plane;
+            for (int ng = start; ng < end; ng++)
             {
-                int idx = start + k;
-                float d = inv * (weight.Span[firstChannel + k / plane] * g[idx] - meanD - xhat[idx] * meanDx);
-                dx.Span[idx] = dx.Accumulate ? dx.Span[idx] + d : d;
+                int firstChannel = ng % groups * channelsPerGroup;
+                long first = (long)ng * perGroup;
+                double sd = 0, sdx = 0;
+                for (int k = 0; k < perGroup; k++)
+                {
+                    double d = weight[firstChannel + k / plane] * (double)g[first + k];
+                    sd += d;
+                    sdx += d * xhat[first + k];
+                }
+                float meanD = (float)(sd / perGroup), meanDx = (float)(sdx / perGroup), inv = invStd[ng];
+                for (int cc = 0; cc < channelsPerGroup; cc++)
+                {
+                    float gamma = weight[firstChannel + cc];
+                    long o = first + cc * plane;
+                    for (int k = 0; k < plane; k++)
+                    {
+                        float d = inv * (gamma * g[o + k] - meanD - xhat[o + k] * meanDx);
+                        dx[o + k] = accumulate ? dx[o + k] + d : d;
+                    }
+                }
             }
         }
     }
