@@ -80,34 +80,14 @@ public static class Kernels
                 case Elementwise.ReluBackwardAdd: ReluBackwardSerial(x, y, d, true); break;
                 case Elementwise.Add: TensorPrimitives.Add(x, y, d); break;
                 case Elementwise.Copy: x.CopyTo(d); break;
-                case Elementwise.LeakyRelu: LeakyReluSerial(x, scalar, d); break;
+                case Elementwise.LeakyRelu: LeakyReluBackwardSerial(x, x, scalar, d, false); break; // y = x·(x > 0 ? 1 : slope)
                 case Elementwise.LeakyReluBackward: LeakyReluBackwardSerial(x, y, scalar, d, false); break;
                 case Elementwise.LeakyReluBackwardAdd: LeakyReluBackwardSerial(x, y, scalar, d, true); break;
             }
         }
     }
 
-    private static void LeakyReluSerial(ReadOnlySpan<float> x, float slope, Span<float> y)
-    {
-        ref float xr = ref System.Runtime.InteropServices.MemoryMarshal.GetReference(x);
-        ref float yr = ref System.Runtime.InteropServices.MemoryMarshal.GetReference(y);
-        int i = 0, n = x.Length;
-        if (Vector256.IsHardwareAccelerated)
-        {
-            var s = Vector256.Create(slope);
-            for (; i <= n - Vector256<float>.Count; i += Vector256<float>.Count)
-            {
-                var xv = Vector256.LoadUnsafe(ref xr, (nuint)i);
-                Vector256.ConditionalSelect(Vector256.GreaterThan(xv, Vector256<float>.Zero), xv, s * xv).StoreUnsafe(ref yr, (nuint)i);
-            }
-        }
-        for (; i < n; i++)
-        {
-            float v = Unsafe.Add(ref xr, i);
-            Unsafe.Add(ref yr, i) = v > 0f ? v : slope * v;
-        }
-    }
-
+    /// <summary>dx (+)= g where x &gt; 0, else slope·g; with g = x, the forward.</summary>
     private static void LeakyReluBackwardSerial(ReadOnlySpan<float> x, ReadOnlySpan<float> g, float slope, Span<float> dx, bool accumulate)
     {
         ref float xr = ref System.Runtime.InteropServices.MemoryMarshal.GetReference(x);
