@@ -8,7 +8,8 @@ namespace LabelNoiseLab.Bench;
 /// <summary>
 /// Where a ResNet-20 step's time goes (batch 128, 28×28×1): for each distinct convolution shape,
 /// the convolution's forward and backward against the three GEMMs alone (the floor), and
-/// BatchNorm's forward and backward; totals weighted by how often each shape occurs. Each time
+/// im2col and col2im alone (once each over the batch; the op unfolds twice), and BatchNorm's forward
+/// and backward; totals weighted by how often each shape occurs. Each time
 /// is the shorter of wall clock and process CPU time (<c>--threads 1</c> on a loaded machine:
 /// the CPU time).
 /// </summary>
@@ -37,7 +38,7 @@ public static class ResNetProfileBench
             (16, 32, 28, 2, 1, 0, 1), (32, 64, 14, 2, 3, 1, 1), (64, 64, 7, 1, 3, 1, 5), (32, 64, 14, 2, 1, 0, 1),
         ];
         var rng = new Rng(1);
-        double convTotal = 0, gemmTotal = 0, bnTotal = 0;
+        double convTotal = 0, gemmTotal = 0, bnTotal = 0, foldTotal = 0;
         foreach (var s in shapes)
         {
             var x = Fill(new Tensor(n, s.C, s.H, s.H), rng);
@@ -63,6 +64,18 @@ public static class ResNetProfileBench
                 Blas.Sgemm(false, true, g.Co, g.Patch, positions, 1f, b, positions, a, positions, 0f, c, g.Patch);
                 Blas.Sgemm(true, false, g.Patch, positions, g.Co, 1f, w.Span, g.Patch, b, positions, 0f, a, positions);
             });
+            // im2col + col2im alone, over the batch in the op's chunks (the conv's non-GEMM core).
+            int chunk = Conv2dOp.ChunkSamples(g, tape.ConvChunkFloats);
+            var gc = g with { N = chunk };
+            var dxs = new float[chunk * g.InSample];
+            double fold = Median(reps, () =>
+            {
+                for (int n0 = 0; n0 + chunk <= n; n0 += chunk)
+                {
+                    Conv2dOp.Im2Col(x.Span.Slice(n0 * g.InSample, dxs.Length), a.AsSpan(0, gc.Patch * chunk * g.OutPlane), gc);
+                    Conv2dOp.Col2ImAdd(a.AsSpan(0, gc.Patch * chunk * g.OutPlane), dxs, gc, overwrite: true);
+                }
+            });
             var yb = Fill(new Tensor(n, s.Co, g.OH, g.OW), rng);
             yb.RequiresGrad = true;
             var gamma = Fill(new Tensor(s.Co), rng);
@@ -78,14 +91,15 @@ public static class ResNetProfileBench
             });
             double flops = 3.0 * 2 * g.Co * (double)g.Patch * positions;
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"conv {s.C}->{s.Co} {s.K}x{s.K}/{s.S} at {s.H}x{s.H} (x{s.Count}): conv fwd+bwd {conv:F1} ms, its 3 GEMMs {gemm:F1} ms ({flops / gemm / 1e6:F1} GFLOP/s), batchnorm fwd+bwd {bn:F1} ms"));
+                $"conv {s.C}->{s.Co} {s.K}x{s.K}/{s.S} at {s.H}x{s.H} (x{s.Count}): conv fwd+bwd {conv:F1} ms, its 3 GEMMs {gemm:F1} ms ({flops / gemm / 1e6:F1} GFLOP/s), im2col+col2im {fold:F1} ms, batchnorm fwd+bwd {bn:F1} ms"));
             convTotal += s.Count * conv;
+            foldTotal += s.Count * fold;
             gemmTotal += s.Count * gemm;
             bnTotal += s.Count * bn;
         }
         bnTotal += 1 * 0; // the stem's BatchNorm is counted with its conv shape
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"per step (weighted): conv {convTotal:F0} ms (GEMMs {gemmTotal:F0} ms), batchnorm {bnTotal:F0} ms"));
+            $"per step (weighted): conv {convTotal:F0} ms (GEMMs {gemmTotal:F0} ms, im2col+col2im {foldTotal:F0} ms), batchnorm {bnTotal:F0} ms"));
         return 0;
     }
 

@@ -58,9 +58,9 @@ public static class ResNetStepBench
         }
         for (int i = 0; i < 5; i++)
             Step();
-        long before = GC.GetAllocatedBytesForCurrentThread();
+        long before = GC.GetTotalAllocatedBytes(precise: true); // every thread: the kernels run on worker threads too
         Step();
-        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        long allocated = GC.GetTotalAllocatedBytes(precise: true) - before;
         var times = new List<double>();
         var cpuBefore = Process.GetCurrentProcess().TotalProcessorTime;
         for (int i = 0; i < steps; i++)

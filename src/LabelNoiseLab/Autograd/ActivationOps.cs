@@ -41,7 +41,7 @@ public sealed class ReluOp : UnaryOp
     public static readonly ReluOp Instance = new();
 
     /// <inheritdoc/>
-    public override void Apply(ReadOnlySpan<float> x, Span<float> y) => TensorPrimitives.Max(x, 0f, y);
+    public override void Apply(ReadOnlySpan<float> x, Span<float> y) => Kernels.Relu(x, y);
 
     /// <inheritdoc/>
     protected override void Derivative(ReadOnlySpan<float> x, ReadOnlySpan<float> y, ReadOnlySpan<float> g, Span<float> dx, bool accumulate)
@@ -245,19 +245,9 @@ public sealed class LeakyReluOp(float slope) : UnaryOp
     public float Slope { get; } = slope;
 
     /// <inheritdoc/>
-    public override void Apply(ReadOnlySpan<float> x, Span<float> y)
-    {
-        for (int i = 0; i < x.Length; i++)
-            y[i] = x[i] > 0f ? x[i] : Slope * x[i];
-    }
+    public override void Apply(ReadOnlySpan<float> x, Span<float> y) => Kernels.LeakyRelu(x, Slope, y);
 
     /// <inheritdoc/>
     protected override void Derivative(ReadOnlySpan<float> x, ReadOnlySpan<float> y, ReadOnlySpan<float> g, Span<float> dx, bool accumulate)
-    {
-        for (int i = 0; i < x.Length; i++)
-        {
-            float d = x[i] > 0f ? g[i] : Slope * g[i];
-            dx[i] = accumulate ? dx[i] + d : d;
-        }
-    }
+        => Kernels.LeakyReluBackward(x, g, Slope, dx, accumulate);
 }

@@ -57,8 +57,6 @@ public sealed class Conv2dOp : Op
         var dw = w.RequiresGrad ? GradTarget.For(w) : default;
         var db = e.C is { RequiresGrad: true } b ? GradTarget.For(b) : default;
         var dx = x.RequiresGrad ? GradTarget.For(x) : default;
-        if (x.RequiresGrad && !dx.Accumulate)
-            dx.Span.Clear();
         for (int n0 = 0; n0 < g.N; n0 += chunk)
         {
             var gc = g with { N = Math.Min(chunk, g.N - n0) };
@@ -81,7 +79,7 @@ public sealed class Conv2dOp : Op
             {
                 // dcol = Wᵀ·G, folded back onto the chunk's input gradient.
                 Blas.Sgemm(true, false, g.Patch, positions, g.Co, 1f, w.Span, g.Patch, gt, positions, 0f, col, positions);
-                Col2ImAdd(col, dx.Span.Slice(n0 * g.InSample, gc.N * g.InSample), gc);
+                Col2ImAdd(col, dx.Span.Slice(n0 * g.InSample, gc.N * g.InSample), gc, overwrite: !dx.Accumulate);
             }
         }
     }
@@ -113,15 +111,34 @@ public sealed class Conv2dOp : Op
     /// col[(c·KH + i)·KW + j, n·OH·OW + oy·OW + ox] = x[n, c, oy·s − p + i, ox·s − p + j] (0 outside).
     /// Each output row's valid range [lo, hi) is computed once, so the interior is a contiguous
     /// copy at stride 1 (a strided gather otherwise) and only the padding margins are cleared.
+    /// Rows run in parallel (<see cref="ParallelRange"/>); each is written by one thread.
     /// </summary>
-    internal static void Im2Col(ReadOnlySpan<float> x, Span<float> col, in Geometry g)
+    internal static unsafe void Im2Col(ReadOnlySpan<float> x, Span<float> col, in Geometry g)
+    {
+        int size = g.Patch * g.N * g.OutPlane;
+        if (x.Length < g.N * g.InSample || col.Length < size)
+            throw new ArgumentException($"im2col: {x.Length} inputs or {col.Length} columns too few for {g}");
+        fixed (float* px = x, pc = col)
+        {
+            var body = new Im2ColBody(px, pc, g);
+            ParallelRange.For(g.Patch, size, ref body);
+        }
+    }
+
+    private readonly unsafe struct Im2ColBody(float* x, float* col, Geometry g) : IRangeBody
+    {
+        public void Run(int start, int end) =>
+            Im2ColRows(new ReadOnlySpan<float>(x, g.N * g.InSample), new Span<float>(col, g.Patch * g.N * g.OutPlane), g, start, end);
+    }
+
+    /// <summary>Rows [<paramref name="start"/>, <paramref name="end"/>) of <see cref="Im2Col"/>, row (c·KH + i)·KW + j.</summary>
+    private static void Im2ColRows(ReadOnlySpan<float> x, Span<float> col, in Geometry g, int start, int end)
     {
         int positions = g.N * g.OutPlane, plane = g.H * g.W, s = g.Stride;
-        for (int c = 0; c < g.C; c++)
-        for (int i = 0; i < g.KH; i++)
-        for (int j = 0; j < g.KW; j++)
+        for (int r = start; r < end; r++)
         {
-            var row = col.Slice(((c * g.KH + i) * g.KW + j) * positions, positions);
+            int c = r / (g.KH * g.KW), i = r / g.KW % g.KH, j = r % g.KW;
+            var row = col.Slice(r * positions, positions);
             var (lo, hi) = ValidRange(j - g.Padding, s, g.W, g.OW);
             for (int n = 0; n < g.N; n++)
             {
@@ -149,37 +166,64 @@ public sealed class Conv2dOp : Op
         }
     }
 
-    /// <summary>The adjoint of <see cref="Im2Col"/>: dx[...] += dcol[...] (contiguous vector adds at stride 1).</summary>
-    internal static void Col2ImAdd(ReadOnlySpan<float> dcol, Span<float> dx, in Geometry g)
+    /// <summary>
+    /// The adjoint of <see cref="Im2Col"/>: dx[...] += dcol[...] (contiguous vector adds at stride 1);
+    /// with <paramref name="overwrite"/>, dx's old contents are replaced instead (cleared first).
+    /// Channels run in parallel, each in the serial order.
+    /// </summary>
+    internal static unsafe void Col2ImAdd(ReadOnlySpan<float> dcol, Span<float> dx, in Geometry g, bool overwrite = false)
+    {
+        int size = g.Patch * g.N * g.OutPlane;
+        if (dx.Length < g.N * g.InSample || dcol.Length < size)
+            throw new ArgumentException($"col2im: {dx.Length} inputs or {dcol.Length} columns too few for {g}");
+        fixed (float* pd = dcol, px = dx)
+        {
+            var body = new Col2ImBody(pd, px, g, overwrite);
+            ParallelRange.For(g.C, size, ref body);
+        }
+    }
+
+    private readonly unsafe struct Col2ImBody(float* dcol, float* dx, Geometry g, bool overwrite) : IRangeBody
+    {
+        public void Run(int start, int end) =>
+            Col2ImChannels(new ReadOnlySpan<float>(dcol, g.Patch * g.N * g.OutPlane), new Span<float>(dx, g.N * g.InSample), g, overwrite, start, end);
+    }
+
+    private static void Col2ImChannels(ReadOnlySpan<float> dcol, Span<float> dx, in Geometry g, bool overwrite, int start, int end)
     {
         int positions = g.N * g.OutPlane, plane = g.H * g.W, s = g.Stride;
-        for (int c = 0; c < g.C; c++)
-        for (int i = 0; i < g.KH; i++)
-        for (int j = 0; j < g.KW; j++)
+        for (int c = start; c < end; c++)
         {
-            var row = dcol.Slice(((c * g.KH + i) * g.KW + j) * positions, positions);
-            var (lo, hi) = ValidRange(j - g.Padding, s, g.W, g.OW);
-            if (lo >= hi)
-                continue;
-            for (int n = 0; n < g.N; n++)
+            if (overwrite)
+                for (int n = 0; n < g.N; n++)
+                    dx.Slice((n * g.C + c) * plane, plane).Clear();
+            for (int i = 0; i < g.KH; i++)
+            for (int j = 0; j < g.KW; j++)
             {
-                var dst = dx.Slice((n * g.C + c) * plane, plane);
-                int o = n * g.OutPlane;
-                for (int oy = 0; oy < g.OH; oy++)
+                var row = dcol.Slice(((c * g.KH + i) * g.KW + j) * positions, positions);
+                var (lo, hi) = ValidRange(j - g.Padding, s, g.W, g.OW);
+                if (lo >= hi)
+                    continue;
+                for (int n = 0; n < g.N; n++)
                 {
-                    int iy = oy * s - g.Padding + i;
-                    if ((uint)iy >= (uint)g.H)
-                        continue;
-                    int first = iy * g.W + lo * s + j - g.Padding;
-                    var src = row.Slice(o + oy * g.OW + lo, hi - lo);
-                    if (s == 1)
+                    var dst = dx.Slice((n * g.C + c) * plane, plane);
+                    int o = n * g.OutPlane;
+                    for (int oy = 0; oy < g.OH; oy++)
                     {
-                        var d = dst.Slice(first, hi - lo);
-                        System.Numerics.Tensors.TensorPrimitives.Add(d, src, d);
+                        int iy = oy * s - g.Padding + i;
+                        if ((uint)iy >= (uint)g.H)
+                            continue;
+                        int first = iy * g.W + lo * s + j - g.Padding;
+                        var src = row.Slice(o + oy * g.OW + lo, hi - lo);
+                        if (s == 1)
+                        {
+                            var d = dst.Slice(first, hi - lo);
+                            System.Numerics.Tensors.TensorPrimitives.Add(d, src, d);
+                        }
+                        else
+                            for (int k = 0; k < src.Length; k++)
+                                dst[first + k * s] += src[k];
                     }
-                    else
-                        for (int k = 0; k < src.Length; k++)
-                            dst[first + k * s] += src[k];
                 }
             }
         }
@@ -256,27 +300,45 @@ public sealed class Conv2dOp : Op
         }
     }
 
-    private static void ChannelMajorToBatchMajor(ReadOnlySpan<float> yt, Span<float> y, in Geometry g, ReadOnlySpan<float> bias)
+    /// <summary>y[n, c] (+bias[c]) = yt[c, n] for every sample and channel, channels in parallel.</summary>
+    private static unsafe void ChannelMajorToBatchMajor(ReadOnlySpan<float> yt, Span<float> y, in Geometry g, ReadOnlySpan<float> bias)
     {
-        int positions = g.N * g.OutPlane;
-        for (int n = 0; n < g.N; n++)
-        for (int c = 0; c < g.Co; c++)
+        fixed (float* pt = yt, py = y, pb = bias)
         {
-            var src = yt.Slice(c * positions + n * g.OutPlane, g.OutPlane);
-            var dst = y.Slice((n * g.Co + c) * g.OutPlane, g.OutPlane);
-            if (bias.IsEmpty)
-                src.CopyTo(dst);
-            else
-                System.Numerics.Tensors.TensorPrimitives.Add(src, bias[c], dst);
+            var body = new LayoutBody(pt, py, pb, g, toBatchMajor: true);
+            ParallelRange.For(g.Co, (long)g.N * g.OutSample, ref body);
         }
     }
 
-    private static void BatchMajorToChannelMajor(ReadOnlySpan<float> y, Span<float> yt, in Geometry g)
+    /// <summary>yt[c, n] = y[n, c] for every sample and channel, channels in parallel.</summary>
+    private static unsafe void BatchMajorToChannelMajor(ReadOnlySpan<float> y, Span<float> yt, in Geometry g)
     {
-        int positions = g.N * g.OutPlane;
-        for (int n = 0; n < g.N; n++)
-        for (int c = 0; c < g.Co; c++)
-            y.Slice((n * g.Co + c) * g.OutPlane, g.OutPlane).CopyTo(yt.Slice(c * positions + n * g.OutPlane, g.OutPlane));
+        fixed (float* pt = yt, py = y)
+        {
+            var body = new LayoutBody(pt, py, null, g, toBatchMajor: false);
+            ParallelRange.For(g.Co, (long)g.N * g.OutSample, ref body);
+        }
+    }
+
+    /// <summary>Copies planes between [Co, N·OH·OW] (channel-major) and [N, Co, OH, OW] for channels [start, end).</summary>
+    private readonly unsafe struct LayoutBody(float* channelMajor, float* batchMajor, float* bias, Geometry g, bool toBatchMajor) : IRangeBody
+    {
+        public void Run(int start, int end)
+        {
+            int positions = g.N * g.OutPlane, plane = g.OutPlane;
+            for (int c = start; c < end; c++)
+            for (int n = 0; n < g.N; n++)
+            {
+                var cm = new Span<float>(channelMajor + c * positions + n * plane, plane);
+                var bm = new Span<float>(batchMajor + (n * g.Co + c) * plane, plane);
+                if (!toBatchMajor)
+                    bm.CopyTo(cm);
+                else if (bias == null)
+                    cm.CopyTo(bm);
+                else
+                    System.Numerics.Tensors.TensorPrimitives.Add(cm, bias[c], bm);
+            }
+        }
     }
 }
 
@@ -286,56 +348,81 @@ public sealed class MaxPool2dOp : Op
     private static readonly MaxPool2dOp Instance = new();
 
     /// <summary>y [N, C, OH, OW], OH = (H − kernel)/stride + 1, each the maximum of its window; throws a <see cref="ShapeException"/> for an input that is not 4-D or smaller than the kernel.</summary>
-    public static Tensor Forward(Tape tape, Tensor x, int kernel, int stride)
+    public static unsafe Tensor Forward(Tape tape, Tensor x, int kernel, int stride)
     {
         var (n, c, oh, ow) = PoolShape("maxpool2d", x, kernel, stride);
         int h = x.Dim(2), w = x.Dim(3);
         var y = tape.Workspace(n, c, oh, ow);
         var argmax = tape.Workspace(n, c, oh, ow); // index inside the input plane, stored as float (exact below 2^24)
-        var xs = x.Span;
-        var ys = y.Span;
-        var am = argmax.Span;
-        for (int p = 0; p < n * c; p++)
+        fixed (float* px = x.Span, py = y.Span, pa = argmax.Span)
         {
-            int inBase = p * h * w, outBase = p * oh * ow;
-            for (int oy = 0; oy < oh; oy++)
-            for (int ox = 0; ox < ow; ox++)
-            {
-                float best = float.NegativeInfinity;
-                int bestIndex = 0;
-                for (int i = 0; i < kernel; i++)
-                for (int j = 0; j < kernel; j++)
-                {
-                    int idx = (oy * stride + i) * w + ox * stride + j;
-                    float v = xs[inBase + idx];
-                    if (v > best || float.IsNaN(v))
-                    {
-                        best = v;
-                        bestIndex = idx;
-                    }
-                }
-                ys[outBase + oy * ow + ox] = best;
-                am[outBase + oy * ow + ox] = bestIndex;
-            }
+            var body = new ForwardBody(px, py, pa, h, w, oh, ow, kernel, stride);
+            ParallelRange.For(n * c, (long)x.Length, ref body);
         }
         if (tape.Tracks(x))
             tape.Record(new TapeEntry { Op = Instance, Output = y, A = x, Saved = argmax });
         return y;
     }
 
+    /// <summary>Planes [start, end): each output the maximum of its window, and the window's argmax.</summary>
+    private readonly unsafe struct ForwardBody(float* x, float* y, float* argmax, int h, int w, int oh, int ow, int kernel, int stride) : IRangeBody
+    {
+        public void Run(int start, int end)
+        {
+            for (int p = start; p < end; p++)
+            {
+                float* xs = x + (long)p * h * w;
+                int outBase = p * oh * ow;
+                for (int oy = 0; oy < oh; oy++)
+                for (int ox = 0; ox < ow; ox++)
+                {
+                    float best = float.NegativeInfinity;
+                    int bestIndex = 0;
+                    for (int i = 0; i < kernel; i++)
+                    for (int j = 0; j < kernel; j++)
+                    {
+                        int idx = (oy * stride + i) * w + ox * stride + j;
+                        float v = xs[idx];
+                        if (v > best || float.IsNaN(v))
+                        {
+                            best = v;
+                            bestIndex = idx;
+                        }
+                    }
+                    y[outBase + oy * ow + ox] = best;
+                    argmax[outBase + oy * ow + ox] = bestIndex;
+                }
+            }
+        }
+    }
+
     /// <inheritdoc/>
-    public override void Backward(Tape tape, in TapeEntry e)
+    public override unsafe void Backward(Tape tape, in TapeEntry e)
     {
         Tensor x = e.A!;
         int planes = x.Dim(0) * x.Dim(1), inPlane = x.Dim(2) * x.Dim(3), outPlane = e.Output.Dim(2) * e.Output.Dim(3);
         var dx = GradTarget.For(x);
-        if (!dx.Accumulate)
-            dx.Span.Clear();
-        var g = e.Output.Grad!.Span;
-        var am = e.Saved!.Span;
-        for (int p = 0; p < planes; p++)
-        for (int o = 0; o < outPlane; o++)
-            dx.Span[p * inPlane + (int)am[p * outPlane + o]] += g[p * outPlane + o];
+        fixed (float* pd = dx.Span, pg = e.Output.Grad!.Span, pa = e.Saved!.Span)
+        {
+            var body = new BackwardBody(pd, pg, pa, inPlane, outPlane, dx.Accumulate);
+            ParallelRange.For(planes, (long)x.Length, ref body);
+        }
+    }
+
+    /// <summary>Planes [start, end): dx (cleared unless accumulating) += g at each window's argmax.</summary>
+    private readonly unsafe struct BackwardBody(float* dx, float* g, float* argmax, int inPlane, int outPlane, bool accumulate) : IRangeBody
+    {
+        public void Run(int start, int end)
+        {
+            for (int p = start; p < end; p++)
+            {
+                float* d = dx + (long)p * inPlane;
+                if (!accumulate)
+                    new Span<float>(d, inPlane).Clear();
+                for (int o = 0; o < outPlane; o++)
+                    d[(int)argmax[p * outPlane + o]] += g[p * outPlane + o];
+            }
+        }
     }
 
     internal static (int N, int C, int OH, int OW) PoolShape(string op, Tensor x, int kernel, int stride)

@@ -13,7 +13,7 @@ public sealed class AddOp : Op
     {
         RequireSameShape("add", a, b);
         var c = tape.Workspace(a.Shape);
-        TensorPrimitives.Add(a.Span, b.Span, c.Span);
+        Kernels.Add(a.Span, b.Span, c.Span);
         if (tape.Tracks(a, b))
             tape.Record(new TapeEntry { Op = Instance, Output = c, A = a, B = b });
         return c;

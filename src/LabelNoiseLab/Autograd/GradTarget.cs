@@ -33,8 +33,8 @@ public readonly ref struct GradTarget
     public void Add(ReadOnlySpan<float> value)
     {
         if (Accumulate)
-            System.Numerics.Tensors.TensorPrimitives.Add(Span, value, Span);
+            Tensors.Kernels.Add(Span, value, Span);
         else
-            value.CopyTo(Span);
+            Tensors.Kernels.Copy(value, Span);
     }
 }

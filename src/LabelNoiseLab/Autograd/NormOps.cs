@@ -19,7 +19,7 @@ public sealed class BatchNormOp : Op
     /// <param name="batchVariance">Training: receives the biased batch variance per channel.</param>
     /// <param name="runningMean">Evaluation: the mean to normalise with (null in training).</param>
     /// <param name="runningVariance">Evaluation: the variance to normalise with (null in training).</param>
-    public static Tensor Forward(Tape tape, Tensor x, Tensor weight, Tensor bias, float eps,
+    public static unsafe Tensor Forward(Tape tape, Tensor x, Tensor weight, Tensor bias, float eps,
         Span<float> batchMean, Span<float> batchVariance, ReadOnlySpan<float> runningMean = default, ReadOnlySpan<float> runningVariance = default)
     {
         bool training = runningMean.IsEmpty;
@@ -33,49 +33,63 @@ public sealed class BatchNormOp : Op
             throw new ShapeException($"batchnorm: training needs more than one value per channel, got input {x.Describe()}");
         var y = tape.Workspace(x.Shape);
         var stats = tape.Workspace(2 * c); // μ_c, then 1/√(σ²_c + ε)
-        var xs = x.Span;
-        var ys = y.Span;
-        for (int ch = 0; ch < c; ch++)
+        fixed (float* px = x.Span, py = y.Span, pStats = stats.Span, pMean = batchMean, pVar = batchVariance,
+            pRunMean = runningMean, pRunVar = runningVariance, pw = weight.Span, pb = bias.Span)
         {
-            double mean, variance;
-            if (training)
-            {
-                double s = 0;
-                for (int i = 0; i < n; i++)
-                    s += System.Numerics.Tensors.TensorPrimitives.Sum(xs.Slice((i * c + ch) * plane, plane));
-                mean = s / count;
-                double v = 0;
-                for (int i = 0; i < n; i++)
-                    v += Kernels.SumSquaredDeviations(xs.Slice((i * c + ch) * plane, plane), (float)mean);
-                variance = v / count;
-                batchMean[ch] = (float)mean;
-                batchVariance[ch] = (float)variance;
-            }
-            else
-            {
-                mean = runningMean[ch];
-                variance = runningVariance[ch];
-            }
-            float inv = (float)(1.0 / Math.Sqrt(variance + eps)), m = (float)mean;
-            stats.Span[ch] = m;
-            stats.Span[c + ch] = inv;
-            // y = γ·(x − μ)·inv + β = x·a + b.
-            float a = weight.Span[ch] * inv, b = bias.Span[ch] - m * a;
-            for (int i = 0; i < n; i++)
-            {
-                int o = (i * c + ch) * plane;
-                var yPlane = ys.Slice(o, plane); // two passes over one plane, in L1
-                System.Numerics.Tensors.TensorPrimitives.Multiply(xs.Slice(o, plane), a, yPlane);
-                System.Numerics.Tensors.TensorPrimitives.Add(yPlane, b, yPlane);
-            }
+            var body = new ForwardBody(px, py, pStats, training ? pMean : pRunMean, training ? pVar : pRunVar, pw, pb, training, n, c, plane, eps);
+            ParallelRange.For(c, 3L * x.Length, ref body);
         }
         if (tape.Tracks(x, weight) || tape.Tracks(bias))
             tape.Record(new TapeEntry { Op = Instance, Output = y, A = x, B = weight, C = bias, State = stats, Int0 = training ? 1 : 0 });
         return y;
     }
 
+    /// <summary>The forward for channels [start, end): statistics (training), then y = x·a + b per plane.</summary>
+    private readonly unsafe struct ForwardBody(float* x, float* y, float* stats, float* mean, float* variance,
+        float* weight, float* bias, bool training, int n, int c, int plane, float eps) : IRangeBody
+    {
+        public void Run(int start, int end)
+        {
+            for (int ch = start; ch < end; ch++)
+            {
+                double m, v;
+                if (training)
+                {
+                    double s = 0;
+                    for (int i = 0; i < n; i++)
+                        s += System.Numerics.Tensors.TensorPrimitives.Sum(Plane(x, i, ch));
+                    m = s / ((double)n * plane);
+                    double ss = 0;
+                    for (int i = 0; i < n; i++)
+                        ss += Kernels.SumSquaredDeviations(Plane(x, i, ch), (float)m);
+                    v = ss / ((double)n * plane);
+                    mean[ch] = (float)m;
+                    variance[ch] = (float)v;
+                }
+                else
+                {
+                    m = mean[ch];
+                    v = variance[ch];
+                }
+                float inv = (float)(1.0 / Math.Sqrt(v + eps)), mf = (float)m;
+                stats[ch] = mf;
+                stats[c + ch] = inv;
+                // y = γ·(x − μ)·inv + β = x·a + b.
+                float a = weight[ch] * inv, b = bias[ch] - mf * a;
+                for (int i = 0; i < n; i++)
+                {
+                    var yPlane = Plane(y, i, ch); // two passes over one plane, in L1
+                    System.Numerics.Tensors.TensorPrimitives.Multiply(Plane(x, i, ch), a, yPlane);
+                    System.Numerics.Tensors.TensorPrimitives.Add(yPlane, b, yPlane);
+                }
+            }
+        }
+
+        private Span<float> Plane(float* p, int i, int ch) => new(p + ((long)i * c + ch) * plane, plane);
+    }
+
     /// <inheritdoc/>
-    public override void Backward(Tape tape, in TapeEntry e)
+    public override unsafe void Backward(Tape tape, in TapeEntry e)
     {
         Tensor x = e.A!, weight = e.B!, bias = e.C!;
         var (n, c, plane) = Layout("batchnorm", x, weight, bias);
@@ -85,38 +99,50 @@ public sealed class BatchNormOp : Op
         bool training = e.Int0 == 1;
         Span<double> sumG = c <= 256 ? stackalloc double[c] : new double[c];
         Span<double> sumGx = c <= 256 ? stackalloc double[c] : new double[c];
-        for (int ch = 0; ch < c; ch++)
+        var dx = x.RequiresGrad ? GradTarget.For(x) : default;
+        fixed (float* pg = g, px = xs, pStats = stats, pw = weight.Span, pdx = dx.Span)
+        fixed (double* pSumG = sumG, pSumGx = sumGx)
         {
-            double s = 0, sx = 0;
-            for (int i = 0; i < n; i++)
-            {
-                int o = (i * c + ch) * plane;
-                var (sg, sgx) = Kernels.SumAndCenteredDot(g.Slice(o, plane), xs.Slice(o, plane), stats[ch]);
-                s += sg;
-                sx += sgx;
-            }
-            sumG[ch] = s;
-            sumGx[ch] = sx * stats[c + ch]; // Σ g·x̂
+            var body = new BackwardBody(pg, px, pStats, pw, pdx, pSumG, pSumGx, training, dx.Accumulate, n, c, plane);
+            ParallelRange.For(c, 3L * x.Length, ref body);
         }
         AffineGradients(weight, bias, sumG, sumGx);
-        if (!x.RequiresGrad)
-            return;
-        var dx = GradTarget.For(x);
-        int count = n * plane;
-        for (int ch = 0; ch < c; ch++)
+    }
+
+    /// <summary>
+    /// The backward for channels [start, end): Σ g and Σ g·x̂ (x̂ recomputed from x), then, when dx
+    /// is wanted, dx (+)= γ/σ·(g − mean(g) − x̂·mean(g·x̂)) in training, γ/σ·g in evaluation.
+    /// </summary>
+    private readonly unsafe struct BackwardBody(float* g, float* x, float* stats, float* weight, float* dx,
+        double* sumG, double* sumGx, bool training, bool accumulate, int n, int c, int plane) : IRangeBody
+    {
+        public void Run(int start, int end)
         {
-            float m = stats[ch], inv = stats[c + ch], scale = weight.Span[ch] * inv;
-            // Training: dx = γ/σ·(g − mean(g) − x̂·mean(g·x̂)); evaluation: dx = γ/σ·g.
-            // With x̂ = (x − μ)·inv that is dx = a·g + b·x + k.
-            float meanG = training ? (float)(sumG[ch] / count) : 0f;
-            float meanGx = training ? (float)(sumGx[ch] / count) : 0f;
-            float b = -scale * inv * meanGx, k = -scale * meanG - b * m;
-            for (int i = 0; i < n; i++)
+            int count = n * plane;
+            for (int ch = start; ch < end; ch++)
             {
-                int o = (i * c + ch) * plane;
-                Kernels.AffineCombine(g.Slice(o, plane), xs.Slice(o, plane), scale, b, k, dx.Span.Slice(o, plane), dx.Accumulate);
+                double s = 0, sx = 0;
+                for (int i = 0; i < n; i++)
+                {
+                    var (sg, sgx) = Kernels.SumAndCenteredDot(Plane(g, i, ch), Plane(x, i, ch), stats[ch]);
+                    s += sg;
+                    sx += sgx;
+                }
+                sumG[ch] = s;
+                sumGx[ch] = sx * stats[c + ch]; // Σ g·x̂
+                if (dx == null)
+                    continue;
+                float m = stats[ch], inv = stats[c + ch], scale = weight[ch] * inv;
+                // With x̂ = (x − μ)·inv, dx = a·g + b·x + k.
+                float meanG = training ? (float)(sumG[ch] / count) : 0f;
+                float meanGx = training ? (float)(sumGx[ch] / count) : 0f;
+                float b = -scale * inv * meanGx, k = -scale * meanG - b * m;
+                for (int i = 0; i < n; i++)
+                    Kernels.AffineCombine(Plane(g, i, ch), Plane(x, i, ch), scale, b, k, Plane(dx, i, ch), accumulate);
             }
         }
+
+        private Span<float> Plane(float* p, int i, int ch) => new(p + ((long)i * c + ch) * plane, plane);
     }
 
     /// <summary>dγ_c (+)= Σ g·x̂, dβ_c (+)= Σ g over the channel.</summary>
@@ -166,83 +192,132 @@ public sealed class GroupNormOp : Op
     private static readonly GroupNormOp Instance = new();
 
     /// <summary>y, same shape as <paramref name="x"/>, with γ = <paramref name="weight"/> [C] and β = <paramref name="bias"/> [C]; throws a <see cref="ShapeException"/> for a wrong layout or when <paramref name="groups"/> does not divide C.</summary>
-    public static Tensor Forward(Tape tape, Tensor x, Tensor weight, Tensor bias, int groups, float eps)
+    public static unsafe Tensor Forward(Tape tape, Tensor x, Tensor weight, Tensor bias, int groups, float eps)
     {
         var (n, c, plane) = BatchNormOp.Layout("groupnorm", x, weight, bias);
         if (groups < 1 || c % groups != 0)
             throw new ShapeException($"groupnorm: {groups} groups do not divide {c} channels");
-        int perGroup = c / groups * plane;
         var y = tape.Workspace(x.Shape);
         bool track = tape.Tracks(x, weight) || tape.Tracks(bias);
         var xhat = track ? tape.Workspace(x.Shape) : null;
         var invStd = tape.Workspace(n * groups);
-        var xs = x.Span;
-        var ys = y.Span;
-        for (int ng = 0; ng < n * groups; ng++)
+        fixed (float* px = x.Span, py = y.Span, ph = xhat is null ? default : xhat.Span, pInv = invStd.Span, pw = weight.Span, pb = bias.Span)
         {
-            var values = xs.Slice(ng * perGroup, perGroup);
-            double mean = BatchNormOp.Sum(values) / perGroup, v = 0;
-            foreach (float value in values)
-                v += (value - mean) * (value - mean);
-            float inv = (float)(1.0 / Math.Sqrt(v / perGroup + eps)), m = (float)mean;
-            invStd.Span[ng] = inv;
-            int firstChannel = ng % groups * (c / groups);
-            for (int k = 0; k < perGroup; k++)
-            {
-                int ch = firstChannel + k / plane, idx = ng * perGroup + k;
-                float h = (xs[idx] - m) * inv;
-                if (xhat is not null)
-                    xhat.Span[idx] = h;
-                ys[idx] = weight.Span[ch] * h + bias.Span[ch];
-            }
+            var body = new ForwardBody(px, py, ph, pInv, pw, pb, groups, c / groups, plane, eps);
+            ParallelRange.For(n * groups, 3L * x.Length, ref body);
         }
         if (track)
             tape.Record(new TapeEntry { Op = Instance, Output = y, A = x, B = weight, C = bias, Saved = xhat, State = invStd, Int0 = groups });
         return y;
     }
 
+    /// <summary>Sample-groups [start, end): mean and 1/σ in double, then x̂ (saved when tracked) and y = γ·x̂ + β.</summary>
+    private readonly unsafe struct ForwardBody(float* x, float* y, float* xhat, float* invStd, float* weight, float* bias,
+        int groups, int channelsPerGroup, int plane, float eps) : IRangeBody
+    {
+        public void Run(int start, int end)
+        {
+            int perGroup = channelsPerGroup * plane;
+            for (int ng = start; ng < end; ng++)
+            {
+                var values = new ReadOnlySpan<float>(x + (long)ng * perGroup, perGroup);
+                double mean = BatchNormOp.Sum(values) / perGroup, v = 0;
+                foreach (float value in values)
+                    v += (value - mean) * (value - mean);
+                float inv = (float)(1.0 / Math.Sqrt(v / perGroup + eps)), m = (float)mean;
+                invStd[ng] = inv;
+                int firstChannel = ng % groups * channelsPerGroup;
+                for (int cc = 0; cc < channelsPerGroup; cc++)
+                {
+                    float gamma = weight[firstChannel + cc], beta = bias[firstChannel + cc];
+                    long o = (long)ng * perGroup + cc * plane;
+                    for (int k = 0; k < plane; k++)
+                    {
+                        float h = (x[o + k] - m) * inv;
+                        if (xhat != null)
+                            xhat[o + k] = h;
+                        y[o + k] = gamma * h + beta;
+                    }
+                }
+            }
+        }
+    }
+
     /// <inheritdoc/>
-    public override void Backward(Tape tape, in TapeEntry e)
+    public override unsafe void Backward(Tape tape, in TapeEntry e)
     {
         Tensor x = e.A!, weight = e.B!, bias = e.C!;
         var (n, c, plane) = BatchNormOp.Layout("groupnorm", x, weight, bias);
-        int groups = e.Int0, perGroup = c / groups * plane;
-        var g = e.Output.Grad!.Span;
-        var xhat = e.Saved!.Span;
-        var invStd = ((Tensor)e.State!).Span;
-        var sumG = new double[c];
-        var sumGx = new double[c];
-        for (int i = 0; i < n; i++)
-        for (int ch = 0; ch < c; ch++)
+        int groups = e.Int0;
+        Span<double> sumG = c <= 256 ? stackalloc double[c] : new double[c];
+        Span<double> sumGx = c <= 256 ? stackalloc double[c] : new double[c];
+        var dx = x.RequiresGrad ? GradTarget.For(x) : default;
+        fixed (float* pg = e.Output.Grad!.Span, ph = e.Saved!.Span, pInv = ((Tensor)e.State!).Span, pw = weight.Span, pdx = dx.Span)
+        fixed (double* pSumG = sumG, pSumGx = sumGx)
         {
-            int o = (i * c + ch) * plane;
-            for (int k = o; k < o + plane; k++)
+            var sums = new AffineSumsBody(pg, ph, pSumG, pSumGx, n, c, plane);
+            ParallelRange.For(c, 2L * x.Length, ref sums);
+            if (pdx != null)
             {
-                sumG[ch] += g[k];
-                sumGx[ch] += g[k] * (double)xhat[k];
+                var body = new InputGradientBody(pg, ph, pInv, pw, pdx, dx.Accumulate, groups, c / groups, plane);
+                ParallelRange.For(n * groups, 3L * x.Length, ref body);
             }
         }
         BatchNormOp.AffineGradients(weight, bias, sumG, sumGx);
-        if (!x.RequiresGrad)
-            return;
-        var dx = GradTarget.For(x);
-        for (int ng = 0; ng < n * groups; ng++)
+    }
+
+    /// <summary>Channels [start, end): Σ g and Σ g·x̂ over every sample, in double.</summary>
+    private readonly unsafe struct AffineSumsBody(float* g, float* xhat, double* sumG, double* sumGx, int n, int c, int plane) : IRangeBody
+    {
+        public void Run(int start, int end)
         {
-            // With d = γ·g: dx = (1/σ)·(d − mean(d) − x̂·mean(d·x̂)) over the group.
-            int firstChannel = ng % groups * (c / groups), start = ng * perGroup;
-            double sd = 0, sdx = 0;
-            for (int k = 0; k < perGroup; k++)
+            for (int ch = start; ch < end; ch++)
             {
-                double d = weight.Span[firstChannel + k / plane] * (double)g[start + k];
-                sd += d;
-                sdx += d * xhat[start + k];
+                double s = 0, sx = 0;
+                for (int i = 0; i < n; i++)
+                {
+                    long o = ((long)i * c + ch) * plane;
+                    for (long k = o; k < o + plane; k++)
+                    {
+                        s += g[k];
+                        sx += g[k] * (double)xhat[k];
+                    }
+                }
+                sumG[ch] = s;
+                sumGx[ch] = sx;
             }
-            float meanD = (float)(sd / perGroup), meanDx = (float)(sdx / perGroup), inv = invStd[ng];
-            for (int k = 0; k < perGroup; k++)
+        }
+    }
+
+    /// <summary>Sample-groups [start, end): with d = γ·g, dx (+)= (1/σ)·(d − mean(d) − x̂·mean(d·x̂)) over the group.</summary>
+    private readonly unsafe struct InputGradientBody(float* g, float* xhat, float* invStd, float* weight, float* dx, bool accumulate,
+        int groups, int channelsPerGroup, int plane) : IRangeBody
+    {
+        public void Run(int start, int end)
+        {
+            int perGroup = channelsPerGroup * plane;
+            for (int ng = start; ng < end; ng++)
             {
-                int idx = start + k;
-                float d = inv * (weight.Span[firstChannel + k / plane] * g[idx] - meanD - xhat[idx] * meanDx);
-                dx.Span[idx] = dx.Accumulate ? dx.Span[idx] + d : d;
+                int firstChannel = ng % groups * channelsPerGroup;
+                long first = (long)ng * perGroup;
+                double sd = 0, sdx = 0;
+                for (int k = 0; k < perGroup; k++)
+                {
+                    double d = weight[firstChannel + k / plane] * (double)g[first + k];
+                    sd += d;
+                    sdx += d * xhat[first + k];
+                }
+                float meanD = (float)(sd / perGroup), meanDx = (float)(sdx / perGroup), inv = invStd[ng];
+                for (int cc = 0; cc < channelsPerGroup; cc++)
+                {
+                    float gamma = weight[firstChannel + cc];
+                    long o = first + cc * plane;
+                    for (int k = 0; k < plane; k++)
+                    {
+                        float d = inv * (gamma * g[o + k] - meanD - xhat[o + k] * meanDx);
+                        dx[o + k] = accumulate ? dx[o + k] + d : d;
+                    }
+                }
             }
         }
     }

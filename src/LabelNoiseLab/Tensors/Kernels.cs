@@ -11,10 +11,111 @@ namespace LabelNoiseLab.Tensors;
 /// </summary>
 public static class Kernels
 {
-    /// <summary>dx = g where y &gt; 0 else 0 (or dx += that when <paramref name="accumulate"/>).</summary>
+    /// <summary>dx = g where y &gt; 0 else 0 (or dx += that when <paramref name="accumulate"/>); in parallel on long spans.</summary>
     public static void ReluBackward(ReadOnlySpan<float> y, ReadOnlySpan<float> g, Span<float> dx, bool accumulate)
     {
         CheckSame(y.Length, g.Length, dx.Length);
+        Parallel(accumulate ? Elementwise.ReluBackwardAdd : Elementwise.ReluBackward, y, g, dx, 0f);
+    }
+
+    /// <summary>y = max(x, 0), in parallel on long spans.</summary>
+    internal static void Relu(ReadOnlySpan<float> x, Span<float> y)
+    {
+        CheckSame(x.Length, x.Length, y.Length);
+        Parallel(Elementwise.Relu, x, x, y, 0f);
+    }
+
+    /// <summary>dst = a + b, in parallel on long spans.</summary>
+    internal static void Add(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> dst)
+    {
+        CheckSame(a.Length, b.Length, dst.Length);
+        Parallel(Elementwise.Add, a, b, dst, 0f);
+    }
+
+    /// <summary>dst = a, in parallel on long spans.</summary>
+    internal static void Copy(ReadOnlySpan<float> a, Span<float> dst)
+    {
+        CheckSame(a.Length, a.Length, dst.Length);
+        Parallel(Elementwise.Copy, a, a, dst, 0f);
+    }
+
+    /// <summary>y = x where x &gt; 0, else slope·x (leaky ReLU), in parallel on long spans.</summary>
+    internal static void LeakyRelu(ReadOnlySpan<float> x, float slope, Span<float> y)
+    {
+        CheckSame(x.Length, x.Length, y.Length);
+        Parallel(Elementwise.LeakyRelu, x, x, y, slope);
+    }
+
+    /// <summary>dx (+)= g where x &gt; 0, else slope·g (leaky ReLU's backward), in parallel on long spans.</summary>
+    internal static void LeakyReluBackward(ReadOnlySpan<float> x, ReadOnlySpan<float> g, float slope, Span<float> dx, bool accumulate)
+    {
+        CheckSame(x.Length, g.Length, dx.Length);
+        Parallel(accumulate ? Elementwise.LeakyReluBackwardAdd : Elementwise.LeakyReluBackward, x, g, dx, slope);
+    }
+
+    private enum Elementwise { Relu, ReluBackward, ReluBackwardAdd, Add, Copy, LeakyRelu, LeakyReluBackward, LeakyReluBackwardAdd }
+
+    private static unsafe void Parallel(Elementwise kind, ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> dst, float scalar)
+    {
+        fixed (float* pa = a, pb = b, pd = dst)
+        {
+            var body = new ElementwiseBody(kind, pa, pb, pd, scalar);
+            ParallelRange.For(dst.Length, dst.Length, ref body);
+        }
+    }
+
+    /// <summary>One element-wise kernel on elements [start, end) of its spans.</summary>
+    private readonly unsafe struct ElementwiseBody(Elementwise kind, float* a, float* b, float* dst, float scalar) : IRangeBody
+    {
+        public void Run(int start, int end)
+        {
+            int n = end - start;
+            var x = new ReadOnlySpan<float>(a + start, n);
+            var y = new ReadOnlySpan<float>(b + start, n);
+            var d = new Span<float>(dst + start, n);
+            switch (kind)
+            {
+                case Elementwise.Relu: TensorPrimitives.Max(x, 0f, d); break;
+                case Elementwise.ReluBackward: ReluBackwardSerial(x, y, d, false); break;
+                case Elementwise.ReluBackwardAdd: ReluBackwardSerial(x, y, d, true); break;
+                case Elementwise.Add: TensorPrimitives.Add(x, y, d); break;
+                case Elementwise.Copy: x.CopyTo(d); break;
+                case Elementwise.LeakyRelu: LeakyReluBackwardSerial(x, x, scalar, d, false); break; // y = x·(x > 0 ? 1 : slope)
+                case Elementwise.LeakyReluBackward: LeakyReluBackwardSerial(x, y, scalar, d, false); break;
+                case Elementwise.LeakyReluBackwardAdd: LeakyReluBackwardSerial(x, y, scalar, d, true); break;
+            }
+        }
+    }
+
+    /// <summary>dx (+)= g where x &gt; 0, else slope·g; with g = x, the forward.</summary>
+    private static void LeakyReluBackwardSerial(ReadOnlySpan<float> x, ReadOnlySpan<float> g, float slope, Span<float> dx, bool accumulate)
+    {
+        ref float xr = ref System.Runtime.InteropServices.MemoryMarshal.GetReference(x);
+        ref float gr = ref System.Runtime.InteropServices.MemoryMarshal.GetReference(g);
+        ref float dr = ref System.Runtime.InteropServices.MemoryMarshal.GetReference(dx);
+        int i = 0, n = x.Length;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            var s = Vector256.Create(slope);
+            for (; i <= n - Vector256<float>.Count; i += Vector256<float>.Count)
+            {
+                var gv = Vector256.LoadUnsafe(ref gr, (nuint)i);
+                var v = Vector256.ConditionalSelect(Vector256.GreaterThan(Vector256.LoadUnsafe(ref xr, (nuint)i), Vector256<float>.Zero), gv, s * gv);
+                if (accumulate)
+                    v += Vector256.LoadUnsafe(ref dr, (nuint)i);
+                v.StoreUnsafe(ref dr, (nuint)i);
+            }
+        }
+        for (; i < n; i++)
+        {
+            float gv = Unsafe.Add(ref gr, i);
+            float v = Unsafe.Add(ref xr, i) > 0f ? gv : slope * gv;
+            Unsafe.Add(ref dr, i) = accumulate ? Unsafe.Add(ref dr, i) + v : v;
+        }
+    }
+
+    private static void ReluBackwardSerial(ReadOnlySpan<float> y, ReadOnlySpan<float> g, Span<float> dx, bool accumulate)
+    {
         ref float yr = ref System.Runtime.InteropServices.MemoryMarshal.GetReference(y);
         ref float gr = ref System.Runtime.InteropServices.MemoryMarshal.GetReference(g);
         ref float dr = ref System.Runtime.InteropServices.MemoryMarshal.GetReference(dx);
