@@ -17,19 +17,8 @@ public static class ResNetProfileBench
 {
     public static int Run(string[] args)
     {
-        int reps = 5;
-        for (int i = 0; i + 1 < args.Length; i += 2)
-        {
-            int v = int.Parse(args[i + 1], CultureInfo.InvariantCulture);
-            switch (args[i])
-            {
-                case "--reps": reps = v; break;
-                case "--threads": Blas.Threads = v; break;
-                default:
-                    Console.Error.WriteLine("usage: LabelNoiseLab.Bench resnet-profile [--reps N] [--threads T]");
-                    return 2;
-            }
-        }
+        if (ProfileArgs.Reps(args, "resnet-profile", 5) is not int reps)
+            return 2;
         const int n = 128;
         // (C, Co, H, stride, kernel, padding, count)
         (int C, int Co, int H, int S, int K, int P, int Count)[] shapes =

@@ -17,19 +17,8 @@ public static class VitProfileBench
 {
     public static int Run(string[] args)
     {
-        int reps = 15;
-        for (int i = 0; i + 1 < args.Length; i += 2)
-        {
-            int v = int.Parse(args[i + 1], CultureInfo.InvariantCulture);
-            switch (args[i])
-            {
-                case "--reps": reps = v; break;
-                case "--threads": Blas.Threads = v; break;
-                default:
-                    Console.Error.WriteLine("usage: LabelNoiseLab.Bench vit-profile [--reps N] [--threads T]");
-                    return 2;
-            }
-        }
+        if (ProfileArgs.Reps(args, "vit-profile", 15) is not int reps)
+            return 2;
         const int n = 128, d = 64, depth = 4, heads = 4, hidden = 256, patch = 7, size = 28;
         const int patches = size / patch * (size / patch), t = patches + 1, rows = n * t;
         var rng = new Rng(1);
