@@ -3,6 +3,7 @@ using LabelNoiseLab.Tensors;
 namespace LabelNoiseLab.Tests;
 
 /// <summary>Every GEMM backend against a double-precision loop, plus argument checks and backend selection.</summary>
+[Collection(ProcessWideSettings.Name)]
 public class BlasGemmTests
 {
     private delegate void SgemmFn(bool transA, bool transB, int m, int n, int k,

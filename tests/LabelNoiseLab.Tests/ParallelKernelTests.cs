@@ -9,6 +9,7 @@ namespace LabelNoiseLab.Tests;
 /// as its serial path, which the other kernel tests check against the naive loops. One class,
 /// so the global switches are never flipped by two tests at once.
 /// </summary>
+[Collection(ProcessWideSettings.Name)]
 public class ParallelKernelTests
 {
     /// <summary>Runs <paramref name="action"/> once serially and once through the parallel path.</summary>

@@ -11,6 +11,7 @@ namespace LabelNoiseLab.Tests;
 /// self-attention, token pooling) against central differences; the model's PyTorch names; and
 /// its logits against the same module tree built in PyTorch from our saved weights.
 /// </summary>
+[Collection(ProcessWideSettings.Name)]
 public sealed class TransformerTests(ITestOutputHelper output) : IDisposable
 {
     private const double Tolerance = 1e-3;

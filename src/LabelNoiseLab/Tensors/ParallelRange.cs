@@ -89,7 +89,7 @@ internal static unsafe class ParallelRange
             if (s_error is { } error)
             {
                 s_error = null;
-                throw new AggregateException("a parallel kernel failed", error);
+                System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(error).Throw();
             }
         }
         finally
