@@ -15,7 +15,7 @@ namespace LabelNoiseLab.Bench;
 /// setting, against bench/peers/torch_vit_step.py. Prints the median
 /// step time after 5 warm-up steps, the 60,000-sample epoch extrapolated from it (epoch_s=), and
 /// the managed bytes a warm step allocates, the process's peak working set, and the fraction of the GEMM peak the step reaches
-/// (<see cref="GemmPeak"/>; measured after the peak working set is read). Options: <c>--steps N</c>, <c>--channels C</c>, <c>--size S</c>, <c>--threads T</c>.
+/// (<see cref="GemmPeak"/>; measured after the peak working set is read). Options: <c>--steps N</c>, <c>--channels C</c>, <c>--size S</c>, <c>--threads T</c>, <c>--chunk F</c> (the convolutions' unfolding budget in floats, <see cref="Tape.ConvChunkFloats"/>).
 /// Also the process's CPU time per timed step (cpu_ms=): on a loaded machine at one thread it
 /// approximates the idle step time better than the wall clock does.
 /// </summary>
@@ -23,7 +23,7 @@ public static class ResNetStepBench
 {
     public static int Run(string[] args, bool vit = false)
     {
-        int steps = 20, channels = 1, size = 28;
+        int steps = 20, channels = 1, size = 28, chunk = 0;
         for (int i = 0; i + 1 < args.Length; i += 2)
         {
             int v = int.Parse(args[i + 1], CultureInfo.InvariantCulture);
@@ -33,8 +33,9 @@ public static class ResNetStepBench
                 case "--channels": channels = v; break;
                 case "--size": size = v; break;
                 case "--threads": Blas.Threads = v; break;
+                case "--chunk": chunk = v; break;
                 default:
-                    Console.Error.WriteLine("usage: LabelNoiseLab.Bench resnet-step|vit-step [--steps N] [--channels C] [--size S] [--threads T]");
+                    Console.Error.WriteLine("usage: LabelNoiseLab.Bench resnet-step|vit-step [--steps N] [--channels C] [--size S] [--threads T] [--chunk F]");
                     return 2;
             }
         }
@@ -48,6 +49,8 @@ public static class ResNetStepBench
             x.Span[i] = (float)rng.NextNormal();
         var labels = Enumerable.Range(0, batch).Select(i => i % 10).ToArray();
         var tape = new Tape();
+        if (chunk > 0)
+            tape.ConvChunkFloats = chunk;
         void Step()
         {
             tape.Reset();

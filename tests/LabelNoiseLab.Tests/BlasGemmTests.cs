@@ -301,7 +301,7 @@ public class BlasGemmTests
     }
 
     [Fact]
-    public void Threads_setting_reaches_openblas_and_rejects_zero()
+    public void Openblas_runs_single_threaded_whatever_the_thread_setting_and_zero_is_rejected()
     {
         Assert.Throws<ArgumentOutOfRangeException>(() => Blas.Threads = 0);
         OpenBlasGemm? openBlas = Blas.OpenBlas;
@@ -309,12 +309,61 @@ public class BlasGemmTests
         int saved = Blas.Threads;
         try
         {
-            Blas.Threads = 1;
-            Assert.Equal(1, GetOpenBlasThreads(openBlas));
+            foreach (int threads in new[] { 1, 3 })
+            {
+                Blas.Threads = threads;
+                Assert.Equal(1, GetOpenBlasThreads(openBlas));
+            }
         }
         finally
         {
             Blas.Threads = saved;
+        }
+    }
+
+    /// <summary>
+    /// Products large enough to be split into OpenBLAS calls of <see cref="OpenBlasGemm.BlockSize"/>
+    /// rows or columns, over every transpose and with padding: right against the double loop at 2
+    /// threads, and the same bits at 1, 2 and 3 threads (the blocks do not depend on the thread count).
+    /// </summary>
+    [Fact]
+    public void Openblas_split_products_match_the_double_loop_and_do_not_depend_on_the_thread_count()
+    {
+        OpenBlasGemm? openBlas = Blas.OpenBlas;
+        if (openBlas == null) Assert.Skip(MachineTools.NoOpenBlas);
+        int saved = Blas.Threads;
+        long savedMinWork = ParallelRange.MinWork;
+        try
+        {
+            ParallelRange.MinWork = 0;
+            // Split by columns (n ≥ m, a ragged last block) and by rows (m > n).
+            foreach (var (m, n, k) in new[] { (40, 300, 37), (333, 129, 20) })
+            foreach (bool transA in new[] { false, true })
+            foreach (bool transB in new[] { false, true })
+            {
+                Assert.True((long)m * n * k >= OpenBlasGemm.SplitMinWork);
+                Blas.Threads = 2;
+                CheckOne(openBlas.Sgemm, new Random(m + n), transA, transB, m, n, k, 0.5f, 1.25f, 2, $"split m={m} n={n} k={k} tA={transA} tB={transB}");
+                float[]? first = null;
+                foreach (int threads in new[] { 1, 2, 3 })
+                {
+                    Blas.Threads = threads;
+                    var rng = new Random(7);
+                    float[] a = Filled(rng, transA ? k : m, transA ? m : k, transA ? m : k, 0f);
+                    float[] b = Filled(rng, transB ? n : k, transB ? k : n, transB ? k : n, 0f);
+                    var c = new float[m * n];
+                    openBlas.Sgemm(transA, transB, m, n, k, 1f, a, transA ? m : k, b, transB ? k : n, 0f, c, n);
+                    if (first == null)
+                        first = c;
+                    else
+                        Assert.True(first.AsSpan().SequenceEqual(c), $"m={m} n={n} k={k} tA={transA} tB={transB}: {threads} threads changed the bits");
+                }
+            }
+        }
+        finally
+        {
+            Blas.Threads = saved;
+            ParallelRange.MinWork = savedMinWork;
         }
     }
 

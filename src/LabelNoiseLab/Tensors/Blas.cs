@@ -49,8 +49,9 @@ public static class Blas
     public static IReadOnlyList<string> OpenBlasPathsTried => s_openBlas.Value.Tried;
 
     /// <summary>
-    /// Threads for matrix products: OpenBLAS's thread count and the managed GEMM's parallelism.
-    /// Default <see cref="Environment.ProcessorCount"/>.
+    /// Threads for matrix products and the engine's parallel kernels (<see cref="ParallelRange"/>):
+    /// the managed GEMM's parallelism, and the threads OpenBLAS products are split over (OpenBLAS
+    /// itself runs single-threaded, see <see cref="OpenBlasGemm"/>). Default <see cref="Environment.ProcessorCount"/>.
     /// </summary>
     public static int Threads
     {
@@ -59,7 +60,6 @@ public static class Blas
         {
             ArgumentOutOfRangeException.ThrowIfLessThan(value, 1, nameof(Threads));
             Volatile.Write(ref s_threads, value);
-            if (s_openBlas.IsValueCreated) ApplyThreads(s_openBlas.Value.Gemm);
         }
     }
 
@@ -109,12 +109,11 @@ public static class Blas
         OpenBlasLibrary? lib = OpenBlasLibrary.TryLoad(
             OpenBlasLibrary.CandidatePaths(Environment.GetEnvironmentVariable(OpenBlasPathEnvVar)), tried);
         OpenBlasGemm? gemm = lib == null ? null : new OpenBlasGemm(lib);
-        ApplyThreads(gemm);
+        // One OpenBLAS thread: the engine splits products over its own threads (OpenBlasGemm), so
+        // no OpenBLAS worker spins between calls while the other kernels want the cores.
+        if (gemm != null) SetSingleThreaded(gemm);
         return new OpenBlasProbe(gemm, tried);
     }
 
-    private static unsafe void ApplyThreads(OpenBlasGemm? gemm)
-    {
-        if (gemm != null) gemm.Library.SetNumThreads(Threads);
-    }
+    private static unsafe void SetSingleThreaded(OpenBlasGemm gemm) => gemm.Library.SetNumThreads(1);
 }
