@@ -83,9 +83,9 @@ public class ConvKernelTests
     }
 
     /// <summary>
-    /// Working through the batch in chunks of samples (one per chunk; two, with a shorter last
-    /// chunk; the whole batch at once) gives the same output and the same input, weight and bias
-    /// gradients, writing and accumulating into them.
+    /// Working through the batch in blocks of samples (one per block; two, with a shorter last
+    /// block; three, the most <see cref="Conv2dOp.MinBlocks"/> allows for 17 samples) gives the
+    /// same output and the same input, weight and bias gradients, writing and accumulating into them.
     /// </summary>
     [Theory]
     [InlineData(3, 3, 1, 1, true)]
@@ -94,7 +94,7 @@ public class ConvKernelTests
     public void Conv2d_in_chunks_of_samples_matches_the_whole_batch(int k, int kw, int s, int p, bool bias)
     {
         var rng = new Rng((ulong)(k * 10 + s + p));
-        int n = 5, c = 3, co = 4;
+        int n = 17, c = 3, co = 4;
         var x = GradCheck.Random(rng, [n, c, 9, 8]);
         var weight = GradCheck.Random(rng, [co, c, k, kw]);
         var b = bias ? GradCheck.Random(rng, [co]) : null;
@@ -122,7 +122,8 @@ public class ConvKernelTests
         foreach (bool accumulate in new[] { false, true })
         {
             var whole = Run(1 << 20, accumulate);
-            Assert.Equal(n, Conv2dOp.ChunkSamples(g, 1 << 20));
+            Assert.Equal(3, Conv2dOp.ChunkSamples(g, 1 << 20)); // ⌈17 / MinBlocks⌉ = 3 samples a block, 6 blocks
+            Assert.Equal(1, Conv2dOp.ChunkSamples(g with { N = 5 }, 1 << 20)); // 5 blocks of one
             foreach (int budget in new[] { 1, 2 * g.Patch * g.OutPlane })
             {
                 Assert.Equal(budget == 1 ? 1 : 2, Conv2dOp.ChunkSamples(g, budget));

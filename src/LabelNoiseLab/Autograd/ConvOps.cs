@@ -4,23 +4,29 @@ namespace LabelNoiseLab.Autograd;
 
 /// <summary>
 /// 2-D convolution by im2col + GEMM: x [N, C, H, W], weight [Co, C, KH, KW], optional bias [Co]
-/// → y [N, Co, OH, OW]. The batch is processed in chunks of samples whose unfolded input
-/// ([C·KH·KW, n·OH·OW], one column per output position) fits <see cref="Tape.ConvChunkFloats"/>:
-/// each chunk is unfolded into the tape's scratch, multiplied, and its channel-major product
-/// copied out while it is still in cache. Nothing activation-sized is saved: the backward
-/// unfolds each chunk of the input again for the weight gradient, so a step holds one chunk's
-/// unfolded input, not one full unfolding per layer.
+/// → y [N, Co, OH, OW]. The batch is cut into blocks of samples (<see cref="ChunkSamples"/>: the
+/// unfolded input of a block, [C·KH·KW, n·OH·OW] with one column per output position, fits
+/// <see cref="Tape.ConvChunkFloats"/>, and there are at least <see cref="MinBlocks"/> blocks when
+/// the batch allows). The blocks run in parallel (<see cref="ParallelRange"/>), each start to end
+/// on one thread: unfold into that thread's scratch, multiply, copy the channel-major product out
+/// while it is still in cache. Nothing activation-sized is saved: the backward unfolds each block
+/// of the input again for the weight gradient. The blocks depend on the batch and the budget, not
+/// on the thread count, and the weight and bias gradients are summed over blocks in block order,
+/// so the bits are the same on any number of threads.
 /// </summary>
 public sealed class Conv2dOp : Op
 {
     private static readonly Conv2dOp Instance = new();
+
+    /// <summary>The fewest blocks a batch is cut into when it has that many samples (so every thread gets a few).</summary>
+    internal const int MinBlocks = 8;
 
     /// <summary>
     /// y [N, Co, OH, OW] with OH = (H + 2·padding − KH)/stride + 1 (likewise OW), zero padding.
     /// Throws a <see cref="ShapeException"/> when the shapes do not fit or the kernel exceeds the padded input,
     /// and an <see cref="ArgumentOutOfRangeException"/> for stride &lt; 1 or padding &lt; 0.
     /// </summary>
-    public static Tensor Forward(Tape tape, Tensor x, Tensor weight, Tensor? bias, int stride, int padding)
+    public static unsafe Tensor Forward(Tape tape, Tensor x, Tensor weight, Tensor? bias, int stride, int padding)
     {
         if (x.Rank != 4 || weight.Rank != 4 || weight.Dim(1) != x.Dim(1))
             throw new ShapeException($"conv2d: input {x.Describe()} (expected [N, C, H, W]) does not fit weight {weight.Describe()} (expected [Co, C, KH, KW])");
@@ -28,65 +34,151 @@ public sealed class Conv2dOp : Op
             throw new ShapeException($"conv2d: bias {bias.Describe()} does not fit weight {weight.Describe()}");
         var g = Geometry.Of(x, weight, stride, padding);
         var y = tape.Workspace(g.N, g.Co, g.OH, g.OW);
-        int chunk = ChunkSamples(g, tape.ConvChunkFloats);
-        var col = tape.Scratch(0, g.Patch * chunk * g.OutPlane);
-        var yt = tape.Scratch(1, g.Co * chunk * g.OutPlane); // [Co, n·OH·OW]
-        var bs = bias is null ? ReadOnlySpan<float>.Empty : bias.Span;
-        for (int n0 = 0; n0 < g.N; n0 += chunk)
+        var plan = Plan.Of(g, tape.ConvChunkFloats);
+        var col = tape.Scratch(0, plan.Lanes * plan.ColFloats);
+        var yt = tape.Scratch(1, plan.Lanes * plan.ProductFloats); // per lane [Co, n·OH·OW]
+        fixed (float* px = x.Span, pw = weight.Span, pb = bias is null ? default : bias.Span, py = y.Span, pc = col, pt = yt)
         {
-            var gc = g with { N = Math.Min(chunk, g.N - n0) };
-            int positions = gc.N * g.OutPlane;
-            Im2Col(x.Span.Slice(n0 * g.InSample, gc.N * g.InSample), col, gc);
-            Blas.Sgemm(false, false, g.Co, positions, g.Patch, 1f, weight.Span, g.Patch, col, positions, 0f, yt, positions);
-            ChannelMajorToBatchMajor(yt, y.Span.Slice(n0 * g.OutSample, gc.N * g.OutSample), gc, bs);
+            var body = new ForwardBody(plan, px, pw, bias is null ? null : pb, py, pc, pt);
+            ParallelRange.For(plan.Blocks, plan.Work, ref body);
         }
         if (tape.Tracks(x, weight) || (bias is not null && tape.Tracks(bias)))
             tape.Record(new TapeEntry { Op = Instance, Output = y, A = x, B = weight, C = bias, Int0 = stride, Int1 = padding });
         return y;
     }
 
-    /// <inheritdoc/>
-    public override void Backward(Tape tape, in TapeEntry e)
+    /// <summary>Forward blocks [start, end): unfold, multiply, copy out (with the bias).</summary>
+    private readonly unsafe struct ForwardBody(Plan plan, float* x, float* w, float* bias, float* y, float* col, float* yt) : IRangeBody
     {
-        Tensor x = e.A!, w = e.B!;
-        var g = Geometry.Of(x, w, e.Int0, e.Int1);
-        int chunk = ChunkSamples(g, tape.ConvChunkFloats);
-        var col = tape.Scratch(0, g.Patch * chunk * g.OutPlane); // the chunk's unfolded input, then its gradient
-        var gt = tape.Scratch(1, g.Co * chunk * g.OutPlane);
-        var dy = e.Output.Grad!.Span;
-        var dw = w.RequiresGrad ? GradTarget.For(w) : default;
-        var db = e.C is { RequiresGrad: true } b ? GradTarget.For(b) : default;
-        var dx = x.RequiresGrad ? GradTarget.For(x) : default;
-        for (int n0 = 0; n0 < g.N; n0 += chunk)
+        public void Run(int start, int end)
         {
-            var gc = g with { N = Math.Min(chunk, g.N - n0) };
-            int positions = gc.N * g.OutPlane;
-            bool first = n0 == 0;
-            BatchMajorToChannelMajor(dy.Slice(n0 * g.OutSample, gc.N * g.OutSample), gt, gc);
-            if (w.RequiresGrad)
+            var g = plan.G;
+            int lane = plan.LaneOf(ParallelRange.Lane);
+            var colL = new Span<float>(col + (long)lane * plan.ColFloats, plan.ColFloats);
+            var ytL = new Span<float>(yt + (long)lane * plan.ProductFloats, plan.ProductFloats);
+            var bs = bias == null ? ReadOnlySpan<float>.Empty : new ReadOnlySpan<float>(bias, g.Co);
+            for (int block = start; block < end; block++)
             {
-                // dW (+)= G·colᵀ, summed over the chunks.
-                Im2Col(x.Span.Slice(n0 * g.InSample, gc.N * g.InSample), col, gc);
-                Blas.Sgemm(false, true, g.Co, g.Patch, positions, 1f, gt, positions, col, positions, first ? dw.Beta : 1f, dw.Span, g.Patch);
-            }
-            if (!db.Span.IsEmpty)
-                for (int c = 0; c < g.Co; c++)
-                {
-                    float s = System.Numerics.Tensors.TensorPrimitives.Sum(gt.Slice(c * positions, positions));
-                    db.Span[c] = first && !db.Accumulate ? s : db.Span[c] + s;
-                }
-            if (x.RequiresGrad)
-            {
-                // dcol = Wᵀ·G, folded back onto the chunk's input gradient.
-                Blas.Sgemm(true, false, g.Patch, positions, g.Co, 1f, w.Span, g.Patch, gt, positions, 0f, col, positions);
-                Col2ImAdd(col, dx.Span.Slice(n0 * g.InSample, gc.N * g.InSample), gc, overwrite: !dx.Accumulate);
+                var (n0, gc) = plan.Block(block);
+                int positions = gc.N * g.OutPlane;
+                Im2Col(new ReadOnlySpan<float>(x + (long)n0 * g.InSample, gc.N * g.InSample), colL, gc);
+                Blas.Sgemm(false, false, g.Co, positions, g.Patch, 1f, new ReadOnlySpan<float>(w, g.Co * g.Patch), g.Patch, colL, positions, 0f, ytL, positions);
+                ChannelMajorToBatchMajor(ytL, new Span<float>(y + (long)n0 * g.OutSample, gc.N * g.OutSample), gc, bs);
             }
         }
     }
 
-    /// <summary>Samples per chunk: as many as keep the unfolded input within <paramref name="budget"/> floats (at least one).</summary>
+    /// <inheritdoc/>
+    public override unsafe void Backward(Tape tape, in TapeEntry e)
+    {
+        Tensor x = e.A!, w = e.B!;
+        var g = Geometry.Of(x, w, e.Int0, e.Int1);
+        var plan = Plan.Of(g, tape.ConvChunkFloats);
+        var col = tape.Scratch(0, plan.Lanes * plan.ColFloats); // a block's unfolded input, then its gradient
+        var gt = tape.Scratch(1, plan.Lanes * plan.ProductFloats);
+        bool wantW = w.RequiresGrad, wantB = e.C is { RequiresGrad: true }, wantX = x.RequiresGrad;
+        int perBlock = g.Co * g.Patch + g.Co; // a block's weight and bias gradients
+        var partial = tape.Scratch(2, wantW || wantB ? plan.Blocks * perBlock : 0);
+        var dx = wantX ? GradTarget.For(x) : default;
+        fixed (float* px = x.Span, pw = w.Span, pdy = e.Output.Grad!.Span, pdx = dx.Span, pc = col, pt = gt, pp = partial)
+        {
+            var body = new BackwardBody(plan, px, pw, pdy, wantX ? pdx : null, dx.Accumulate, pc, pt, wantW, wantB, pp, perBlock);
+            ParallelRange.For(plan.Blocks, plan.Work, ref body);
+        }
+        // Block partials summed in block order: the same bits on any thread count.
+        if (wantW)
+        {
+            var dw = GradTarget.For(w);
+            for (int block = 0; block < plan.Blocks; block++)
+            {
+                var part = partial.Slice(block * perBlock, g.Co * g.Patch);
+                if (block == 0 && !dw.Accumulate)
+                    part.CopyTo(dw.Span);
+                else
+                    System.Numerics.Tensors.TensorPrimitives.Add(dw.Span, part, dw.Span);
+            }
+        }
+        if (wantB)
+        {
+            var db = GradTarget.For(e.C!);
+            for (int block = 0; block < plan.Blocks; block++)
+            {
+                var part = partial.Slice(block * perBlock + g.Co * g.Patch, g.Co);
+                if (block == 0 && !db.Accumulate)
+                    part.CopyTo(db.Span);
+                else
+                    System.Numerics.Tensors.TensorPrimitives.Add(db.Span, part, db.Span);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Backward blocks [start, end): the block's output gradient to channel-major; its weight
+    /// gradient G·colᵀ and bias gradient into the block's partial; dcol = Wᵀ·G folded onto the
+    /// block's input gradient (its own samples, so no other block writes there).
+    /// </summary>
+    private readonly unsafe struct BackwardBody(Plan plan, float* x, float* w, float* dy, float* dx, bool accumulateX,
+        float* col, float* gt, bool wantW, bool wantB, float* partial, int perBlock) : IRangeBody
+    {
+        public void Run(int start, int end)
+        {
+            var g = plan.G;
+            int lane = plan.LaneOf(ParallelRange.Lane);
+            var colL = new Span<float>(col + (long)lane * plan.ColFloats, plan.ColFloats);
+            var gtL = new Span<float>(gt + (long)lane * plan.ProductFloats, plan.ProductFloats);
+            var weight = new ReadOnlySpan<float>(w, g.Co * g.Patch);
+            for (int block = start; block < end; block++)
+            {
+                var (n0, gc) = plan.Block(block);
+                int positions = gc.N * g.OutPlane;
+                BatchMajorToChannelMajor(new ReadOnlySpan<float>(dy + (long)n0 * g.OutSample, gc.N * g.OutSample), gtL, gc);
+                float* part = partial + (long)block * perBlock;
+                if (wantW)
+                {
+                    Im2Col(new ReadOnlySpan<float>(x + (long)n0 * g.InSample, gc.N * g.InSample), colL, gc);
+                    Blas.Sgemm(false, true, g.Co, g.Patch, positions, 1f, gtL, positions, colL, positions, 0f, new Span<float>(part, g.Co * g.Patch), g.Patch);
+                }
+                if (wantB)
+                    for (int c = 0; c < g.Co; c++)
+                        part[g.Co * g.Patch + c] = System.Numerics.Tensors.TensorPrimitives.Sum(gtL.Slice(c * positions, positions));
+                if (dx != null)
+                {
+                    Blas.Sgemm(true, false, g.Patch, positions, g.Co, 1f, weight, g.Patch, gtL, positions, 0f, colL, positions);
+                    Col2ImAdd(colL, new Span<float>(dx + (long)n0 * g.InSample, gc.N * g.InSample), gc, overwrite: !accumulateX);
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// Samples per block: as many as keep the unfolded input within <paramref name="budget"/> floats,
+    /// and few enough that the batch makes at least <see cref="MinBlocks"/> blocks when it can (at least one sample).
+    /// </summary>
     internal static int ChunkSamples(in Geometry g, int budget) =>
-        Math.Clamp(budget / Math.Max(1, g.Patch * g.OutPlane), 1, Math.Max(1, g.N));
+        Math.Clamp(budget / Math.Max(1, g.Patch * g.OutPlane), 1, Math.Max(1, (g.N + MinBlocks - 1) / MinBlocks));
+
+    /// <summary>How a convolution's batch is cut into blocks, and each lane's scratch.</summary>
+    private readonly record struct Plan(Geometry G, int Chunk, int Blocks, int Lanes, int ColFloats, int ProductFloats, long Work)
+    {
+        public static Plan Of(in Geometry g, int budget)
+        {
+            int chunk = ChunkSamples(g, budget);
+            int blocks = (g.N + chunk - 1) / chunk;
+            return new Plan(g, chunk, blocks, ParallelRange.Lanes, g.Patch * chunk * g.OutPlane, g.Co * chunk * g.OutPlane,
+                (long)g.N * g.OutPlane * (g.Patch + g.Co));
+        }
+
+        /// <summary>Block <paramref name="block"/>'s first sample and geometry.</summary>
+        public (int N0, Geometry Gc) Block(int block)
+        {
+            int n0 = block * Chunk;
+            return (n0, G with { N = Math.Min(Chunk, G.N - n0) });
+        }
+
+        /// <summary>The scratch lane of a thread (every lane a loop can use is below <see cref="Lanes"/>).</summary>
+        public int LaneOf(int lane) =>
+            lane < Lanes ? lane : throw new InvalidOperationException($"conv2d: thread lane {lane} beyond the {Lanes} scratch lanes");
+    }
 
     internal readonly record struct Geometry(int N, int C, int H, int W, int Co, int KH, int KW, int Stride, int Padding, int OH, int OW)
     {

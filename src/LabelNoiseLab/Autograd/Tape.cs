@@ -57,7 +57,7 @@ public sealed class Tape
     // must never be handed out as a workspace that gets written.
     private readonly List<Tensor> _views = [];
     private int _viewCursor;
-    private readonly float[][] _scratch = [[], []];
+    private readonly float[][] _scratch = [[], [], []];
 
     /// <param name="recording">False for evaluation: ops run, nothing is recorded, no gradients.</param>
     public Tape(bool recording = true) => IsRecording = recording;
@@ -110,7 +110,7 @@ public sealed class Tape
 
     /// <summary>
     /// A transient buffer of at least <paramref name="length"/> floats, one per
-    /// <paramref name="slot"/> (0 or 1), shared by every op of this tape: valid only inside the
+    /// <paramref name="slot"/> (0, 1 or 2), shared by every op of this tape: valid only inside the
     /// op's own forward or backward call (the next op that asks for the same slot overwrites it),
     /// never saved for a backward. Grown, never shrunk, so a warm step allocates nothing. Large
     /// per-op intermediates (a convolution's unfolded input and its gradient) live here instead of
@@ -125,9 +125,9 @@ public sealed class Tape
     }
 
     /// <summary>
-    /// Floats of unfolded input a convolution processes at once (<see cref="Conv2dOp"/> works
-    /// through the batch in chunks of samples this size, so the chunk stays in cache). Default
-    /// 2^20 (4 MB).
+    /// Floats of unfolded input a convolution processes at once on one thread (<see cref="Conv2dOp"/>
+    /// cuts the batch into blocks of samples at most this size, so a block stays in cache; each
+    /// thread has its own such scratch). Default 2^20 (4 MB).
     /// </summary>
     internal int ConvChunkFloats { get; set; } = 1 << 20;
 

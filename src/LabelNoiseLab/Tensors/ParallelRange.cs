@@ -36,6 +36,7 @@ internal static unsafe class ParallelRange
     private static void* s_body;
     private static int s_count, s_blocks, s_done;
     private static Exception? s_error;
+    [ThreadStatic] private static int t_lane;
 
     /// <summary>
     /// Work (in the caller's unit, e.g. floats touched) below which a loop runs serially: waking a
@@ -48,6 +49,16 @@ internal static unsafe class ParallelRange
 
     /// <summary>When positive, the thread count instead of <see cref="Blas.Threads"/> (tests: the parallel path on a one-core machine).</summary>
     internal static int ThreadsOverride { get; set; }
+
+    /// <summary>
+    /// The running thread's lane: 0 on any thread but the workers, 1 … on the workers. Two blocks
+    /// that run at the same time are on different lanes, so a body may index per-thread scratch
+    /// by it (sized by <see cref="Lanes"/>, read before the loop).
+    /// </summary>
+    internal static int Lane => t_lane;
+
+    /// <summary>An upper bound on the lanes a loop started now can use (at least <see cref="Threads"/>).</summary>
+    internal static int Lanes => Math.Max(Threads, 1 + Volatile.Read(ref s_workers));
 
     /// <summary>
     /// Runs <paramref name="body"/> over [0, <paramref name="count"/>) on up to <see cref="Threads"/>
@@ -141,15 +152,17 @@ internal static unsafe class ParallelRange
         {
             while (s_workers < wanted)
             {
-                var thread = new Thread(WorkerLoop) { IsBackground = true, Name = $"lnlab-kernel-{s_workers + 1}" };
+                int lane = s_workers + 1;
+                var thread = new Thread(() => WorkerLoop(lane)) { IsBackground = true, Name = $"lnlab-kernel-{lane}" };
                 thread.Start();
                 s_workers++;
             }
         }
     }
 
-    private static void WorkerLoop()
+    private static void WorkerLoop(int lane)
     {
+        t_lane = lane;
         while (true)
         {
             s_wake.Wait();
