@@ -83,6 +83,66 @@ public class ConvKernelTests
     }
 
     /// <summary>
+    /// The input gradient against its definition, dx[n, c, iy, ix] = Σ w[o, c, a, b]·dy[n, o, oy, ox]
+    /// over iy = oy·s − p + a, ix = ox·s − p + b, written and accumulated: at stride 1 with a square
+    /// kernel (the convolution of dy with the flipped kernel, <see cref="Conv2dOp.TransposedGeometry"/>)
+    /// and otherwise (Wᵀ·G folded back).
+    /// </summary>
+    [Theory]
+    [InlineData(3, 3, 1, 1, true)]
+    [InlineData(3, 3, 1, 0, true)]
+    [InlineData(3, 3, 1, 2, true)]
+    [InlineData(5, 5, 1, 2, true)]
+    [InlineData(2, 2, 1, 1, true)]
+    [InlineData(3, 3, 1, 3, false)]
+    [InlineData(3, 3, 2, 1, false)]
+    [InlineData(3, 2, 1, 1, false)]
+    [InlineData(1, 1, 1, 0, false)]
+    public void Conv2d_input_gradient_matches_its_definition(int k, int kw, int s, int p, bool transposed)
+    {
+        var rng = new Rng((ulong)(k * 1000 + kw * 100 + s * 10 + p));
+        int n = 3, c = 4, co = 5, h = 9, w = 8;
+        var x = GradCheck.Random(rng, [n, c, h, w]);
+        var weight = GradCheck.Random(rng, [co, c, k, kw]);
+        var g = Conv2dOp.Geometry.Of(x, weight, s, p);
+        Assert.Equal(transposed, Conv2dOp.TransposedGeometry(g) is not null);
+        var dyValues = GradCheck.Random(rng, [n, co, g.OH, g.OW]);
+        var prior = GradCheck.Random(rng, [x.Length]);
+        foreach (bool accumulate in new[] { false, true })
+        {
+            x.RequiresGrad = true;
+            x.ZeroGrad();
+            if (accumulate)
+            {
+                prior.Span.CopyTo(x.EnsureGrad().Span);
+                x.GradIsZero = false;
+            }
+            var tape = new Tape();
+            var y = Conv2dOp.Forward(tape, x, weight, null, s, p);
+            tape.Backward(SumOp.Forward(tape, MulOp.Forward(tape, y, dyValues)));
+            var expected = new double[x.Length];
+            for (int i = 0; i < n; i++)
+            for (int o = 0; o < co; o++)
+            for (int oy = 0; oy < g.OH; oy++)
+            for (int ox = 0; ox < g.OW; ox++)
+            for (int ch = 0; ch < c; ch++)
+            for (int a = 0; a < k; a++)
+            for (int b = 0; b < kw; b++)
+            {
+                int iy = oy * s - p + a, ix = ox * s - p + b;
+                if (iy >= 0 && iy < h && ix >= 0 && ix < w)
+                    expected[((i * c + ch) * h + iy) * w + ix] += weight[((o * c + ch) * k + a) * kw + b] * (double)dyValues[((i * co + o) * g.OH + oy) * g.OW + ox];
+            }
+            var dx = x.GradSpan();
+            for (int j = 0; j < expected.Length; j++)
+            {
+                double want = expected[j] + (accumulate ? prior[j] : 0);
+                Assert.True(Math.Abs(dx[j] - want) <= 1e-4 * (1 + Math.Abs(want)), $"dx[{j}] = {dx[j]}, definition {want} (accumulate {accumulate})");
+            }
+        }
+    }
+
+    /// <summary>
     /// Working through the batch in blocks of samples (one per block; two, with a shorter last
     /// block; three, the most <see cref="Conv2dOp.MinBlocks"/> allows for 17 samples) gives the
     /// same output and the same input, weight and bias gradients, writing and accumulating into them.

@@ -74,15 +74,23 @@ public sealed class Conv2dOp : Op
         Tensor x = e.A!, w = e.B!;
         var g = Geometry.Of(x, w, e.Int0, e.Int1);
         var plan = Plan.Of(g, tape.ConvChunkFloats);
-        var col = tape.Scratch(0, plan.Lanes * plan.ColFloats); // a block's unfolded input, then its gradient
-        var gt = tape.Scratch(1, plan.Lanes * plan.ProductFloats);
         bool wantW = w.RequiresGrad, wantB = e.C is { RequiresGrad: true }, wantX = x.RequiresGrad;
+        // Stride 1: the input gradient is a convolution of dy with the flipped kernel (TransposedGeometry).
+        var gT = wantX ? TransposedGeometry(g) : null;
+        int colFloats = Math.Max(plan.ColFloats, gT is { } t1 ? t1.Patch * plan.Chunk * t1.OutPlane : 0);
+        int productFloats = Math.Max(plan.ProductFloats, gT is { } t2 ? t2.Co * plan.Chunk * t2.OutPlane : 0);
+        var col = tape.Scratch(0, plan.Lanes * colFloats); // a block's unfolded input, then its (or dy's) unfolding
+        var gt = tape.Scratch(1, plan.Lanes * productFloats);
         int perBlock = g.Co * g.Patch + g.Co; // a block's weight and bias gradients
         var partial = tape.Scratch(2, wantW || wantB ? plan.Blocks * perBlock : 0);
+        var flipped = tape.Scratch(3, gT is null ? 0 : g.C * g.Co * g.KH * g.KW);
+        if (gT is not null)
+            FlipKernel(w.Span, flipped, g);
         var dx = wantX ? GradTarget.For(x) : default;
-        fixed (float* px = x.Span, pw = w.Span, pdy = e.Output.Grad!.Span, pdx = dx.Span, pc = col, pt = gt, pp = partial)
+        fixed (float* px = x.Span, pw = w.Span, pdy = e.Output.Grad!.Span, pdx = dx.Span, pc = col, pt = gt, pp = partial, pf = flipped)
         {
-            var body = new BackwardBody(plan, px, pw, pdy, wantX ? pdx : null, dx.Accumulate, pc, pt, wantW, wantB, pp, perBlock);
+            var body = new BackwardBody(plan, px, gT is null ? pw : pf, gT, pdy, wantX ? pdx : null, dx.Accumulate, pc, colFloats, pt, productFloats,
+                wantW, wantB, pp, perBlock);
             ParallelRange.For(plan.Blocks, plan.Work, ref body);
         }
         // Block partials summed in block order: the same bits on any thread count.
@@ -114,25 +122,29 @@ public sealed class Conv2dOp : Op
 
     /// <summary>
     /// Backward blocks [start, end): the block's output gradient to channel-major; its weight
-    /// gradient G·colᵀ and bias gradient into the block's partial; dcol = Wᵀ·G folded onto the
-    /// block's input gradient (its own samples, so no other block writes there).
+    /// gradient G·colᵀ and bias gradient into the block's partial; then the block's input gradient
+    /// (its own samples, so no other block writes there): at stride 1 the convolution of dy with
+    /// the flipped kernel (<paramref name="wx"/>, [C, Co·KH·KW]), unfolded per <paramref name="gT"/>;
+    /// otherwise dcol = Wᵀ·G (<paramref name="wx"/> the weight) folded back.
     /// </summary>
-    private readonly unsafe struct BackwardBody(Plan plan, float* x, float* w, float* dy, float* dx, bool accumulateX,
-        float* col, float* gt, bool wantW, bool wantB, float* partial, int perBlock) : IRangeBody
+    private readonly unsafe struct BackwardBody(Plan plan, float* x, float* wx, Geometry? gT, float* dy, float* dx, bool accumulateX,
+        float* col, int colFloats, float* gt, int productFloats, bool wantW, bool wantB, float* partial, int perBlock) : IRangeBody
     {
         public void Run(int start, int end)
         {
             var g = plan.G;
             int lane = plan.LaneOf(ParallelRange.Lane);
-            var colL = new Span<float>(col + (long)lane * plan.ColFloats, plan.ColFloats);
-            var gtL = new Span<float>(gt + (long)lane * plan.ProductFloats, plan.ProductFloats);
-            var weight = new ReadOnlySpan<float>(w, g.Co * g.Patch);
+            var colL = new Span<float>(col + (long)lane * colFloats, colFloats);
+            var gtL = new Span<float>(gt + (long)lane * productFloats, productFloats);
             for (int block = start; block < end; block++)
             {
                 var (n0, gc) = plan.Block(block);
                 int positions = gc.N * g.OutPlane;
-                BatchMajorToChannelMajor(new ReadOnlySpan<float>(dy + (long)n0 * g.OutSample, gc.N * g.OutSample), gtL, gc);
+                var dyBlock = new ReadOnlySpan<float>(dy + (long)n0 * g.OutSample, gc.N * g.OutSample);
+                var dxBlock = new Span<float>(dx + (long)n0 * g.InSample, dx == null ? 0 : gc.N * g.InSample);
                 float* part = partial + (long)block * perBlock;
+                if (wantW || wantB || gT is null)
+                    BatchMajorToChannelMajor(dyBlock, gtL, gc);
                 if (wantW)
                 {
                     Im2Col(new ReadOnlySpan<float>(x + (long)n0 * g.InSample, gc.N * g.InSample), colL, gc);
@@ -141,13 +153,49 @@ public sealed class Conv2dOp : Op
                 if (wantB)
                     for (int c = 0; c < g.Co; c++)
                         part[g.Co * g.Patch + c] = System.Numerics.Tensors.TensorPrimitives.Sum(gtL.Slice(c * positions, positions));
-                if (dx != null)
+                if (dx == null)
+                    continue;
+                if (gT is { } t)
                 {
-                    Blas.Sgemm(true, false, g.Patch, positions, g.Co, 1f, weight, g.Patch, gtL, positions, 0f, colL, positions);
-                    Col2ImAdd(colL, new Span<float>(dx + (long)n0 * g.InSample, gc.N * g.InSample), gc, overwrite: !accumulateX);
+                    // dx = conv(dy, flipped kernel): unfold dy, one product into channel-major, copy (or add) out.
+                    var tc = t with { N = gc.N };
+                    int inPositions = gc.N * t.OutPlane;
+                    Im2Col(dyBlock, colL, tc);
+                    Blas.Sgemm(false, false, t.Co, inPositions, t.Patch, 1f, new ReadOnlySpan<float>(wx, t.Co * t.Patch), t.Patch, colL, inPositions, 0f, gtL, inPositions);
+                    ChannelMajorToBatchMajorAdd(gtL, dxBlock, tc, accumulateX);
+                }
+                else
+                {
+                    Blas.Sgemm(true, false, g.Patch, positions, g.Co, 1f, new ReadOnlySpan<float>(wx, g.Co * g.Patch), g.Patch, gtL, positions, 0f, colL, positions);
+                    Col2ImAdd(colL, dxBlock, gc, overwrite: !accumulateX);
                 }
             }
         }
+    }
+
+    /// <summary>
+    /// For a stride-1 convolution with a square kernel larger than 1×1 and padding below its size:
+    /// the geometry of the input gradient as a convolution of dy [N, Co, OH, OW] with the flipped
+    /// kernel (<see cref="FlipKernel"/>) at padding KH − 1 − padding, whose output is [N, C, H, W];
+    /// null when the input gradient is folded back from Wᵀ·G instead.
+    /// </summary>
+    internal static Geometry? TransposedGeometry(in Geometry g)
+    {
+        if (g.Stride != 1 || g.KH != g.KW || g.KH < 2 || g.Padding > g.KH - 1)
+            return null;
+        var t = new Geometry(g.N, g.Co, g.OH, g.OW, g.C, g.KH, g.KW, 1, g.KH - 1 - g.Padding, g.H, g.W);
+        return t;
+    }
+
+    /// <summary>flipped[c, (o·KH + i)·KW + j] = w[o, c, KH − 1 − i, KW − 1 − j]: the kernel of the input gradient at stride 1.</summary>
+    internal static void FlipKernel(ReadOnlySpan<float> w, Span<float> flipped, in Geometry g)
+    {
+        int kk = g.KH * g.KW;
+        for (int o = 0; o < g.Co; o++)
+        for (int c = 0; c < g.C; c++)
+        for (int i = 0; i < g.KH; i++)
+        for (int j = 0; j < g.KW; j++)
+            flipped[(c * g.Co + o) * kk + i * g.KW + j] = w[(o * g.C + c) * kk + (g.KH - 1 - i) * g.KW + (g.KW - 1 - j)];
     }
 
     /// <summary>
@@ -399,6 +447,22 @@ public sealed class Conv2dOp : Op
         {
             var body = new LayoutBody(pt, py, pb, g, toBatchMajor: true);
             ParallelRange.For(g.Co, (long)g.N * g.OutSample, ref body);
+        }
+    }
+
+    /// <summary>y[n, c] = yt[c, n], or y[n, c] += yt[c, n] with <paramref name="accumulate"/>, for every sample and channel (serially: called per block).</summary>
+    private static void ChannelMajorToBatchMajorAdd(ReadOnlySpan<float> yt, Span<float> y, in Geometry g, bool accumulate)
+    {
+        int positions = g.N * g.OutPlane, plane = g.OutPlane;
+        for (int c = 0; c < g.Co; c++)
+        for (int n = 0; n < g.N; n++)
+        {
+            var cm = yt.Slice(c * positions + n * plane, plane);
+            var bm = y.Slice((n * g.Co + c) * plane, plane);
+            if (accumulate)
+                System.Numerics.Tensors.TensorPrimitives.Add(bm, cm, bm);
+            else
+                cm.CopyTo(bm);
         }
     }
 

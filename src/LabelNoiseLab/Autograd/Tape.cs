@@ -57,7 +57,7 @@ public sealed class Tape
     // must never be handed out as a workspace that gets written.
     private readonly List<Tensor> _views = [];
     private int _viewCursor;
-    private readonly float[][] _scratch = [[], [], []];
+    private readonly float[][] _scratch = [[], [], [], []];
 
     /// <param name="recording">False for evaluation: ops run, nothing is recorded, no gradients.</param>
     public Tape(bool recording = true) => IsRecording = recording;
@@ -110,7 +110,7 @@ public sealed class Tape
 
     /// <summary>
     /// A transient buffer of at least <paramref name="length"/> floats, one per
-    /// <paramref name="slot"/> (0, 1 or 2), shared by every op of this tape: valid only inside the
+    /// <paramref name="slot"/> (0 to 3), shared by every op of this tape: valid only inside the
     /// op's own forward or backward call (the next op that asks for the same slot overwrites it),
     /// never saved for a backward. Grown, never shrunk, so a warm step allocates nothing. Large
     /// per-op intermediates (a convolution's unfolded input and its gradient) live here instead of
