@@ -10,7 +10,9 @@ namespace LabelNoiseLab.Autograd;
 /// the batch allows). The blocks run in parallel (<see cref="ParallelRange"/>), each start to end
 /// on one thread: unfold into that thread's scratch, multiply, copy the channel-major product out
 /// while it is still in cache. Nothing activation-sized is saved: the backward unfolds each block
-/// of the input again for the weight gradient. The blocks depend on the batch and the budget, not
+/// of the input again for the weight gradient. At stride 1 (square kernel, <see cref="TransposedGeometry"/>)
+/// the input gradient is the convolution of dy with the flipped kernel; otherwise Wᵀ·G is folded
+/// back onto the input (col2im). The blocks depend on the batch and the budget, not
 /// on the thread count, and the weight and bias gradients are summed over blocks in block order,
 /// so the bits are the same on any number of threads.
 /// </summary>
