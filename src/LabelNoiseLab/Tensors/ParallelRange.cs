@@ -51,9 +51,10 @@ internal static unsafe class ParallelRange
     internal static int ThreadsOverride { get; set; }
 
     /// <summary>
-    /// The running thread's lane: 0 on any thread but the workers, 1 … on the workers. Two blocks
-    /// that run at the same time are on different lanes, so a body may index per-thread scratch
-    /// by it (sized by <see cref="Lanes"/>, read before the loop).
+    /// The running thread's lane: 0 on any thread but the workers, 1 … on the workers. The blocks
+    /// of one loop that run at the same time are on different lanes (the caller's and the
+    /// workers'), so a body may index per-thread scratch of its own by it (sized by
+    /// <see cref="Lanes"/>, read before the loop).
     /// </summary>
     internal static int Lane => t_lane;
 
