@@ -15,7 +15,10 @@ namespace LabelNoiseLab.Bench;
 /// setting, against bench/peers/torch_vit_step.py. Prints the median
 /// step time after 5 warm-up steps, the 60,000-sample epoch extrapolated from it (epoch_s=), and
 /// the managed bytes a warm step allocates, the process's peak working set, and the fraction of the GEMM peak the step reaches
-/// (<see cref="GemmPeak"/>; measured after the peak working set is read). Options: <c>--steps N</c>, <c>--channels C</c>, <c>--size S</c>, <c>--threads T</c>, <c>--chunk F</c> (the convolutions' unfolding budget in floats, <see cref="Tape.ConvChunkFloats"/>).
+/// (<see cref="GemmPeak"/>; measured after the peak working set is read). Options: <c>--steps N</c>, <c>--channels C</c>, <c>--size S</c>, <c>--threads T</c>, <c>--chunk F</c> (the convolutions' unfolding budget in floats, <see cref="Tape.ConvChunkFloats"/>),
+/// <c>--im2col 1</c> (stride-1 convolutions unfold instead of running the direct kernel, <see cref="Tape.DirectConvolution"/>).
+/// The GEMM work of a step is that of its im2col form (recorded with the direct kernel off), so the
+/// fraction of peak compares the same arithmetic whichever way the convolutions run.
 /// Also the process's CPU time per timed step (cpu_ms=): on a loaded machine at one thread it
 /// approximates the idle step time better than the wall clock does.
 /// </summary>
@@ -24,6 +27,7 @@ public static class ResNetStepBench
     public static int Run(string[] args, bool vit = false)
     {
         int steps = 20, channels = 1, size = 28, chunk = 0;
+        bool im2col = false;
         for (int i = 0; i + 1 < args.Length; i += 2)
         {
             int v = int.Parse(args[i + 1], CultureInfo.InvariantCulture);
@@ -34,8 +38,9 @@ public static class ResNetStepBench
                 case "--size": size = v; break;
                 case "--threads": Blas.Threads = v; break;
                 case "--chunk": chunk = v; break;
+                case "--im2col": im2col = v != 0; break;
                 default:
-                    Console.Error.WriteLine("usage: LabelNoiseLab.Bench resnet-step|vit-step [--steps N] [--channels C] [--size S] [--threads T] [--chunk F]");
+                    Console.Error.WriteLine("usage: LabelNoiseLab.Bench resnet-step|vit-step [--steps N] [--channels C] [--size S] [--threads T] [--chunk F] [--im2col 0|1]");
                     return 2;
             }
         }
@@ -48,7 +53,7 @@ public static class ResNetStepBench
         for (int i = 0; i < x.Length; i++)
             x.Span[i] = (float)rng.NextNormal();
         var labels = Enumerable.Range(0, batch).Select(i => i % 10).ToArray();
-        var tape = new Tape();
+        var tape = new Tape { DirectConvolution = !im2col };
         if (chunk > 0)
             tape.ConvChunkFloats = chunk;
         void Step()
@@ -76,6 +81,7 @@ public static class ResNetStepBench
         double median = times.Order().ElementAt(times.Count / 2);
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"{(vit ? "vit" : "resnet-20")} step ({Blas.Backend}, {Blas.Threads} threads, batch {batch}, {channels}x{size}x{size}): step_ms={median:F1} cpu_ms={cpuMs:F1} epoch_s={median * 60_000 / batch / 1000:F0} allocated_bytes_per_step={allocated} peak_working_set_mb={Process.GetCurrentProcess().PeakWorkingSet64 / (1024 * 1024)}"));
+        tape.DirectConvolution = false;
         var calls = GemmPeak.Record(Step);
         Console.WriteLine(GemmPeak.Report(calls, calls.Sum(g => g.Flops), Math.Min(median, cpuMs) / 1000));
         return 0;

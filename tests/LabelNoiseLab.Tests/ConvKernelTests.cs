@@ -197,4 +197,130 @@ public class ConvKernelTests
             }
         }
     }
+
+    public static TheoryData<int, int, int, int, int, int, int> DirectLayouts()
+    {
+        var data = new TheoryData<int, int, int, int, int, int, int>();
+        // (C, Co, H, W, KH, KW, padding)
+        data.Add(1, 1, 1, 1, 1, 1, 0);
+        data.Add(3, 5, 7, 7, 3, 3, 1);
+        data.Add(4, 4, 8, 5, 3, 3, 0);
+        data.Add(2, 9, 9, 8, 5, 5, 2);
+        data.Add(5, 3, 6, 6, 2, 2, 1);
+        data.Add(3, 4, 9, 7, 3, 2, 1);
+        data.Add(2, 6, 5, 5, 3, 3, 4);
+        data.Add(16, 16, 28, 28, 3, 3, 1);
+        data.Add(6, 7, 14, 14, 1, 1, 0);
+        return data;
+    }
+
+    /// <summary>
+    /// The direct kernel (pad, run, copy out) against six nested loops, for the forward kernel and
+    /// for the flipped, transposed one the input gradient uses; written with a bias and accumulated.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(DirectLayouts))]
+    public unsafe void Direct_kernel_matches_a_naive_convolution(int c, int co, int h, int w, int kh, int kw, int p)
+    {
+        if (!DirectConv.IsSupported)
+            Assert.Skip("no AVX2 with FMA on this CPU: convolutions use im2col");
+        var rng = new Rng((ulong)(c * 10_000 + co * 1000 + h * 10 + kh + p));
+        foreach (bool transposed in new[] { false, true })
+        {
+            var l = new DirectConv.Layout(c, h, w, co, kh, kw, p, p);
+            // Transposed: the weight is stored as the forward's [Co', C', KH, KW] with Co' = c (this layout's input) and C' = co.
+            var weight = GradCheck.Random(rng, transposed ? [c, co, kh, kw] : [co, c, kh, kw]);
+            var x = GradCheck.Random(rng, [c, h, w]);
+            var bias = GradCheck.Random(rng, [co]);
+            var prior = GradCheck.Random(rng, [co * l.OH * l.OW]);
+            float Weight(int o, int ch, int i, int j) => transposed
+                ? weight[((ch * co + o) * kh + kh - 1 - i) * kw + kw - 1 - j]
+                : weight[((o * c + ch) * kh + i) * kw + j];
+            var packed = new float[l.PackedWeights];
+            var padded = Enumerable.Repeat(float.NaN, l.PaddedInput).ToArray(); // every float of it must be written
+            var output = new float[l.Output];
+            DirectConv.PackWeights(weight.Span, packed, l, transposed);
+            foreach (bool accumulate in new[] { false, true })
+            {
+                var y = accumulate ? prior.Span.ToArray() : Enumerable.Repeat(float.NaN, co * l.OH * l.OW).ToArray();
+                fixed (float* px = x.Span, pp = padded, pk = packed, po = output, pb = bias.Span, py = y)
+                {
+                    DirectConv.Pad(px, pp, l);
+                    DirectConv.Run(pp, pk, po, l);
+                    DirectConv.CopyOut(po, py, accumulate ? null : pb, accumulate, l);
+                }
+                for (int o = 0; o < co; o++)
+                for (int oy = 0; oy < l.OH; oy++)
+                for (int ox = 0; ox < l.OW; ox++)
+                {
+                    int at = (o * l.OH + oy) * l.OW + ox;
+                    double want = accumulate ? prior[at] : bias[o];
+                    for (int ch = 0; ch < c; ch++)
+                    for (int i = 0; i < kh; i++)
+                    for (int j = 0; j < kw; j++)
+                    {
+                        int iy = oy - p + i, ix = ox - p + j;
+                        if (iy >= 0 && iy < h && ix >= 0 && ix < w)
+                            want += Weight(o, ch, i, j) * (double)x[(ch * h + iy) * w + ix];
+                    }
+                    Assert.True(Math.Abs(y[at] - want) <= 1e-5 * (1 + Math.Abs(want)), $"y[{o}, {oy}, {ox}] = {y[at]}, naive {want} (transposed {transposed}, accumulate {accumulate})");
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// A whole Conv2d, forward and every gradient (written and accumulated), gives the same values
+    /// through the direct kernel as through im2col, over stride-1 geometries (the padding wider
+    /// than the kernel included, where the input gradient folds back instead).
+    /// </summary>
+    [Theory]
+    [InlineData(3, 3, 1, true)]
+    [InlineData(3, 3, 0, false)]
+    [InlineData(5, 5, 2, true)]
+    [InlineData(3, 2, 1, false)]
+    [InlineData(1, 1, 0, true)]
+    [InlineData(3, 3, 3, true)]
+    public void Conv2d_direct_matches_im2col(int k, int kw, int p, bool bias)
+    {
+        if (!DirectConv.IsSupported)
+            Assert.Skip("no AVX2 with FMA on this CPU: convolutions use im2col");
+        var rng = new Rng((ulong)(k * 100 + kw * 10 + p));
+        int n = 11, c = 5, co = 6;
+        var x = GradCheck.Random(rng, [n, c, 10, 9]);
+        var weight = GradCheck.Random(rng, [co, c, k, kw]);
+        var b = bias ? GradCheck.Random(rng, [co]) : null;
+        Tensor[] inputs = b is null ? [x, weight] : [x, weight, b];
+        var prior = inputs.Select(t => GradCheck.Random(rng, [t.Length])).ToArray();
+        (float[] Y, float[][] Grads) Run(bool direct, bool accumulate)
+        {
+            var tape = new Tape { DirectConvolution = direct };
+            Assert.Equal(direct, Conv2dOp.DirectLayout(tape, Conv2dOp.Geometry.Of(x, weight, 1, p)) is not null);
+            for (int i = 0; i < inputs.Length; i++)
+            {
+                inputs[i].RequiresGrad = true;
+                inputs[i].ZeroGrad();
+                if (accumulate)
+                {
+                    prior[i].Span.CopyTo(inputs[i].EnsureGrad().Span);
+                    inputs[i].GradIsZero = false;
+                }
+            }
+            var y = Conv2dOp.Forward(tape, x, weight, b, 1, p);
+            var r = GradCheck.Random(new Rng(5), y.Shape.ToArray());
+            tape.Backward(SumOp.Forward(tape, MulOp.Forward(tape, y, r)));
+            return (y.Span.ToArray(), inputs.Select(t => t.GradSpan().ToArray()).ToArray());
+        }
+        foreach (bool accumulate in new[] { false, true })
+        {
+            var unfolded = Run(false, accumulate);
+            var direct = Run(true, accumulate);
+            for (int j = 0; j < unfolded.Y.Length; j++)
+                Assert.True(Math.Abs(unfolded.Y[j] - direct.Y[j]) <= 1e-5f * (1 + Math.Abs(unfolded.Y[j])), $"y[{j}]: im2col {unfolded.Y[j]}, direct {direct.Y[j]}");
+            for (int i = 0; i < inputs.Length; i++)
+            for (int j = 0; j < unfolded.Grads[i].Length; j++)
+                Assert.True(Math.Abs(unfolded.Grads[i][j] - direct.Grads[i][j]) <= 1e-4f * (1 + Math.Abs(unfolded.Grads[i][j])),
+                    $"input {i}, gradient [{j}]: im2col {unfolded.Grads[i][j]}, direct {direct.Grads[i][j]} (accumulate {accumulate})");
+        }
+    }
 }

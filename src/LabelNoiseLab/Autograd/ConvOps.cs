@@ -37,12 +37,27 @@ public sealed class Conv2dOp : Op
         var g = Geometry.Of(x, weight, stride, padding);
         var y = tape.Workspace(g.N, g.Co, g.OH, g.OW);
         var plan = Plan.Of(g, tape.ConvChunkFloats);
-        var col = tape.Scratch(0, plan.Lanes * plan.ColFloats);
-        var yt = tape.Scratch(1, plan.Lanes * plan.ProductFloats); // per lane [Co, n·OH·OW]
-        fixed (float* px = x.Span, pw = weight.Span, pb = bias is null ? default : bias.Span, py = y.Span, pc = col, pt = yt)
+        if (DirectLayout(tape, g) is { } l)
         {
-            var body = new ForwardBody(plan, px, pw, bias is null ? null : pb, py, pc, pt);
-            ParallelRange.For(plan.Blocks, plan.Work, ref body);
+            var packed = tape.Scratch(2, l.PackedWeights);
+            DirectConv.PackWeights(weight.Span, packed, l);
+            var padded = tape.Scratch(0, plan.Lanes * l.PaddedInput);
+            var output = tape.Scratch(1, plan.Lanes * l.Output);
+            fixed (float* px = x.Span, pb = bias is null ? default : bias.Span, py = y.Span, pk = packed, pp = padded, po = output)
+            {
+                var body = new DirectBody(plan, l, px, g.InSample, pk, bias is null ? null : pb, py, g.OutSample, false, pp, po);
+                ParallelRange.For(plan.Blocks, plan.Work, ref body);
+            }
+        }
+        else
+        {
+            var col = tape.Scratch(0, plan.Lanes * plan.ColFloats);
+            var yt = tape.Scratch(1, plan.Lanes * plan.ProductFloats); // per lane [Co, n·OH·OW]
+            fixed (float* px = x.Span, pw = weight.Span, pb = bias is null ? default : bias.Span, py = y.Span, pc = col, pt = yt)
+            {
+                var body = new ForwardBody(plan, px, pw, bias is null ? null : pb, py, pc, pt);
+                ParallelRange.For(plan.Blocks, plan.Work, ref body);
+            }
         }
         if (tape.Tracks(x, weight) || (bias is not null && tape.Tracks(bias)))
             tape.Record(new TapeEntry { Op = Instance, Output = y, A = x, B = weight, C = bias, Int0 = stride, Int1 = padding });
@@ -70,6 +85,55 @@ public sealed class Conv2dOp : Op
         }
     }
 
+    /// <summary>
+    /// The direct kernel's layout for this convolution (<see cref="DirectConv"/>): stride 1, when
+    /// the tape allows it (<see cref="Tape.DirectConvolution"/>) and the CPU has AVX2 with FMA;
+    /// null for im2col.
+    /// </summary>
+    internal static DirectConv.Layout? DirectLayout(Tape tape, in Geometry g) =>
+        tape.DirectConvolution && DirectConv.IsSupported && g.Stride == 1
+            ? new DirectConv.Layout(g.C, g.H, g.W, g.Co, g.KH, g.KW, g.Padding, g.Padding)
+            : null;
+
+    /// <summary>
+    /// The direct kernel's layout for the input gradient of a stride-1 convolution: dy [Co, OH, OW]
+    /// convolved with the flipped, transposed kernel at padding KH − 1 − p by KW − 1 − p, giving
+    /// [C, H, W]; null when the forward is not direct or the padding exceeds the kernel.
+    /// </summary>
+    internal static DirectConv.Layout? DirectInputGradient(Tape tape, in Geometry g) =>
+        DirectLayout(tape, g) is not null && g.Padding <= g.KH - 1 && g.Padding <= g.KW - 1
+            ? new DirectConv.Layout(g.Co, g.OH, g.OW, g.C, g.KH, g.KW, g.KH - 1 - g.Padding, g.KW - 1 - g.Padding)
+            : null;
+
+    /// <summary>
+    /// Blocks [start, end) of a direct convolution (<see cref="DirectConv"/>), sample by sample:
+    /// pad the sample into the thread's scratch, run the kernel, copy out (with the bias, or added
+    /// to the target with <paramref name="accumulate"/>).
+    /// </summary>
+    private readonly unsafe struct DirectBody(Plan plan, DirectConv.Layout l, float* input, int inSample, float* packed, float* bias,
+        float* target, int outSample, bool accumulate, float* padded, float* output) : IRangeBody
+    {
+        public void Run(int start, int end)
+        {
+            int lane = plan.LaneOf(ParallelRange.Lane);
+            float* pl = padded + (long)lane * l.PaddedInput, ol = output + (long)lane * l.Output;
+            for (int block = start; block < end; block++)
+            {
+                var (n0, gc) = plan.Block(block);
+                for (int n = n0; n < n0 + gc.N; n++)
+                    DirectSample(l, input + (long)n * inSample, packed, bias, target + (long)n * outSample, accumulate, pl, ol);
+            }
+        }
+    }
+
+    private static unsafe void DirectSample(in DirectConv.Layout l, float* input, float* packed, float* bias, float* target, bool accumulate,
+        float* padded, float* output)
+    {
+        DirectConv.Pad(input, padded, l);
+        DirectConv.Run(padded, packed, output, l);
+        DirectConv.CopyOut(output, target, bias, accumulate, l);
+    }
+
     /// <inheritdoc/>
     public override unsafe void Backward(Tape tape, in TapeEntry e)
     {
@@ -77,21 +141,24 @@ public sealed class Conv2dOp : Op
         var g = Geometry.Of(x, w, e.Int0, e.Int1);
         var plan = Plan.Of(g, tape.ConvChunkFloats);
         bool wantW = w.RequiresGrad, wantB = e.C is { RequiresGrad: true }, wantX = x.RequiresGrad;
-        // Stride 1: the input gradient is a convolution of dy with the flipped kernel (TransposedGeometry).
-        var gT = wantX ? TransposedGeometry(g) : null;
-        int colFloats = Math.Max(plan.ColFloats, gT is { } t1 ? t1.Patch * plan.Chunk * t1.OutPlane : 0);
-        int productFloats = Math.Max(plan.ProductFloats, gT is { } t2 ? t2.Co * plan.Chunk * t2.OutPlane : 0);
+        // Stride 1: the input gradient is a convolution of dy with the flipped kernel, direct (lT) or by im2col (gT).
+        var lT = wantX ? DirectInputGradient(tape, g) : null;
+        var gT = wantX && lT is null ? TransposedGeometry(g) : null;
+        int colFloats = Math.Max(plan.ColFloats, gT is { } t1 ? t1.Patch * plan.Chunk * t1.OutPlane : lT?.PaddedInput ?? 0);
+        int productFloats = Math.Max(plan.ProductFloats, gT is { } t2 ? t2.Co * plan.Chunk * t2.OutPlane : lT?.Output ?? 0);
         var col = tape.Scratch(0, plan.Lanes * colFloats); // a block's unfolded input, then its (or dy's) unfolding
         var gt = tape.Scratch(1, plan.Lanes * productFloats);
         int perBlock = g.Co * g.Patch + g.Co; // a block's weight and bias gradients
         var partial = tape.Scratch(2, wantW || wantB ? plan.Blocks * perBlock : 0);
-        var flipped = tape.Scratch(3, gT is null ? 0 : g.C * g.Co * g.KH * g.KW);
+        var flipped = tape.Scratch(3, gT is not null ? g.C * g.Co * g.KH * g.KW : lT?.PackedWeights ?? 0);
         if (gT is not null)
             FlipKernel(w.Span, flipped, g);
+        else if (lT is { } packT)
+            DirectConv.PackWeights(w.Span, flipped, packT, transposedFlipped: true);
         var dx = wantX ? GradTarget.For(x) : default;
         fixed (float* px = x.Span, pw = w.Span, pdy = e.Output.Grad!.Span, pdx = dx.Span, pc = col, pt = gt, pp = partial, pf = flipped)
         {
-            var body = new BackwardBody(plan, px, gT is null ? pw : pf, gT, pdy, wantX ? pdx : null, dx.Accumulate, pc, colFloats, pt, productFloats,
+            var body = new BackwardBody(plan, px, gT is null && lT is null ? pw : pf, gT, lT, pdy, wantX ? pdx : null, dx.Accumulate, pc, colFloats, pt, productFloats,
                 wantW, wantB, pp, perBlock);
             ParallelRange.For(plan.Blocks, plan.Work, ref body);
         }
@@ -129,7 +196,7 @@ public sealed class Conv2dOp : Op
     /// the flipped kernel (<paramref name="wx"/>, [C, Co·KH·KW]), unfolded per <paramref name="gT"/>;
     /// otherwise dcol = Wᵀ·G (<paramref name="wx"/> the weight) folded back.
     /// </summary>
-    private readonly unsafe struct BackwardBody(Plan plan, float* x, float* wx, Geometry? gT, float* dy, float* dx, bool accumulateX,
+    private readonly unsafe struct BackwardBody(Plan plan, float* x, float* wx, Geometry? gT, DirectConv.Layout? lT, float* dy, float* dx, bool accumulateX,
         float* col, int colFloats, float* gt, int productFloats, bool wantW, bool wantB, float* partial, int perBlock) : IRangeBody
     {
         public void Run(int start, int end)
@@ -145,7 +212,8 @@ public sealed class Conv2dOp : Op
                 var dyBlock = new ReadOnlySpan<float>(dy + (long)n0 * g.OutSample, gc.N * g.OutSample);
                 var dxBlock = new Span<float>(dx + (long)n0 * g.InSample, dx == null ? 0 : gc.N * g.InSample);
                 float* part = partial + (long)block * perBlock;
-                if (wantW || wantB || gT is null)
+                bool fold = dx != null && gT is null && lT is null;
+                if (wantW || wantB || fold)
                     BatchMajorToChannelMajor(dyBlock, gtL, gc);
                 if (wantW)
                 {
@@ -157,7 +225,13 @@ public sealed class Conv2dOp : Op
                         part[g.Co * g.Patch + c] = System.Numerics.Tensors.TensorPrimitives.Sum(gtL.Slice(c * positions, positions));
                 if (dx == null)
                     continue;
-                if (gT is { } t)
+                if (lT is { } l)
+                {
+                    fixed (float* pc = colL, pt = gtL)
+                        for (int n = 0; n < gc.N; n++)
+                            DirectSample(l, dy + (long)(n0 + n) * g.OutSample, wx, null, dx + (long)(n0 + n) * g.InSample, accumulateX, pc, pt);
+                }
+                else if (gT is { } t)
                 {
                     // dx = conv(dy, flipped kernel): unfold dy, one product into channel-major, copy (or add) out.
                     var tc = t with { N = gc.N };

@@ -131,6 +131,9 @@ public sealed class Tape
     /// </summary>
     internal int ConvChunkFloats { get; set; } = 1 << 20;
 
+    /// <summary>Whether stride-1 convolutions use the direct kernel (<see cref="DirectConv"/>) where the CPU has it; off, they unfold (im2col). Tests compare the two.</summary>
+    internal bool DirectConvolution { get; set; } = true;
+
     /// <summary>A pooled tensor object that shares <paramref name="source"/>'s storage under another shape.</summary>
     public Tensor View(Tensor source, ReadOnlySpan<int> shape)
     {
