@@ -7,7 +7,7 @@ namespace LabelNoiseLab.Bench;
 
 /// <summary>
 /// Where a ResNet-20 step's time goes (batch 128, 28×28×1): for each distinct convolution shape,
-/// the convolution's forward and backward against the three GEMMs alone (the floor), and
+/// the convolution's forward and backward (as it runs, and by im2col: <see cref="Tape.DirectConvolution"/> off) against the three GEMMs alone (the floor), and
 /// im2col and col2im alone (once each over the batch; the op unfolds twice), and BatchNorm's forward
 /// and backward; totals weighted by how often each shape occurs. Each time
 /// is the shorter of wall clock and process CPU time (<c>--threads 1</c> on a loaded machine:
@@ -43,6 +43,13 @@ public static class ResNetProfileBench
                 var y = Conv2dOp.Forward(tape, x, w, null, s.S, s.P);
                 var loss = SumOp(tape, y);
                 tape.Backward(loss);
+            });
+            var unfoldedTape = new Tape { DirectConvolution = false };
+            double unfolded = Median(reps, () =>
+            {
+                unfoldedTape.Reset();
+                var y = Conv2dOp.Forward(unfoldedTape, x, w, null, s.S, s.P);
+                unfoldedTape.Backward(SumOp(unfoldedTape, y));
             });
             var a = new float[g.Patch * positions];
             var b = new float[g.Co * positions];
@@ -80,7 +87,7 @@ public static class ResNetProfileBench
             });
             double flops = 3.0 * 2 * g.Co * (double)g.Patch * positions;
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"conv {s.C}->{s.Co} {s.K}x{s.K}/{s.S} at {s.H}x{s.H} (x{s.Count}): conv fwd+bwd {conv:F1} ms, its 3 GEMMs {gemm:F1} ms ({flops / gemm / 1e6:F1} GFLOP/s), im2col+col2im {fold:F1} ms, batchnorm fwd+bwd {bn:F1} ms"));
+                $"conv {s.C}->{s.Co} {s.K}x{s.K}/{s.S} at {s.H}x{s.H} (x{s.Count}): conv fwd+bwd {conv:F1} ms ({flops / conv / 1e6:F1} GFLOP/s; by im2col {unfolded:F1} ms), its 3 GEMMs {gemm:F1} ms ({flops / gemm / 1e6:F1} GFLOP/s), im2col+col2im {fold:F1} ms, batchnorm fwd+bwd {bn:F1} ms"));
             convTotal += s.Count * conv;
             foldTotal += s.Count * fold;
             gemmTotal += s.Count * gemm;

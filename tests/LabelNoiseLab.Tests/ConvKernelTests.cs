@@ -270,6 +270,56 @@ public class ConvKernelTests
     }
 
     /// <summary>
+    /// The direct weight gradient (samples flattened and padded, summed a group at a time) against
+    /// the naive sum over samples and positions, for groups of one sample, two, and all of them,
+    /// added to what the gradient held.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(DirectLayouts))]
+    public unsafe void Direct_weight_gradient_matches_a_naive_sum(int c, int co, int h, int w, int kh, int kw, int p)
+    {
+        if (!DirectConv.IsSupported)
+            Assert.Skip("no AVX2 with FMA on this CPU: convolutions use im2col");
+        var rng = new Rng((ulong)(c * 10_000 + co * 1000 + h * 10 + kh + p + 7));
+        const int n = 3;
+        var l = new DirectConv.Layout(c, h, w, co, kh, kw, p, p);
+        var x = GradCheck.Random(rng, [n, c, h, w]);
+        var dy = GradCheck.Random(rng, [n, co, l.OH, l.OW]);
+        var prior = GradCheck.Random(rng, [co * c * kh * kw]);
+        var padded = Enumerable.Repeat(float.NaN, l.PaddedSamples(n)).ToArray(); // every float of it must be written
+        var flat = Enumerable.Repeat(float.NaN, l.FlatGradient(n)).ToArray();
+        var expected = new double[prior.Length];
+        for (int o = 0; o < co; o++)
+        for (int ch = 0; ch < c; ch++)
+        for (int i = 0; i < kh; i++)
+        for (int j = 0; j < kw; j++)
+        {
+            int at = ((o * c + ch) * kh + i) * kw + j;
+            expected[at] = prior[at];
+            for (int s = 0; s < n; s++)
+            for (int oy = 0; oy < l.OH; oy++)
+            for (int ox = 0; ox < l.OW; ox++)
+            {
+                int iy = oy - p + i, ix = ox - p + j;
+                if (iy >= 0 && iy < h && ix >= 0 && ix < w)
+                    expected[at] += dy[((s * co + o) * l.OH + oy) * l.OW + ox] * (double)x[((s * c + ch) * h + iy) * w + ix];
+            }
+        }
+        foreach (int group in new[] { 1, 2, n })
+        {
+            var dw = prior.Span.ToArray();
+            fixed (float* px = x.Span, pdy = dy.Span, pp = padded, pf = flat, pw = dw)
+            {
+                DirectConv.PadSamples(px, pp, n, l);
+                DirectConv.FlattenGradient(pdy, pf, n, l);
+                DirectConv.WeightGradient(pp, pf, n, pw, l, group);
+            }
+            for (int k = 0; k < dw.Length; k++)
+                Assert.True(Math.Abs(dw[k] - expected[k]) <= 1e-4 * (1 + Math.Abs(expected[k])), $"dw[{k}] = {dw[k]}, naive {expected[k]} (groups of {group})");
+        }
+    }
+
+    /// <summary>
     /// A whole Conv2d, forward and every gradient (written and accumulated), gives the same values
     /// through the direct kernel as through im2col, over stride-1 geometries (the padding wider
     /// than the kernel included, where the input gradient folds back instead).

@@ -141,13 +141,19 @@ public sealed class Conv2dOp : Op
         var g = Geometry.Of(x, w, e.Int0, e.Int1);
         var plan = Plan.Of(g, tape.ConvChunkFloats);
         bool wantW = w.RequiresGrad, wantB = e.C is { RequiresGrad: true }, wantX = x.RequiresGrad;
-        // Stride 1: the input gradient is a convolution of dy with the flipped kernel, direct (lT) or by im2col (gT).
+        // Stride 1: the weight and bias gradients direct (lW); the input gradient a convolution of dy
+        // with the flipped kernel, direct (lT) or by im2col (gT). Otherwise im2col and col2im.
+        var lW = wantW || wantB ? DirectLayout(tape, g) : null;
         var lT = wantX ? DirectInputGradient(tape, g) : null;
         var gT = wantX && lT is null ? TransposedGeometry(g) : null;
-        int colFloats = Math.Max(plan.ColFloats, gT is { } t1 ? t1.Patch * plan.Chunk * t1.OutPlane : lT?.PaddedInput ?? 0);
-        int productFloats = Math.Max(plan.ProductFloats, gT is { } t2 ? t2.Co * plan.Chunk * t2.OutPlane : lT?.Output ?? 0);
-        var col = tape.Scratch(0, plan.Lanes * colFloats); // a block's unfolded input, then its (or dy's) unfolding
-        var gt = tape.Scratch(1, plan.Lanes * productFloats);
+        bool fold = wantX && lT is null && gT is null;
+        bool unfold = (lW is null && (wantW || wantB)) || fold;
+        int colFloats = Math.Max(unfold ? plan.ColFloats : 0,
+            Math.Max(lW is { } w1 && wantW ? w1.PaddedSamples(plan.Chunk) : 0, gT is { } t1 ? t1.Patch * plan.Chunk * t1.OutPlane : lT?.PaddedInput ?? 0));
+        int productFloats = Math.Max(unfold ? plan.ProductFloats : 0,
+            Math.Max(lW?.FlatGradient(plan.Chunk) ?? 0, gT is { } t2 ? t2.Co * plan.Chunk * t2.OutPlane : lT?.Output ?? 0));
+        var col = tape.Scratch(0, plan.Lanes * colFloats); // a block's unfolded (or padded) input, then its (or dy's) unfolding
+        var gt = tape.Scratch(1, plan.Lanes * productFloats); // a block's dy, channel-major or flat
         int perBlock = g.Co * g.Patch + g.Co; // a block's weight and bias gradients
         var partial = tape.Scratch(2, wantW || wantB ? plan.Blocks * perBlock : 0);
         var flipped = tape.Scratch(3, gT is not null ? g.C * g.Co * g.KH * g.KW : lT?.PackedWeights ?? 0);
@@ -158,7 +164,7 @@ public sealed class Conv2dOp : Op
         var dx = wantX ? GradTarget.For(x) : default;
         fixed (float* px = x.Span, pw = w.Span, pdy = e.Output.Grad!.Span, pdx = dx.Span, pc = col, pt = gt, pp = partial, pf = flipped)
         {
-            var body = new BackwardBody(plan, px, gT is null && lT is null ? pw : pf, gT, lT, pdy, wantX ? pdx : null, dx.Accumulate, pc, colFloats, pt, productFloats,
+            var body = new BackwardBody(plan, px, gT is null && lT is null ? pw : pf, lW, gT, lT, pdy, wantX ? pdx : null, dx.Accumulate, pc, colFloats, pt, productFloats,
                 wantW, wantB, pp, perBlock);
             ParallelRange.For(plan.Blocks, plan.Work, ref body);
         }
@@ -190,13 +196,14 @@ public sealed class Conv2dOp : Op
     }
 
     /// <summary>
-    /// Backward blocks [start, end): the block's output gradient to channel-major; its weight
-    /// gradient G·colᵀ and bias gradient into the block's partial; then the block's input gradient
+    /// Backward blocks [start, end): the block's weight and bias gradients into its partial,
+    /// direct (<paramref name="lW"/>: dy flattened, the input padded, <see cref="DirectConv.WeightGradient"/>)
+    /// or from dy channel-major as G·colᵀ; then the block's input gradient
     /// (its own samples, so no other block writes there): at stride 1 the convolution of dy with
     /// the flipped kernel (<paramref name="wx"/>, [C, Co·KH·KW]), unfolded per <paramref name="gT"/>;
     /// otherwise dcol = Wᵀ·G (<paramref name="wx"/> the weight) folded back.
     /// </summary>
-    private readonly unsafe struct BackwardBody(Plan plan, float* x, float* wx, Geometry? gT, DirectConv.Layout? lT, float* dy, float* dx, bool accumulateX,
+    private readonly unsafe struct BackwardBody(Plan plan, float* x, float* wx, DirectConv.Layout? lW, Geometry? gT, DirectConv.Layout? lT, float* dy, float* dx, bool accumulateX,
         float* col, int colFloats, float* gt, int productFloats, bool wantW, bool wantB, float* partial, int perBlock) : IRangeBody
     {
         public void Run(int start, int end)
@@ -213,14 +220,31 @@ public sealed class Conv2dOp : Op
                 var dxBlock = new Span<float>(dx + (long)n0 * g.InSample, dx == null ? 0 : gc.N * g.InSample);
                 float* part = partial + (long)block * perBlock;
                 bool fold = dx != null && gT is null && lT is null;
-                if (wantW || wantB || fold)
+                if (lW is { } lw)
+                {
+                    int flat = gc.N * lw.SampleStride;
+                    fixed (float* pc = colL, pt = gtL)
+                    {
+                        DirectConv.FlattenGradient(dy + (long)n0 * g.OutSample, pt, gc.N, lw);
+                        if (wantW)
+                        {
+                            DirectConv.PadSamples(x + (long)n0 * g.InSample, pc, gc.N, lw);
+                            new Span<float>(part, g.Co * g.Patch).Clear();
+                            DirectConv.WeightGradient(pc, pt, gc.N, part, lw, lw.GradientGroup);
+                        }
+                        if (wantB)
+                            for (int c = 0; c < g.Co; c++)
+                                part[g.Co * g.Patch + c] = System.Numerics.Tensors.TensorPrimitives.Sum(new ReadOnlySpan<float>(pt + (long)c * flat, flat));
+                    }
+                }
+                if ((lW is null && (wantW || wantB)) || fold)
                     BatchMajorToChannelMajor(dyBlock, gtL, gc);
-                if (wantW)
+                if (lW is null && wantW)
                 {
                     Im2Col(new ReadOnlySpan<float>(x + (long)n0 * g.InSample, gc.N * g.InSample), colL, gc);
                     Blas.Sgemm(false, true, g.Co, g.Patch, positions, 1f, gtL, positions, colL, positions, 0f, new Span<float>(part, g.Co * g.Patch), g.Patch);
                 }
-                if (wantB)
+                if (lW is null && wantB)
                     for (int c = 0; c < g.Co; c++)
                         part[g.Co * g.Patch + c] = System.Numerics.Tensors.TensorPrimitives.Sum(gtL.Slice(c * positions, positions));
                 if (dx == null)
