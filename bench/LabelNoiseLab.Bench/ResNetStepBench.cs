@@ -16,7 +16,7 @@ namespace LabelNoiseLab.Bench;
 /// step time after 5 warm-up steps, the 60,000-sample epoch extrapolated from it (epoch_s=), and
 /// the managed bytes a warm step allocates, the process's peak working set, and the fraction of the GEMM peak the step reaches
 /// (<see cref="GemmPeak"/>; measured after the peak working set is read). Options: <c>--steps N</c>, <c>--channels C</c>, <c>--size S</c>, <c>--threads T</c>, <c>--chunk F</c> (the convolutions' unfolding budget in floats, <see cref="Tape.ConvChunkFloats"/>),
-/// <c>--im2col 1</c> (stride-1 convolutions unfold instead of running the direct kernel, <see cref="Tape.DirectConvolution"/>).
+/// <c>--peak 0</c> (skip the GEMM peak, e.g. under a profiler), <c>--im2col 1</c> (stride-1 convolutions unfold instead of running the direct kernel, <see cref="Tape.DirectConvolution"/>).
 /// The GEMM work of a step is that of its im2col form (recorded with the direct kernel off), so the
 /// fraction of peak compares the same arithmetic whichever way the convolutions run.
 /// Also the process's CPU time per timed step (cpu_ms=): on a loaded machine at one thread it
@@ -27,7 +27,7 @@ public static class ResNetStepBench
     public static int Run(string[] args, bool vit = false)
     {
         int steps = 20, channels = 1, size = 28, chunk = 0;
-        bool im2col = false;
+        bool im2col = false, peak = true;
         for (int i = 0; i + 1 < args.Length; i += 2)
         {
             int v = int.Parse(args[i + 1], CultureInfo.InvariantCulture);
@@ -39,8 +39,9 @@ public static class ResNetStepBench
                 case "--threads": Blas.Threads = v; break;
                 case "--chunk": chunk = v; break;
                 case "--im2col": im2col = v != 0; break;
+                case "--peak": peak = v != 0; break;
                 default:
-                    Console.Error.WriteLine("usage: LabelNoiseLab.Bench resnet-step|vit-step [--steps N] [--channels C] [--size S] [--threads T] [--chunk F] [--im2col 0|1]");
+                    Console.Error.WriteLine("usage: LabelNoiseLab.Bench resnet-step|vit-step [--steps N] [--channels C] [--size S] [--threads T] [--chunk F] [--im2col 0|1] [--peak 0|1]");
                     return 2;
             }
         }
@@ -81,6 +82,8 @@ public static class ResNetStepBench
         double median = times.Order().ElementAt(times.Count / 2);
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"{(vit ? "vit" : "resnet-20")} step ({Blas.Backend}, {Blas.Threads} threads, batch {batch}, {channels}x{size}x{size}): step_ms={median:F1} cpu_ms={cpuMs:F1} epoch_s={median * 60_000 / batch / 1000:F0} allocated_bytes_per_step={allocated} peak_working_set_mb={Process.GetCurrentProcess().PeakWorkingSet64 / (1024 * 1024)}"));
+        if (!peak)
+            return 0;
         tape.DirectConvolution = false;
         var calls = GemmPeak.Record(Step);
         Console.WriteLine(GemmPeak.Report(calls, calls.Sum(g => g.Flops), Math.Min(median, cpuMs) / 1000));
