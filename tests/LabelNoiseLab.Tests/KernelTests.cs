@@ -123,4 +123,32 @@ public class KernelTests
     {
         Assert.Throws<ArgumentException>(() => Kernels.ReluBackward(new float[3], new float[4], new float[3], false));
     }
+
+    /// <summary>The one-pass normalisation kernels give the bits of the passes they fuse, at every length (vector body and tail).</summary>
+    [Fact]
+    public void Fused_normalisation_kernels_match_their_passes_bit_for_bit()
+    {
+        var rng = new Rng(11);
+        for (int n = 0; n <= 37; n++)
+        {
+            var g = GradCheck.Random(rng, [n]).Span.ToArray();
+            var x = GradCheck.Random(rng, [n]).Span.ToArray();
+            var prior = GradCheck.Random(rng, [n]).Span.ToArray();
+            float a = 0.37f, b = -1.3f, c = 0.071f;
+            foreach (bool accumulate in new[] { false, true })
+            {
+                var fused = prior.ToArray();
+                var passes = prior.ToArray();
+                Kernels.AffineCombine(g, x, a, b, c, fused, accumulate);
+                Kernels.AffineCombineReference(g, x, a, b, c, passes, accumulate);
+                Assert.Equal(passes, fused);
+            }
+            var y = new float[n];
+            var expected = new float[n];
+            Kernels.Affine(x, a, b, y);
+            System.Numerics.Tensors.TensorPrimitives.Multiply(x, a, expected);
+            System.Numerics.Tensors.TensorPrimitives.Add(expected, b, expected);
+            Assert.Equal(expected, y);
+        }
+    }
 }

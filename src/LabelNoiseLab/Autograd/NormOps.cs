@@ -77,11 +77,7 @@ public sealed class BatchNormOp : Op
                 // y = γ·(x − μ)·inv + β = x·a + b.
                 float a = weight[ch] * inv, b = bias[ch] - mf * a;
                 for (int i = 0; i < n; i++)
-                {
-                    var yPlane = Plane(y, i, ch); // two passes over one plane, in L1
-                    System.Numerics.Tensors.TensorPrimitives.Multiply(Plane(x, i, ch), a, yPlane);
-                    System.Numerics.Tensors.TensorPrimitives.Add(yPlane, b, yPlane);
-                }
+                    Kernels.Affine(Plane(x, i, ch), a, b, Plane(y, i, ch));
             }
         }
 

@@ -214,13 +214,62 @@ public static class Kernels
         return (sg, sgx);
     }
 
-    /// <summary>dst (+)= a·g + b·x + c (a normalisation's input gradient, per channel; meant for spans that fit in L1).</summary>
+    /// <summary>
+    /// dst (+)= a·g + b·x + c (a normalisation's input gradient, per channel), in one pass:
+    /// t = g·a (or fma(g, a, dst)), then fma(x, b, t), then + c, each element rounded exactly as
+    /// <see cref="AffineCombineReference"/> rounds it.
+    /// </summary>
     public static void AffineCombine(ReadOnlySpan<float> g, ReadOnlySpan<float> x, float a, float b, float c, Span<float> dst, bool accumulate)
+    {
+        CheckSame(g.Length, x.Length, dst.Length);
+        ref float gr = ref System.Runtime.InteropServices.MemoryMarshal.GetReference(g);
+        ref float xr = ref System.Runtime.InteropServices.MemoryMarshal.GetReference(x);
+        ref float dr = ref System.Runtime.InteropServices.MemoryMarshal.GetReference(dst);
+        int i = 0, n = g.Length;
+        if (Vector256.IsHardwareAccelerated && n >= Vector256<float>.Count)
+        {
+            Vector256<float> va = Vector256.Create(a), vb = Vector256.Create(b), vc = Vector256.Create(c);
+            for (; i <= n - Vector256<float>.Count; i += Vector256<float>.Count)
+            {
+                var gv = Vector256.LoadUnsafe(ref gr, (nuint)i);
+                var t = accumulate ? Vector256.FusedMultiplyAdd(gv, va, Vector256.LoadUnsafe(ref dr, (nuint)i)) : gv * va;
+                t = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref xr, (nuint)i), vb, t);
+                (t + vc).StoreUnsafe(ref dr, (nuint)i);
+            }
+        }
+        for (; i < n; i++)
+        {
+            float gv = Unsafe.Add(ref gr, i);
+            ref float d = ref Unsafe.Add(ref dr, i);
+            float t = accumulate ? MathF.FusedMultiplyAdd(gv, a, d) : gv * a;
+            d = MathF.FusedMultiplyAdd(Unsafe.Add(ref xr, i), b, t) + c;
+        }
+    }
+
+    /// <summary>The three passes <see cref="AffineCombine"/> fuses (the reference its test compares bits against).</summary>
+    internal static void AffineCombineReference(ReadOnlySpan<float> g, ReadOnlySpan<float> x, float a, float b, float c, Span<float> dst, bool accumulate)
     {
         CheckSame(g.Length, x.Length, dst.Length);
         ScaleInto(g, a, dst, accumulate);
         TensorPrimitives.FusedMultiplyAdd(x, b, dst, dst);
         TensorPrimitives.Add(dst, c, dst);
+    }
+
+    /// <summary>dst = x·a + b in one pass, rounded as a multiply then an add (a normalisation's forward, per channel).</summary>
+    public static void Affine(ReadOnlySpan<float> x, float a, float b, Span<float> dst)
+    {
+        CheckSame(x.Length, x.Length, dst.Length);
+        ref float xr = ref System.Runtime.InteropServices.MemoryMarshal.GetReference(x);
+        ref float dr = ref System.Runtime.InteropServices.MemoryMarshal.GetReference(dst);
+        int i = 0, n = x.Length;
+        if (Vector256.IsHardwareAccelerated && n >= Vector256<float>.Count)
+        {
+            Vector256<float> va = Vector256.Create(a), vb = Vector256.Create(b);
+            for (; i <= n - Vector256<float>.Count; i += Vector256<float>.Count)
+                (Vector256.LoadUnsafe(ref xr, (nuint)i) * va + vb).StoreUnsafe(ref dr, (nuint)i);
+        }
+        for (; i < n; i++)
+            Unsafe.Add(ref dr, i) = Unsafe.Add(ref xr, i) * a + b;
     }
 
     /// <summary>Copies <paramref name="row"/> into every row of the rows×row.Length matrix <paramref name="dst"/>.</summary>
