@@ -256,7 +256,7 @@ public static class Kernels
     }
 
     /// <summary>dst = x·a + b in one pass, rounded as a multiply then an add (a normalisation's forward, per channel).</summary>
-    public static void Affine(ReadOnlySpan<float> x, float a, float b, Span<float> dst)
+    internal static void Affine(ReadOnlySpan<float> x, float a, float b, Span<float> dst)
     {
         CheckSame(x.Length, x.Length, dst.Length);
         ref float xr = ref System.Runtime.InteropServices.MemoryMarshal.GetReference(x);
