@@ -270,8 +270,8 @@ public class ConvKernelTests
     }
 
     /// <summary>
-    /// The direct weight gradient (samples flattened and padded, summed a group at a time) against
-    /// the naive sum over samples and positions, for groups of one sample, two, and all of them,
+    /// The direct weight gradient (each sample padded, its dy transposed, summed into the
+    /// accumulator, then scattered) against the naive sum over samples and positions, written and
     /// added to what the gradient held.
     /// </summary>
     [Theory]
@@ -286,36 +286,42 @@ public class ConvKernelTests
         var x = GradCheck.Random(rng, [n, c, h, w]);
         var dy = GradCheck.Random(rng, [n, co, l.OH, l.OW]);
         var prior = GradCheck.Random(rng, [co * c * kh * kw]);
-        var padded = Enumerable.Repeat(float.NaN, l.PaddedSamples(n)).ToArray(); // every float of it must be written
-        var flat = Enumerable.Repeat(float.NaN, l.FlatGradient(n)).ToArray();
-        var expected = new double[prior.Length];
+        var padded = new float[l.PaddedInput];
+        var transposed = Enumerable.Repeat(float.NaN, l.TransposedGradient).ToArray(); // every float of it must be written
+        var acc = new float[l.GradientAccumulator];
+        var sums = new double[prior.Length];
         for (int o = 0; o < co; o++)
         for (int ch = 0; ch < c; ch++)
         for (int i = 0; i < kh; i++)
         for (int j = 0; j < kw; j++)
         {
             int at = ((o * c + ch) * kh + i) * kw + j;
-            expected[at] = prior[at];
             for (int s = 0; s < n; s++)
             for (int oy = 0; oy < l.OH; oy++)
             for (int ox = 0; ox < l.OW; ox++)
             {
                 int iy = oy - p + i, ix = ox - p + j;
                 if (iy >= 0 && iy < h && ix >= 0 && ix < w)
-                    expected[at] += dy[((s * co + o) * l.OH + oy) * l.OW + ox] * (double)x[((s * c + ch) * h + iy) * w + ix];
+                    sums[at] += dy[((s * co + o) * l.OH + oy) * l.OW + ox] * (double)x[((s * c + ch) * h + iy) * w + ix];
             }
         }
-        foreach (int group in new[] { 1, 2, n })
-        {
-            var dw = prior.Span.ToArray();
-            fixed (float* px = x.Span, pdy = dy.Span, pp = padded, pf = flat, pw = dw)
+        fixed (float* px = x.Span, pdy = dy.Span, pp = padded, pt = transposed, pa = acc)
+            for (int s = 0; s < n; s++)
             {
-                DirectConv.PadSamples(px, pp, n, l);
-                DirectConv.FlattenGradient(pdy, pf, n, l);
-                DirectConv.WeightGradient(pp, pf, n, pw, l, group);
+                DirectConv.Pad(px + s * c * h * w, pp, l);
+                DirectConv.TransposeGradient(pdy + s * co * l.OH * l.OW, pt, l);
+                DirectConv.WeightGradient(pp, pt, pa, l);
             }
+        foreach (bool accumulate in new[] { false, true })
+        {
+            var dw = accumulate ? prior.Span.ToArray() : Enumerable.Repeat(float.NaN, prior.Length).ToArray();
+            fixed (float* pa = acc, pw = dw)
+                DirectConv.ScatterGradient(pa, pw, accumulate, l);
             for (int k = 0; k < dw.Length; k++)
-                Assert.True(Math.Abs(dw[k] - expected[k]) <= 1e-4 * (1 + Math.Abs(expected[k])), $"dw[{k}] = {dw[k]}, naive {expected[k]} (groups of {group})");
+            {
+                double want = sums[k] + (accumulate ? prior[k] : 0);
+                Assert.True(Math.Abs(dw[k] - want) <= 1e-4 * (1 + Math.Abs(want)), $"dw[{k}] = {dw[k]}, naive {want} (accumulate {accumulate})");
+            }
         }
     }
 

@@ -149,11 +149,11 @@ public sealed class Conv2dOp : Op
         bool fold = wantX && lT is null && gT is null;
         bool unfold = (lW is null && (wantW || wantB)) || fold;
         int colFloats = Math.Max(unfold ? plan.ColFloats : 0,
-            Math.Max(lW is { } w1 && wantW ? w1.PaddedSamples(plan.Chunk) : 0, gT is { } t1 ? t1.Patch * plan.Chunk * t1.OutPlane : lT?.PaddedInput ?? 0));
+            Math.Max(lW is { } w1 && wantW ? w1.PaddedInput : 0, gT is { } t1 ? t1.Patch * plan.Chunk * t1.OutPlane : lT?.PaddedInput ?? 0));
         int productFloats = Math.Max(unfold ? plan.ProductFloats : 0,
-            Math.Max(lW?.FlatGradient(plan.Chunk) ?? 0, gT is { } t2 ? t2.Co * plan.Chunk * t2.OutPlane : lT?.Output ?? 0));
-        var col = tape.Scratch(0, plan.Lanes * colFloats); // a block's unfolded (or padded) input, then its (or dy's) unfolding
-        var gt = tape.Scratch(1, plan.Lanes * productFloats); // a block's dy, channel-major or flat
+            Math.Max(lW is { } w2 && wantW ? w2.TransposedGradient + w2.GradientAccumulator : 0, gT is { } t2 ? t2.Co * plan.Chunk * t2.OutPlane : lT?.Output ?? 0));
+        var col = tape.Scratch(0, plan.Lanes * colFloats); // a block's unfolded input (or a sample's padded one), then its (or dy's) unfolding
+        var gt = tape.Scratch(1, plan.Lanes * productFloats); // a block's dy channel-major (or a sample's transposed, and the weight gradient's accumulator)
         int perBlock = g.Co * g.Patch + g.Co; // a block's weight and bias gradients
         var partial = tape.Scratch(2, wantW || wantB ? plan.Blocks * perBlock : 0);
         var flipped = tape.Scratch(3, gT is not null ? g.C * g.Co * g.KH * g.KW : lT?.PackedWeights ?? 0);
@@ -197,7 +197,7 @@ public sealed class Conv2dOp : Op
 
     /// <summary>
     /// Backward blocks [start, end): the block's weight and bias gradients into its partial,
-    /// direct (<paramref name="lW"/>: dy flattened, the input padded, <see cref="DirectConv.WeightGradient"/>)
+    /// direct (<paramref name="lW"/>: per sample the input padded, dy transposed, <see cref="DirectConv.WeightGradient"/>)
     /// or from dy channel-major as G·colᵀ; then the block's input gradient
     /// (its own samples, so no other block writes there): at stride 1 the convolution of dy with
     /// the flipped kernel (<paramref name="wx"/>, [C, Co·KH·KW]), unfolded per <paramref name="gT"/>;
@@ -222,19 +222,30 @@ public sealed class Conv2dOp : Op
                 bool fold = dx != null && gT is null && lT is null;
                 if (lW is { } lw)
                 {
-                    int flat = gc.N * lw.SampleStride;
+                    // Sample by sample: the weight gradient into the lane's accumulator, the bias gradient into the partial.
                     fixed (float* pc = colL, pt = gtL)
                     {
-                        DirectConv.FlattenGradient(dy + (long)n0 * g.OutSample, pt, gc.N, lw);
+                        float* acc = pt + lw.TransposedGradient;
                         if (wantW)
+                            new Span<float>(acc, lw.GradientAccumulator).Clear();
+                        for (int n = 0; n < gc.N; n++)
                         {
-                            DirectConv.PadSamples(x + (long)n0 * g.InSample, pc, gc.N, lw);
-                            new Span<float>(part, g.Co * g.Patch).Clear();
-                            DirectConv.WeightGradient(pc, pt, gc.N, part, lw, lw.GradientGroup);
+                            float* dys = dy + (long)(n0 + n) * g.OutSample;
+                            if (wantW)
+                            {
+                                DirectConv.Pad(x + (long)(n0 + n) * g.InSample, pc, lw);
+                                DirectConv.TransposeGradient(dys, pt, lw);
+                                DirectConv.WeightGradient(pc, pt, acc, lw);
+                            }
+                            if (wantB)
+                                for (int c = 0; c < g.Co; c++)
+                                {
+                                    float sum = System.Numerics.Tensors.TensorPrimitives.Sum(new ReadOnlySpan<float>(dys + (long)c * g.OutPlane, g.OutPlane));
+                                    part[g.Co * g.Patch + c] = n == 0 ? sum : part[g.Co * g.Patch + c] + sum;
+                                }
                         }
-                        if (wantB)
-                            for (int c = 0; c < g.Co; c++)
-                                part[g.Co * g.Patch + c] = System.Numerics.Tensors.TensorPrimitives.Sum(new ReadOnlySpan<float>(pt + (long)c * flat, flat));
+                        if (wantW)
+                            DirectConv.ScatterGradient(acc, part, accumulate: false, lw);
                     }
                 }
                 if ((lW is null && (wantW || wantB)) || fold)

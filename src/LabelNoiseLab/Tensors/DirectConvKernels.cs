@@ -55,17 +55,14 @@ internal static unsafe class DirectConv
         /// <summary>Floats of one sample's output before <see cref="CopyOut"/>: [ChannelBlocks·Channels][Positions].</summary>
         public int Output => ChannelBlocks * Channels * Positions;
 
-        /// <summary>Floats per sample in the weight gradient's layouts (<see cref="PadSamples"/>, <see cref="FlattenGradient"/>): the padded plane rounded up to whole vectors.</summary>
-        public int SampleStride => (InPlane + Lanes - 1) / Lanes * Lanes;
+        /// <summary>Output channels of the weight gradient's transposed dy (<see cref="TransposeGradient"/>): Co rounded up to 16.</summary>
+        public int GradientChannels => (Co + 2 * Lanes - 1) / (2 * Lanes) * (2 * Lanes);
 
-        /// <summary>Floats of <see cref="PadSamples"/>' output for n samples: [C][n][SampleStride], and the slack the last taps read past it.</summary>
-        public int PaddedSamples(int n) => C * n * SampleStride + (KH - 1) * Wp + KW + 3 * Lanes;
+        /// <summary>Floats of one sample's transposed dy: [OH·OW][GradientChannels].</summary>
+        public int TransposedGradient => OH * OW * GradientChannels;
 
-        /// <summary>Samples <see cref="WeightGradient"/> sums at once: as many as keep their input planes and 4 channels' gradients within 24 KB, in L1 (at least one).</summary>
-        public int GradientGroup => Math.Max(1, 6144 / (SampleStride * (Channels + 1)));
-
-        /// <summary>Floats of <see cref="FlattenGradient"/>'s output for n samples: [Co][n][SampleStride].</summary>
-        public int FlatGradient(int n) => Co * n * SampleStride;
+        /// <summary>Floats of the weight gradient's accumulator (<see cref="WeightGradient"/>): [C·KH·KW][GradientChannels].</summary>
+        public int GradientAccumulator => C * KH * KW * GradientChannels;
 
         /// <summary>Whether the layout is one the kernel computes (at least one output, non-negative padding).</summary>
         public bool IsValid => C > 0 && Co > 0 && KH > 0 && KW > 0 && PadH >= 0 && PadW >= 0 && OH > 0 && OW > 0;
@@ -256,122 +253,110 @@ internal static unsafe class DirectConv
     }
 
     /// <summary>
-    /// Copies n samples x [n][C, H, W] into zero-padded planes xp [C][n][SampleStride] (each plane
-    /// as <see cref="Pad"/> writes it, cleared to the stride), then clears the slack after the last.
+    /// One sample's output gradient dy [Co, OH, OW] position-major: t[(oy·OW + ox)·GradientChannels + o]
+    /// = dy[o, oy, ox], zero for the channels past Co, so that the weight gradient reads 16
+    /// channels of one position as two vectors (<see cref="WeightGradient"/>).
     /// </summary>
-    public static void PadSamples(float* x, float* xp, int n, in Layout l)
+    public static void TransposeGradient(float* dy, float* t, in Layout l)
     {
-        int stride = l.SampleStride, plane = l.H * l.W, wp = l.Wp;
-        for (int c = 0; c < l.C; c++)
-        for (int s = 0; s < n; s++)
+        int oc = l.GradientChannels, positions = l.OH * l.OW;
+        for (int p = 0; p < positions; p++)
         {
-            float* dst = xp + ((long)c * n + s) * stride;
-            float* src = x + ((long)s * l.C + c) * plane;
-            new Span<float>(dst, stride).Clear();
-            for (int y = 0; y < l.H; y++)
-                new ReadOnlySpan<float>(src + y * l.W, l.W).CopyTo(new Span<float>(dst + (y + l.PadH) * wp + l.PadW, l.W));
-        }
-        int total = l.PaddedSamples(n), used = l.C * n * stride;
-        new Span<float>(xp + used, total - used).Clear();
-    }
-
-    /// <summary>
-    /// The output gradient of n samples, dy [n][Co, OH, OW], in the flat positions of the padded
-    /// input: g [Co][n][SampleStride] with g[o][s][oy·Wp + ox] = dy[s, o, oy, ox] and zero at every
-    /// other position (the columns past OW and the stride's tail), so that a tap's contribution is
-    /// one long dot product with the padded input (<see cref="WeightGradient"/>).
-    /// </summary>
-    public static void FlattenGradient(float* dy, float* g, int n, in Layout l)
-    {
-        int stride = l.SampleStride, wp = l.Wp, oh = l.OH, ow = l.OW, plane = oh * ow;
-        for (int o = 0; o < l.Co; o++)
-        for (int s = 0; s < n; s++)
-        {
-            float* dst = g + ((long)o * n + s) * stride;
-            float* src = dy + ((long)s * l.Co + o) * plane;
-            new Span<float>(dst, stride).Clear();
-            for (int y = 0; y < oh; y++)
-                new ReadOnlySpan<float>(src + y * ow, ow).CopyTo(new Span<float>(dst + y * wp, ow));
+            float* row = t + (long)p * oc;
+            for (int o = 0; o < l.Co; o++)
+                row[o] = dy[(long)o * positions + p];
+            for (int o = l.Co; o < oc; o++)
+                row[o] = 0f;
         }
     }
 
     /// <summary>
-    /// dw [Co, C, KH, KW] += Σ_s Σ_q g[o][s][q] · xp[c][s][q + i·Wp + j] over the n samples laid
-    /// out by <see cref="PadSamples"/> and <see cref="FlattenGradient"/>. The samples are taken a
-    /// few at a time (<paramref name="group"/>, so a group's planes stay in cache); within a group
-    /// the sum runs as vectors along the flat positions, 4 output channels × 3 taps of a kernel row
-    /// at once, and each group's vector sums are reduced and added to dw in group order.
+    /// One sample's weight gradient added to acc [C·KH·KW][GradientChannels]:
+    /// acc[(c·KH + i)·KW + j][o] += Σ_oy Σ_ox dy[o, oy, ox] · xp[c][(oy + i)·Wp + ox + j], from the
+    /// padded input (<see cref="Pad"/>) and the transposed gradient (<see cref="TransposeGradient"/>).
+    /// Only real output positions are visited (none of the padded columns). A register block is 6
+    /// taps × 16 output channels: per position two vector loads of dy, six broadcasts of x, 12 FMAs.
+    /// Taps are taken in groups of 6 (a last, shorter group repeats its last tap and drops the sums).
     /// </summary>
-    public static void WeightGradient(float* xp, float* g, int n, float* dw, in Layout l, int group)
+    public static void WeightGradient(float* xp, float* t, float* acc, in Layout l)
     {
-        int stride = l.SampleStride, kk = l.KH * l.KW, wp = l.Wp;
-        long channel = (long)n * stride;
-        for (int s0 = 0; s0 < n; s0 += group)
+        int taps = l.C * l.KH * l.KW, oc = l.GradientChannels, kk = l.KH * l.KW;
+        Span<int> offsets = stackalloc int[6];
+        for (int t0 = 0; t0 < taps; t0 += 6)
         {
-            int length = Math.Min(group, n - s0) * stride;
-            for (int o0 = 0; o0 < l.Co; o0 += Channels)
+            for (int k = 0; k < 6; k++)
             {
-                // Channels past Co read the last real one's row; their sums are dropped.
-                float* g0 = g + Math.Min(o0, l.Co - 1) * channel + (long)s0 * stride;
-                float* g1 = g + Math.Min(o0 + 1, l.Co - 1) * channel + (long)s0 * stride;
-                float* g2 = g + Math.Min(o0 + 2, l.Co - 1) * channel + (long)s0 * stride;
-                float* g3 = g + Math.Min(o0 + 3, l.Co - 1) * channel + (long)s0 * stride;
-                for (int c = 0; c < l.C; c++)
-                for (int i = 0; i < l.KH; i++)
-                for (int j0 = 0; j0 < l.KW; j0 += 3)
-                {
-                    float* xr = xp + c * channel + (long)s0 * stride + i * wp + j0;
-                    var sums = TapSums(xr, g0, g1, g2, g3, length);
-                    for (int r = 0; r < Channels && o0 + r < l.Co; r++)
-                    for (int jj = 0; jj < 3 && j0 + jj < l.KW; jj++)
-                        dw[((o0 + r) * l.C + c) * kk + i * l.KW + j0 + jj] += sums[r * 3 + jj];
-                }
+                int tap = Math.Min(t0 + k, taps - 1), c = tap / kk, i = tap % kk / l.KW, j = tap % l.KW;
+                offsets[k] = c * l.InPlane + i * l.Wp + j;
+            }
+            int count = Math.Min(6, taps - t0);
+            for (int o0 = 0; o0 < oc; o0 += 2 * Lanes)
+                Taps6(xp, t + o0, acc + (long)t0 * oc + o0, offsets, count, l);
+        }
+    }
+
+    /// <summary>Six taps (<paramref name="offsets"/> into xp) × 16 channels (t and acc already offset to them), over every output position.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Taps6(float* xp, float* t, float* acc, ReadOnlySpan<int> offsets, int count, in Layout l)
+    {
+        Vector256<float> a00 = default, a01 = default, a10 = default, a11 = default, a20 = default, a21 = default;
+        Vector256<float> a30 = default, a31 = default, a40 = default, a41 = default, a50 = default, a51 = default;
+        float* x0 = xp + offsets[0], x1 = xp + offsets[1], x2 = xp + offsets[2];
+        float* x3 = xp + offsets[3], x4 = xp + offsets[4], x5 = xp + offsets[5];
+        int oc = l.GradientChannels, oh = l.OH, ow = l.OW, wp = l.Wp;
+        for (int oy = 0; oy < oh; oy++)
+        {
+            int r = oy * wp;
+            float* d = t + (long)oy * ow * oc;
+            for (int ox = 0; ox < ow; ox++, d += oc)
+            {
+                var d0 = Avx.LoadVector256(d);
+                var d1 = Avx.LoadVector256(d + Lanes);
+                int q = r + ox;
+                var v = Vector256.Create(x0[q]);
+                a00 = Fma.MultiplyAdd(v, d0, a00);
+                a01 = Fma.MultiplyAdd(v, d1, a01);
+                v = Vector256.Create(x1[q]);
+                a10 = Fma.MultiplyAdd(v, d0, a10);
+                a11 = Fma.MultiplyAdd(v, d1, a11);
+                v = Vector256.Create(x2[q]);
+                a20 = Fma.MultiplyAdd(v, d0, a20);
+                a21 = Fma.MultiplyAdd(v, d1, a21);
+                v = Vector256.Create(x3[q]);
+                a30 = Fma.MultiplyAdd(v, d0, a30);
+                a31 = Fma.MultiplyAdd(v, d1, a31);
+                v = Vector256.Create(x4[q]);
+                a40 = Fma.MultiplyAdd(v, d0, a40);
+                a41 = Fma.MultiplyAdd(v, d1, a41);
+                v = Vector256.Create(x5[q]);
+                a50 = Fma.MultiplyAdd(v, d0, a50);
+                a51 = Fma.MultiplyAdd(v, d1, a51);
             }
         }
+        Add(acc, a00, a01);
+        if (count > 1) Add(acc + oc, a10, a11);
+        if (count > 2) Add(acc + 2 * oc, a20, a21);
+        if (count > 3) Add(acc + 3 * oc, a30, a31);
+        if (count > 4) Add(acc + 4 * oc, a40, a41);
+        if (count > 5) Add(acc + 5 * oc, a50, a51);
     }
 
-    /// <summary>The 12 dot products of g0..g3 with xr, xr + 1 and xr + 2 over <paramref name="length"/> floats (a multiple of 8).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static TapSums12 TapSums(float* xr, float* g0, float* g1, float* g2, float* g3, int length)
+    private static void Add(float* acc, Vector256<float> low, Vector256<float> high)
     {
-        Vector256<float> a00 = default, a01 = default, a02 = default;
-        Vector256<float> a10 = default, a11 = default, a12 = default;
-        Vector256<float> a20 = default, a21 = default, a22 = default;
-        Vector256<float> a30 = default, a31 = default, a32 = default;
-        for (int q = 0; q < length; q += Lanes)
+        Avx.Store(acc, Avx.Add(Avx.LoadVector256(acc), low));
+        Avx.Store(acc + Lanes, Avx.Add(Avx.LoadVector256(acc + Lanes), high));
+    }
+
+    /// <summary>dw [Co, C·KH·KW] (+)= the accumulator [C·KH·KW][GradientChannels], transposed.</summary>
+    public static void ScatterGradient(float* acc, float* dw, bool accumulate, in Layout l)
+    {
+        int taps = l.C * l.KH * l.KW, oc = l.GradientChannels;
+        for (int o = 0; o < l.Co; o++)
+        for (int tap = 0; tap < taps; tap++)
         {
-            var x0 = Avx.LoadVector256(xr + q);
-            var x1 = Avx.LoadVector256(xr + q + 1);
-            var x2 = Avx.LoadVector256(xr + q + 2);
-            var d = Avx.LoadVector256(g0 + q);
-            a00 = Fma.MultiplyAdd(x0, d, a00);
-            a01 = Fma.MultiplyAdd(x1, d, a01);
-            a02 = Fma.MultiplyAdd(x2, d, a02);
-            d = Avx.LoadVector256(g1 + q);
-            a10 = Fma.MultiplyAdd(x0, d, a10);
-            a11 = Fma.MultiplyAdd(x1, d, a11);
-            a12 = Fma.MultiplyAdd(x2, d, a12);
-            d = Avx.LoadVector256(g2 + q);
-            a20 = Fma.MultiplyAdd(x0, d, a20);
-            a21 = Fma.MultiplyAdd(x1, d, a21);
-            a22 = Fma.MultiplyAdd(x2, d, a22);
-            d = Avx.LoadVector256(g3 + q);
-            a30 = Fma.MultiplyAdd(x0, d, a30);
-            a31 = Fma.MultiplyAdd(x1, d, a31);
-            a32 = Fma.MultiplyAdd(x2, d, a32);
+            float v = acc[(long)tap * oc + o];
+            dw[(long)o * taps + tap] = accumulate ? dw[(long)o * taps + tap] + v : v;
         }
-        TapSums12 sums = default;
-        sums[0] = Vector256.Sum(a00); sums[1] = Vector256.Sum(a01); sums[2] = Vector256.Sum(a02);
-        sums[3] = Vector256.Sum(a10); sums[4] = Vector256.Sum(a11); sums[5] = Vector256.Sum(a12);
-        sums[6] = Vector256.Sum(a20); sums[7] = Vector256.Sum(a21); sums[8] = Vector256.Sum(a22);
-        sums[9] = Vector256.Sum(a30); sums[10] = Vector256.Sum(a31); sums[11] = Vector256.Sum(a32);
-        return sums;
-    }
-
-    [InlineArray(12)]
-    private struct TapSums12
-    {
-        private float _element;
     }
 
     /// <summary>
