@@ -161,24 +161,8 @@ public class ConvKernelTests
         var g = Conv2dOp.Geometry.Of(x, weight, s, p);
         Tensor[] inputs = b is null ? [x, weight] : [x, weight, b];
         var prior = inputs.Select(t => GradCheck.Random(rng, [t.Length])).ToArray();
-        (float[] Y, float[][] Grads) Run(int budget, bool accumulate)
-        {
-            var tape = new Tape { ConvChunkFloats = budget };
-            for (int i = 0; i < inputs.Length; i++)
-            {
-                inputs[i].RequiresGrad = true;
-                inputs[i].ZeroGrad();
-                if (accumulate)
-                {
-                    prior[i].Span.CopyTo(inputs[i].EnsureGrad().Span);
-                    inputs[i].GradIsZero = false;
-                }
-            }
-            var y = Conv2dOp.Forward(tape, x, weight, b, s, p);
-            var r = GradCheck.Random(new Rng(5), y.Shape.ToArray());
-            tape.Backward(SumOp.Forward(tape, MulOp.Forward(tape, y, r)));
-            return (y.Span.ToArray(), inputs.Select(t => t.GradSpan().ToArray()).ToArray());
-        }
+        (float[] Y, float[][] Grads) Run(int budget, bool accumulate) =>
+            ForwardBackward(new Tape { ConvChunkFloats = budget }, x, weight, b, s, p, inputs, prior, accumulate);
         foreach (bool accumulate in new[] { false, true })
         {
             var whole = Run(1 << 20, accumulate);
@@ -352,20 +336,7 @@ public class ConvKernelTests
         {
             var tape = new Tape { DirectConvolution = direct };
             Assert.Equal(direct, Conv2dOp.DirectLayout(tape, Conv2dOp.Geometry.Of(x, weight, 1, p)) is not null);
-            for (int i = 0; i < inputs.Length; i++)
-            {
-                inputs[i].RequiresGrad = true;
-                inputs[i].ZeroGrad();
-                if (accumulate)
-                {
-                    prior[i].Span.CopyTo(inputs[i].EnsureGrad().Span);
-                    inputs[i].GradIsZero = false;
-                }
-            }
-            var y = Conv2dOp.Forward(tape, x, weight, b, 1, p);
-            var r = GradCheck.Random(new Rng(5), y.Shape.ToArray());
-            tape.Backward(SumOp.Forward(tape, MulOp.Forward(tape, y, r)));
-            return (y.Span.ToArray(), inputs.Select(t => t.GradSpan().ToArray()).ToArray());
+            return ForwardBackward(tape, x, weight, b, 1, p, inputs, prior, accumulate);
         }
         foreach (bool accumulate in new[] { false, true })
         {
@@ -378,5 +349,28 @@ public class ConvKernelTests
                 Assert.True(Math.Abs(unfolded.Grads[i][j] - direct.Grads[i][j]) <= 1e-4f * (1 + Math.Abs(unfolded.Grads[i][j])),
                     $"input {i}, gradient [{j}]: im2col {unfolded.Grads[i][j]}, direct {direct.Grads[i][j]} (accumulate {accumulate})");
         }
+    }
+
+    /// <summary>
+    /// One Conv2d forward and backward on <paramref name="tape"/>, the loss Σ y ⊙ r for a fixed random r:
+    /// y and the gradients of <paramref name="inputs"/>, written, or added to <paramref name="prior"/> with <paramref name="accumulate"/>.
+    /// </summary>
+    private static (float[] Y, float[][] Grads) ForwardBackward(Tape tape, Tensor x, Tensor weight, Tensor? b, int s, int p,
+        Tensor[] inputs, Tensor[] prior, bool accumulate)
+    {
+        for (int i = 0; i < inputs.Length; i++)
+        {
+            inputs[i].RequiresGrad = true;
+            inputs[i].ZeroGrad();
+            if (accumulate)
+            {
+                prior[i].Span.CopyTo(inputs[i].EnsureGrad().Span);
+                inputs[i].GradIsZero = false;
+            }
+        }
+        var y = Conv2dOp.Forward(tape, x, weight, b, s, p);
+        var r = GradCheck.Random(new Rng(5), y.Shape.ToArray());
+        tape.Backward(SumOp.Forward(tape, MulOp.Forward(tape, y, r)));
+        return (y.Span.ToArray(), inputs.Select(t => t.GradSpan().ToArray()).ToArray());
     }
 }
