@@ -3,8 +3,10 @@ using LabelNoiseLab.Tensors;
 namespace LabelNoiseLab.Autograd;
 
 /// <summary>
-/// 2-D convolution by im2col + GEMM: x [N, C, H, W], weight [Co, C, KH, KW], optional bias [Co]
-/// → y [N, Co, OH, OW]. The batch is cut into blocks of samples (<see cref="ChunkSamples"/>: the
+/// 2-D convolution: x [N, C, H, W], weight [Co, C, KH, KW], optional bias [Co] → y [N, Co, OH, OW].
+/// At stride 1 on a CPU with AVX2 and FMA the direct kernels compute the forward and every gradient
+/// without unfolding (<see cref="DirectConv"/>, sample by sample within the blocks below; off with
+/// <see cref="Tape.DirectConvolution"/>); otherwise im2col + GEMM. The batch is cut into blocks of samples (<see cref="ChunkSamples"/>: the
 /// unfolded input of a block, [C·KH·KW, n·OH·OW] with one column per output position, fits
 /// <see cref="Tape.ConvChunkFloats"/>, and there are at least <see cref="MinBlocks"/> blocks when
 /// the batch allows). The blocks run in parallel (<see cref="ParallelRange"/>), each start to end
@@ -200,8 +202,9 @@ public sealed class Conv2dOp : Op
     /// direct (<paramref name="lW"/>: per sample the input padded, dy transposed, <see cref="DirectConv.WeightGradient"/>)
     /// or from dy channel-major as G·colᵀ; then the block's input gradient
     /// (its own samples, so no other block writes there): at stride 1 the convolution of dy with
-    /// the flipped kernel (<paramref name="wx"/>, [C, Co·KH·KW]), unfolded per <paramref name="gT"/>;
-    /// otherwise dcol = Wᵀ·G (<paramref name="wx"/> the weight) folded back.
+    /// the flipped kernel, direct per <paramref name="lT"/> (<paramref name="wx"/> that kernel packed
+    /// by <see cref="DirectConv.PackWeights"/>) or unfolded per <paramref name="gT"/> (<paramref name="wx"/>
+    /// [C, Co·KH·KW]); otherwise dcol = Wᵀ·G (<paramref name="wx"/> the weight) folded back.
     /// </summary>
     private readonly unsafe struct BackwardBody(Plan plan, float* x, float* wx, DirectConv.Layout? lW, Geometry? gT, DirectConv.Layout? lT, float* dy, float* dx, bool accumulateX,
         float* col, int colFloats, float* gt, int productFloats, bool wantW, bool wantB, float* partial, int perBlock) : IRangeBody
