@@ -14,7 +14,9 @@ namespace LabelNoiseLab.Tensors;
 /// positions (12 accumulators, each tap one broadcast weight per channel and 3 loads); positions
 /// whose ox ≥ OW (the Wp − OW columns past each row's end) are computed and dropped by
 /// <see cref="CopyOut"/>. Each output is summed in the same order (c, then i, then j) whatever
-/// the block, so the bits do not depend on how samples are spread over threads.
+/// the block, so the bits do not depend on how samples are spread over threads. The input
+/// gradient is the same kernel on dy with the flipped, transposed weights (<see cref="PackWeights"/>);
+/// the weight gradient runs position-major instead (<see cref="WeightGradient"/>).
 /// Needs AVX2 with FMA (<see cref="IsSupported"/>); callers fall back to im2col otherwise.
 /// </summary>
 internal static unsafe class DirectConv
@@ -63,9 +65,6 @@ internal static unsafe class DirectConv
 
         /// <summary>Floats of the weight gradient's accumulator (<see cref="WeightGradient"/>): [C·KH·KW][GradientChannels].</summary>
         public int GradientAccumulator => C * KH * KW * GradientChannels;
-
-        /// <summary>Whether the layout is one the kernel computes (at least one output, non-negative padding).</summary>
-        public bool IsValid => C > 0 && Co > 0 && KH > 0 && KW > 0 && PadH >= 0 && PadW >= 0 && OH > 0 && OW > 0;
     }
 
     /// <summary>
