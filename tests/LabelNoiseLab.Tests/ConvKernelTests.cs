@@ -172,12 +172,7 @@ public class ConvKernelTests
             {
                 Assert.Equal(budget == 1 ? 1 : 2, Conv2dOp.ChunkSamples(g, budget));
                 var chunked = Run(budget, accumulate);
-                for (int j = 0; j < whole.Y.Length; j++)
-                    Assert.True(Math.Abs(whole.Y[j] - chunked.Y[j]) <= 1e-5f * (1 + Math.Abs(whole.Y[j])), $"y[{j}]: {whole.Y[j]} vs {chunked.Y[j]}");
-                for (int i = 0; i < inputs.Length; i++)
-                for (int j = 0; j < whole.Grads[i].Length; j++)
-                    Assert.True(Math.Abs(whole.Grads[i][j] - chunked.Grads[i][j]) <= 1e-5f * (1 + Math.Abs(whole.Grads[i][j])),
-                        $"input {i}, gradient [{j}]: whole batch {whole.Grads[i][j]}, chunks of {budget} floats {chunked.Grads[i][j]}");
+                AssertClose(whole, chunked, 1e-5f, 1e-5f, $"whole batch against chunks of {budget} floats (accumulate {accumulate})");
             }
         }
     }
@@ -342,12 +337,7 @@ public class ConvKernelTests
         {
             var unfolded = Run(false, accumulate);
             var direct = Run(true, accumulate);
-            for (int j = 0; j < unfolded.Y.Length; j++)
-                Assert.True(Math.Abs(unfolded.Y[j] - direct.Y[j]) <= 1e-5f * (1 + Math.Abs(unfolded.Y[j])), $"y[{j}]: im2col {unfolded.Y[j]}, direct {direct.Y[j]}");
-            for (int i = 0; i < inputs.Length; i++)
-            for (int j = 0; j < unfolded.Grads[i].Length; j++)
-                Assert.True(Math.Abs(unfolded.Grads[i][j] - direct.Grads[i][j]) <= 1e-4f * (1 + Math.Abs(unfolded.Grads[i][j])),
-                    $"input {i}, gradient [{j}]: im2col {unfolded.Grads[i][j]}, direct {direct.Grads[i][j]} (accumulate {accumulate})");
+            AssertClose(unfolded, direct, 1e-5f, 1e-4f, $"im2col against direct (accumulate {accumulate})");
         }
     }
 
@@ -372,5 +362,23 @@ public class ConvKernelTests
         var r = GradCheck.Random(new Rng(5), y.Shape.ToArray());
         tape.Backward(SumOp.Forward(tape, MulOp.Forward(tape, y, r)));
         return (y.Span.ToArray(), inputs.Select(t => t.GradSpan().ToArray()).ToArray());
+    }
+
+    /// <summary>
+    /// Every output and every gradient of <paramref name="actual"/> within the relative tolerance
+    /// (|e − a| ≤ tol·(1 + |e|)) of <paramref name="expected"/>'s: <paramref name="outputTolerance"/> for y,
+    /// <paramref name="gradientTolerance"/> for the gradients.
+    /// </summary>
+    private static void AssertClose((float[] Y, float[][] Grads) expected, (float[] Y, float[][] Grads) actual,
+        float outputTolerance, float gradientTolerance, string what)
+    {
+        for (int j = 0; j < expected.Y.Length; j++)
+            Assert.True(Math.Abs(expected.Y[j] - actual.Y[j]) <= outputTolerance * (1 + Math.Abs(expected.Y[j])),
+                $"{what}: y[{j}] {expected.Y[j]} vs {actual.Y[j]}");
+        Assert.Equal(expected.Grads.Length, actual.Grads.Length);
+        for (int i = 0; i < expected.Grads.Length; i++)
+        for (int j = 0; j < expected.Grads[i].Length; j++)
+            Assert.True(Math.Abs(expected.Grads[i][j] - actual.Grads[i][j]) <= gradientTolerance * (1 + Math.Abs(expected.Grads[i][j])),
+                $"{what}: input {i}, gradient [{j}] {expected.Grads[i][j]} vs {actual.Grads[i][j]}");
     }
 }
